@@ -1,0 +1,80 @@
+import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+
+/** Tag the job runner puts on every checkpoint object, so the lifecycle rule can find them. */
+export const CHECKPOINT_TAG = { key: 'spot-sweep-kind', value: 'checkpoint' } as const;
+
+export interface ArtifactBucketProps {
+  /**
+   * Delete the bucket and every object in it on `cdk destroy`.
+   *
+   * Off by default: results and data sets outlive the stacks. Turn on with `-c destroyData=true`.
+   * @default false
+   */
+  readonly destroyData?: boolean;
+
+  /**
+   * Days after which checkpoint objects (tagged `spot-sweep-kind=checkpoint`, written under
+   * `sweeps/<sweep>/<config>/checkpoints/`) expire. Checkpoints only serve to resume an interrupted
+   * run, and a run lasts at most 48 h, so a week leaves room to resume a stopped config by hand.
+   * @default Duration.days(7)
+   */
+  readonly checkpointExpiration?: Duration;
+}
+
+/**
+ * The artifact bucket: data sets, job specs, checkpoints, logs and results of every sweep.
+ *
+ * - SSE-S3 encryption (no KMS key to pay for or to grant), Block Public Access, TLS-only policy.
+ * - No versioning: the trainer rewrites its checkpoints every few minutes and keeps the newest two;
+ *   with versioning every rewrite would leave a noncurrent copy (GBs per run) to pay for. Results are
+ *   reproducible from spec + code + data (their digests are in results.json).
+ * - Lifecycle: checkpoints expire (by tag: S3 lifecycle filters take a prefix and tags, not a
+ *   wildcard like `sweeps/*\/checkpoints/`), and incomplete multipart uploads (a spot instance killed
+ *   mid-upload) are aborted after one day.
+ *   @see https://docs.aws.amazon.com/AmazonS3/latest/userguide/intro-lifecycle-rules.html
+ */
+export class ArtifactBucket extends Construct {
+  public readonly bucket: s3.Bucket;
+
+  constructor(scope: Construct, id: string, props: ArtifactBucketProps = {}) {
+    super(scope, id);
+    const expiration = props.checkpointExpiration ?? Duration.days(7);
+    if (expiration.toDays() < 3) {
+      throw new Error(
+        `checkpointExpiration is ${expiration.toDays()} days; use at least 3 days so that a run (up to 48 h) can still resume from its checkpoints.`,
+      );
+    }
+    const destroy = props.destroyData ?? false;
+
+    this.bucket = new s3.Bucket(this, 'Bucket', {
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      minimumTLSVersion: 1.2,
+      versioned: false,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      removalPolicy: destroy ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
+      autoDeleteObjects: destroy,
+      lifecycleRules: [
+        {
+          id: 'expire-checkpoints',
+          tagFilters: { [CHECKPOINT_TAG.key]: CHECKPOINT_TAG.value },
+          expiration,
+        },
+        {
+          id: 'abort-incomplete-multipart-uploads',
+          abortIncompleteMultipartUploadAfter: Duration.days(1),
+        },
+      ],
+    });
+
+    Validations.of(this.bucket).acknowledge({
+      id: 'AwsSolutions-S1',
+      reason:
+        'Server access logs are not kept: only the sweep instance role (scoped to this bucket\'s prefixes) and the account owner write here, ' +
+        'and every run records what it read and wrote (data digests, job.json, results.json). Turn on CloudTrail S3 data events for an audit trail.',
+    });
+  }
+}

@@ -1,0 +1,96 @@
+import { Stack, Validations } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+
+/** Prefixes of the artifact bucket the instances read and write. */
+export const READ_WRITE_PREFIXES = ['sweeps/', 'cache/'] as const;
+/** Prefixes the instances only read: uploaded code bundles and data sets. */
+export const READ_ONLY_PREFIXES = ['code/', 'datasets/'] as const;
+
+export interface InstanceRoleProps {
+  /** The artifact bucket; the role gets access to its prefixes only. */
+  readonly bucket: s3.IBucket;
+}
+
+/**
+ * Role and instance profile of the training instances.
+ *
+ * - AmazonSSMManagedInstanceCore: the SSM agent registers and runs the training document (no SSH).
+ *   @see https://docs.aws.amazon.com/systems-manager/latest/userguide/setup-instance-permissions.html
+ * - CloudWatchAgentServerPolicy: the CloudWatch agent publishes GPU utilisation for the idle alarm.
+ *   @see https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/create-iam-roles-for-cloudwatch-agent.html
+ * - S3: read/write under `sweeps/` and `cache/`, read under `code/` and `datasets/`, list only those
+ *   prefixes. No `*` action, no `*` resource. Data sets in other buckets need a grant in the sweep stack.
+ */
+export class InstanceRole extends Construct {
+  public readonly role: iam.Role;
+  public readonly instanceProfile: iam.InstanceProfile;
+
+  constructor(scope: Construct, id: string, props: InstanceRoleProps) {
+    super(scope, id);
+    const { bucket } = props;
+
+    this.role = new iam.Role(this, 'Role', {
+      assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
+      description: 'spot-sweep training instances: SSM, CloudWatch agent, artifact bucket prefixes',
+      managedPolicies: [
+        iam.ManagedPolicy.fromAwsManagedPolicyName('AmazonSSMManagedInstanceCore'),
+        iam.ManagedPolicy.fromAwsManagedPolicyName('CloudWatchAgentServerPolicy'),
+      ],
+    });
+
+    const objects = (prefixes: readonly string[]): string[] => prefixes.map((p) => bucket.arnForObjects(`${p}*`));
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadWriteSweepObjects',
+        actions: [
+          's3:GetObject',
+          's3:PutObject',
+          // The job runner tags checkpoint uploads (see ArtifactBucket's lifecycle rule).
+          's3:PutObjectTagging',
+          // The trainer keeps its two newest checkpoints and deletes older ones.
+          's3:DeleteObject',
+          's3:AbortMultipartUpload',
+          's3:ListMultipartUploadParts',
+        ],
+        resources: objects(READ_WRITE_PREFIXES),
+      }),
+    );
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadCodeAndData',
+        actions: ['s3:GetObject'],
+        resources: objects(READ_ONLY_PREFIXES),
+      }),
+    );
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'ListOwnPrefixes',
+        actions: ['s3:ListBucket'],
+        resources: [bucket.bucketArn],
+        // @see https://docs.aws.amazon.com/AmazonS3/latest/userguide/amazon-s3-policy-keys.html (s3:prefix)
+        conditions: { StringLike: { 's3:prefix': [...READ_WRITE_PREFIXES, ...READ_ONLY_PREFIXES].map((p) => `${p}*`) } },
+      }),
+    );
+
+    this.instanceProfile = new iam.InstanceProfile(this, 'InstanceProfile', { role: this.role });
+
+    for (const policy of ['AmazonSSMManagedInstanceCore', 'CloudWatchAgentServerPolicy']) {
+      Validations.of(this.role).acknowledge({
+        id: `AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/${policy}]`,
+        reason:
+          policy === 'AmazonSSMManagedInstanceCore'
+            ? 'AWS-maintained minimum for an SSM managed node; the instances are reached only through SSM (no SSH, no ingress).'
+            : 'AWS-maintained minimum for the CloudWatch agent, which publishes the GPU metrics the idle-GPU alarm watches.',
+      });
+    }
+    const bucketRef = `<${Stack.of(bucket).getLogicalId(bucket.node.defaultChild as s3.CfnBucket)}.Arn>`;
+    for (const prefix of [...READ_WRITE_PREFIXES, ...READ_ONLY_PREFIXES]) {
+      Validations.of(this.role).acknowledge({
+        id: `AwsSolutions-IAM5[Resource::${bucketRef}/${prefix}*]`,
+        reason: `Object keys under ${prefix} are created per sweep and config at run time; the wildcard is limited to that prefix of the artifact bucket.`,
+      });
+    }
+  }
+}

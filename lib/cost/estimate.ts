@@ -1,0 +1,89 @@
+import type { ResolvedConfig, SweepSpec } from '../spec/types';
+import { INSTANCES, InstanceInfo } from './instances';
+import { THROUGHPUT, examplesPerSecond } from './throughput';
+
+/** Spot prices found live, USD per hour by instance type; types missing here use the table. */
+export type SpotPrices = ReadonlyMap<string, number>;
+
+/** The estimate of one config on one instance type. */
+export interface InstanceEstimate {
+  readonly instance: InstanceInfo;
+  readonly runtimeHours: number;
+  readonly spotUsd: number;
+  readonly onDemandUsd: number;
+  /** Spot price used, USD/h, and whether it came from the live lookup. */
+  readonly spotUsdPerHour: number;
+  readonly spotPriceLive: boolean;
+}
+
+export interface ConfigEstimate {
+  readonly config: ResolvedConfig;
+  /** Training example-passes: examples x epochs x (folds - 1), i.e. folds x epochs x the (folds-1)/folds training share. */
+  readonly examplePasses: number | null;
+  /** One entry per listed instance type, in the spec's order; empty when examples is unknown. */
+  readonly byInstance: readonly InstanceEstimate[];
+  /**
+   * What the config is expected to cost at its market on the dearest listed type (the Auto Scaling
+   * group may get any of them): spot price for `spot`, on-demand for `on-demand` and, as the worst
+   * case, for `spot-then-on-demand`. `null` when examples is unknown.
+   */
+  readonly budgetUsd: number | null;
+  /** Longest runtime over the listed types, hours. */
+  readonly runtimeHours: number | null;
+}
+
+export interface SweepEstimate {
+  readonly configs: readonly ConfigEstimate[];
+  /** Sum of the configs' budgetUsd (configs without an estimate count as 0). */
+  readonly totalUsd: number;
+  readonly budgetUsd: number;
+  readonly overBudget: boolean;
+  /** Names of configs that could not be estimated (no `examples`). */
+  readonly unestimated: readonly string[];
+}
+
+/** Estimates runtime and cost of one config on each of its instance types. */
+export function estimateConfig(config: ResolvedConfig, spotPrices: SpotPrices = new Map()): ConfigEstimate {
+  if (config.examples === null) {
+    return { config, examplePasses: null, byInstance: [], budgetUsd: null, runtimeHours: null };
+  }
+  const { folds, epochs } = config.train;
+  const examplePasses = config.examples * folds * epochs * ((folds - 1) / folds);
+  const byInstance = config.instanceTypes.map((type) => {
+    const instance = INSTANCES.get(type);
+    if (!instance) throw new Error(`instance type ${type} is not in the table; validate the spec first.`);
+    const rate = examplesPerSecond(instance.gpuModel, config.gpus, config.train.precision);
+    const runtimeHours = THROUGHPUT[instance.gpuModel].setupMinutes / 60 + examplePasses / rate / 3600;
+    const live = spotPrices.get(type);
+    const spotUsdPerHour = live ?? instance.spotUsdPerHour;
+    return {
+      instance,
+      runtimeHours,
+      spotUsd: runtimeHours * spotUsdPerHour,
+      onDemandUsd: runtimeHours * instance.onDemandUsdPerHour,
+      spotUsdPerHour,
+      spotPriceLive: live !== undefined,
+    };
+  });
+  const atMarket = (e: InstanceEstimate): number => (config.market === 'spot' ? e.spotUsd : e.onDemandUsd);
+  return {
+    config,
+    examplePasses,
+    byInstance,
+    budgetUsd: Math.max(...byInstance.map(atMarket)),
+    runtimeHours: Math.max(...byInstance.map((e) => e.runtimeHours)),
+  };
+}
+
+/** Estimates every config of a sweep and compares the total with the budget. */
+export function estimateSweep(spec: SweepSpec, spotPrices: SpotPrices = new Map()): SweepEstimate {
+  const configs = spec.configs.map((c) => estimateConfig(c, spotPrices));
+  const totalUsd = configs.reduce((sum, c) => sum + (c.budgetUsd ?? 0), 0);
+  return {
+    configs,
+    totalUsd,
+    budgetUsd: spec.budgetUsd,
+    overBudget: totalUsd > spec.budgetUsd,
+    unestimated: configs.filter((c) => c.budgetUsd === null).map((c) => c.config.name),
+  };
+}

@@ -1,0 +1,60 @@
+import { CfnOutput, Stack, StackProps } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+import { ArtifactBucket } from './constructs/artifact-bucket';
+import { InstanceRole } from './constructs/instance-role';
+import { ExistingVpcAttributes, Network } from './constructs/network';
+
+export const FOUNDATION_STACK_NAME = 'SpotSweep-Foundation';
+
+export interface FoundationStackProps extends StackProps {
+  /**
+   * Delete the artifact bucket and its objects on `cdk destroy` (`-c destroyData=true`).
+   * @default false - the bucket and everything in it are kept
+   */
+  readonly destroyData?: boolean;
+  /**
+   * Run instances in this existing VPC instead of a new one (`-c vpcId=...`).
+   * @default - a new VPC, public subnets only, no NAT gateway, S3 gateway endpoint
+   */
+  readonly existingVpc?: ExistingVpcAttributes;
+}
+
+/**
+ * Deployed once per account and region; every sweep stack uses what it exports. Nothing in it
+ * costs money while idle except the objects stored in the bucket.
+ */
+export class FoundationStack extends Stack {
+  public readonly bucket: s3.IBucket;
+  public readonly vpc: ec2.IVpc;
+  public readonly subnets: ec2.SubnetSelection;
+  public readonly securityGroup: ec2.ISecurityGroup;
+  public readonly instanceRole: iam.IRole;
+  public readonly instanceProfile: iam.IInstanceProfile;
+
+  constructor(scope: Construct, id: string, props: FoundationStackProps = {}) {
+    super(scope, id, {
+      description: 'spot-sweep foundation: artifact bucket, network, instance role (once per account and region)',
+      ...props,
+    });
+
+    // Construct ids below are API: renaming one replaces the resource (the bucket with its data).
+    const artifacts = new ArtifactBucket(this, 'Artifacts', { destroyData: props.destroyData });
+    const network = new Network(this, 'Network', { existingVpc: props.existingVpc });
+    const instance = new InstanceRole(this, 'Instance', { bucket: artifacts.bucket });
+
+    this.bucket = artifacts.bucket;
+    this.vpc = network.vpc;
+    this.subnets = network.subnets;
+    this.securityGroup = network.securityGroup;
+    this.instanceRole = instance.role;
+    this.instanceProfile = instance.instanceProfile;
+
+    // For the CLI (status, logs, results) and for people: where the artifacts are.
+    new CfnOutput(this, 'ArtifactBucketName', { value: artifacts.bucket.bucketName });
+    new CfnOutput(this, 'InstanceRoleArn', { value: instance.role.roleArn });
+    new CfnOutput(this, 'VpcId', { value: network.vpc.vpcId });
+  }
+}

@@ -1,0 +1,86 @@
+import { Market, ResolvedConfig, SweepSpec, TrainSettings } from './types';
+
+/** job.json: one config's complete job, as the job runner and trainer read it (.ci/CONTRACTS.md). */
+export interface JobJson {
+  readonly version: 1;
+  readonly sweep: string;
+  readonly config: string;
+  /** `s3://` URI or absolute local directory of the data set. */
+  readonly data: string;
+  /** Where the run writes: `s3://bucket/sweeps/<sweep>/<config>/` or `file:///abs/dir/sweeps/<sweep>/<config>/`. */
+  readonly store: string;
+  readonly instanceTypes: readonly string[];
+  readonly market: Market;
+  readonly gpus: number;
+  readonly maxRuntimeHours: number;
+  /** `null` = every example of the data set. */
+  readonly examples: number | null;
+  readonly train: TrainSettings;
+  readonly script: JobScript | null;
+}
+
+export interface JobScript {
+  /** URI of a directory (local) or of a .zip (s3). */
+  readonly code: string;
+  readonly entrypoint: string;
+  readonly args: readonly string[];
+  readonly patches: readonly { readonly file: string; readonly find: string; readonly replace: string }[];
+  readonly results: string;
+}
+
+/** Where one config's job reads and writes. */
+export interface JobLocations {
+  /**
+   * The config's store prefix, `s3://...` or `file:///...`; a trailing `/` is added when missing.
+   * Use {@link storePrefix} to build it.
+   */
+  readonly store: string;
+  /**
+   * The data set, as the instance sees it.
+   * @default - the config's `data` from the spec
+   */
+  readonly data?: string;
+  /**
+   * The user's code, as the instance sees it (e.g. the uploaded .zip); only used when the config has `script`.
+   * @default - the config's `script.codeDir` from the spec
+   */
+  readonly code?: string;
+}
+
+/** `<root>/sweeps/<sweep>/<config>/`, where root is `s3://bucket` or `file:///abs/dir`. */
+export function storePrefix(root: string, sweep: string, config: string): string {
+  return `${root.replace(/\/+$/, '')}/sweeps/${sweep}/${config}/`;
+}
+
+/** Renders the job.json of one config of a validated spec. */
+export function renderJob(spec: SweepSpec, configName: string, locations: JobLocations): JobJson {
+  const config: ResolvedConfig | undefined = spec.configs.find((c) => c.name === configName);
+  if (!config) {
+    throw new Error(`sweep "${spec.name}" has no config "${configName}"; its configs are: ${spec.configs.map((c) => c.name).join(', ')}.`);
+  }
+  if (!/^(s3|file):\/\//.test(locations.store)) {
+    throw new Error(`store "${locations.store}" must be an s3:// or file:// URI, e.g. ${storePrefix('s3://bucket', spec.name, config.name)}.`);
+  }
+  return {
+    version: 1,
+    sweep: spec.name,
+    config: config.name,
+    data: locations.data ?? config.data,
+    store: locations.store.endsWith('/') ? locations.store : `${locations.store}/`,
+    instanceTypes: config.instanceTypes,
+    market: config.market,
+    gpus: config.gpus,
+    maxRuntimeHours: config.maxRuntimeHours,
+    examples: config.examples,
+    train: { ...config.train },
+    script: config.script
+      ? {
+          code: locations.code ?? config.script.codeDir,
+          entrypoint: config.script.entrypoint,
+          args: config.script.args,
+          patches: config.script.patches,
+          results: config.script.results,
+        }
+      : null,
+  };
+}

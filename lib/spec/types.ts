@@ -1,0 +1,147 @@
+/**
+ * The sweep spec (`sweeps/*.json`): what the user writes, and the resolved form the rest of the
+ * code uses. Keys and defaults follow .ci/CONTRACTS.md; sweeps/README.md documents each field.
+ *
+ * Plain TypeScript, no CDK imports: the CLI, the CDK app and local mode share it.
+ */
+
+/** How a config buys its instance. */
+export type Market = 'spot' | 'on-demand' | 'spot-then-on-demand';
+export const MARKETS: readonly Market[] = ['spot', 'on-demand', 'spot-then-on-demand'];
+
+export type Precision = 'auto' | 'fp32' | 'bf16' | 'fp16';
+export const PRECISIONS: readonly Precision[] = ['auto', 'fp32', 'bf16', 'fp16'];
+
+export type EvalCandidates = 'labeled' | 'corpus';
+export const EVAL_CANDIDATES: readonly EvalCandidates[] = ['labeled', 'corpus'];
+
+/** Trainer settings (the `train` object); every key is passed to the trainer as is. */
+export interface TrainSettings {
+  /** Cross-validation folds. @default 10 */
+  readonly folds: number;
+  /** Passes over each fold's training part. @default 3 */
+  readonly epochs: number;
+  /** Examples per optimizer step per GPU. @default 1024 */
+  readonly batchSize: number;
+  /** @default 0.001 */
+  readonly learningRate: number;
+  /** @default 0.0 */
+  readonly weightDecay: number;
+  /** `auto` picks bf16 where the GPU has it, else fp16 with a grad scaler, else fp32. @default "auto" */
+  readonly precision: Precision;
+  /** Micro-batches per optimizer step. @default 1 */
+  readonly gradAccumulation: number;
+  /** @default 42 */
+  readonly seed: number;
+  /** Softmax temperature of the in-batch contrastive loss. @default 0.05 */
+  readonly temperature: number;
+  /** Subtract log of item frequency from in-batch logits. @default false */
+  readonly logQCorrection: boolean;
+  /** Rank labeled candidates only, or the whole corpus, at evaluation. @default "labeled" */
+  readonly evalCandidates: EvalCandidates;
+  /** Tower hidden width. @default 512 */
+  readonly hiddenDim: number;
+  /** Minutes between checkpoints (there is also one at every epoch end). @default 10 */
+  readonly checkpointMinutes: number;
+}
+
+export const TRAIN_DEFAULTS: TrainSettings = {
+  folds: 10,
+  epochs: 3,
+  batchSize: 1024,
+  learningRate: 0.001,
+  weightDecay: 0.0,
+  precision: 'auto',
+  gradAccumulation: 1,
+  seed: 42,
+  temperature: 0.05,
+  logQCorrection: false,
+  evalCandidates: 'labeled',
+  hiddenDim: 512,
+  checkpointMinutes: 10,
+};
+
+/** Settings shared by every config unless the config overrides them. */
+export interface ConfigDefaults {
+  /** Instance types, most preferred first; GPU types from the price table only. @default ["g5.xlarge"] */
+  readonly instanceTypes: readonly string[];
+  /** @default "spot" */
+  readonly market: Market;
+  /** Hard stop for one config's run, hours; at most 48 (SSM runShellScript's ceiling). @default 12 */
+  readonly maxRuntimeHours: number;
+  /** Minutes of an idle GPU after which the instance is stopped. @default 20 */
+  readonly idleMinutes: number;
+  /** Root volume size (gp3), GiB. @default 100 */
+  readonly volumeGb: number;
+}
+
+export const CONFIG_DEFAULTS: ConfigDefaults = {
+  instanceTypes: ['g5.xlarge'],
+  market: 'spot',
+  maxRuntimeHours: 12,
+  idleMinutes: 20,
+  volumeGb: 100,
+};
+
+/** One find/replace applied to a file of the user's script before it runs. */
+export interface Patch {
+  /** Path relative to `codeDir`. */
+  readonly file: string;
+  /** Exact text to find (not a regex); must occur in the file. */
+  readonly find: string;
+  readonly replace: string;
+}
+
+/** The user's own training script instead of the built-in trainer (resolved). */
+export interface ScriptSettings {
+  /** Absolute local directory (after resolution against the spec file's directory) or an s3:// URI. */
+  readonly codeDir: string;
+  /** Path of the script inside codeDir, e.g. `models/train.py`. */
+  readonly entrypoint: string;
+  /** @default [] */
+  readonly args: readonly string[];
+  /** @default [] */
+  readonly patches: readonly Patch[];
+  /** Glob, relative to codeDir, of the files collected as results. @default "results/**" */
+  readonly results: string;
+}
+
+export const SCRIPT_DEFAULTS = { args: [] as readonly string[], patches: [] as readonly Patch[], results: 'results/**' };
+
+/** One config, every default applied. */
+export interface ResolvedConfig extends ConfigDefaults {
+  readonly name: string;
+  readonly description?: string;
+  /** Training examples to use; `null` means all of the data set. */
+  readonly examples: number | null;
+  /** GPUs to use; defaults to every GPU of the first instance type. */
+  readonly gpus: number;
+  /** `s3://` URI or absolute local directory. */
+  readonly data: string;
+  readonly train: TrainSettings;
+  /** `null` means the built-in two-tower trainer. */
+  readonly script: ScriptSettings | null;
+}
+
+/** A validated sweep spec, every default applied. */
+export interface SweepSpec {
+  readonly name: string;
+  readonly description?: string;
+  readonly budgetUsd: number;
+  /** Absolute path of the spec file, or `undefined` when validated from memory. */
+  readonly specFile?: string;
+  readonly configs: readonly ResolvedConfig[];
+}
+
+/** The CloudFormation stack name of a sweep. */
+export function sweepStackName(sweepName: string): string {
+  return `SpotSweep-${sweepName}`;
+}
+
+/** Keys accepted at each level; anything else is an error (a typo must not be ignored). */
+export const SWEEP_KEYS = ['name', 'description', 'budgetUsd', 'data', 'defaults', 'configs'] as const;
+export const DEFAULTS_KEYS = ['instanceTypes', 'market', 'maxRuntimeHours', 'idleMinutes', 'volumeGb', 'train'] as const;
+export const CONFIG_KEYS = ['name', 'description', 'examples', 'gpus', 'data', 'script', ...DEFAULTS_KEYS] as const;
+export const TRAIN_KEYS = Object.keys(TRAIN_DEFAULTS) as (keyof TrainSettings)[];
+export const SCRIPT_KEYS = ['codeDir', 'entrypoint', 'args', 'patches', 'results'] as const;
+export const PATCH_KEYS = ['file', 'find', 'replace'] as const;

@@ -1,0 +1,545 @@
+import * as path from 'node:path';
+import { INSTANCES, InstanceInfo, lookupInstance } from '../cost/instances';
+import { SpecError, SpecIssue, show } from './errors';
+import {
+  CONFIG_DEFAULTS,
+  CONFIG_KEYS,
+  DEFAULTS_KEYS,
+  EVAL_CANDIDATES,
+  MARKETS,
+  Market,
+  PATCH_KEYS,
+  PRECISIONS,
+  Patch,
+  ResolvedConfig,
+  SCRIPT_DEFAULTS,
+  SCRIPT_KEYS,
+  SWEEP_KEYS,
+  ScriptSettings,
+  SweepSpec,
+  TRAIN_DEFAULTS,
+  TRAIN_KEYS,
+  TrainSettings,
+} from './types';
+
+/**
+ * SSM's AWS:runShellScript stops a step after `executionTimeout`, at most 172800 s (48 h), so a
+ * config can not run longer than that.
+ * @see https://docs.aws.amazon.com/systems-manager/latest/userguide/documents-command-ssm-plugin-reference.html#aws-runShellScript
+ */
+export const MAX_RUNTIME_HOURS = 48;
+
+/** Names become stack names (`SpotSweep-<name>`), tags and S3 prefixes. */
+const NAME_PATTERN = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/;
+const MAX_NAME_LENGTH = 40;
+
+/** Bucket naming rules, loosely: lower-case letters, digits, dots and dashes, 3-63 characters. */
+const S3_URI = /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](?:\/.*)?$/;
+
+/** gp3 volumes range 1 GiB - 16 TiB; below 50 GiB the DLAMI root file system does not fit. */
+const MIN_VOLUME_GB = 50;
+const MAX_VOLUME_GB = 16384;
+
+export interface ValidateOptions {
+  /**
+   * Path of the spec file: relative local paths (`data`, `script.codeDir`) resolve against its
+   * directory, and messages name it.
+   * @default - paths resolve against the current directory; messages say "sweep spec"
+   */
+  readonly specFile?: string;
+}
+
+type Json = Record<string, unknown>;
+
+/** Marks a top-level `data` that was given but invalid (already reported once). */
+const INVALID_DATA = '\u0000invalid';
+
+/**
+ * Checks a parsed spec and returns it resolved (every default applied, local paths absolute).
+ * Throws one SpecError listing every problem found, each with its JSON path.
+ */
+export function validateSpec(raw: unknown, options: ValidateOptions = {}): SweepSpec {
+  const { spec, issues } = checkSpec(raw, options);
+  if (!spec || issues.length > 0) {
+    throw new SpecError(options.specFile ? path.relative(process.cwd(), options.specFile) || options.specFile : 'sweep spec', issues);
+  }
+  return spec;
+}
+
+/** Like validateSpec, but returns the problems instead of throwing. */
+export function checkSpec(raw: unknown, options: ValidateOptions = {}): { spec?: SweepSpec; issues: SpecIssue[] } {
+  const c = new Checker(options.specFile ? path.dirname(path.resolve(options.specFile)) : process.cwd());
+  const spec = c.sweep(raw, options.specFile ? path.resolve(options.specFile) : undefined);
+  return { spec: c.issues.length === 0 ? spec : undefined, issues: c.issues };
+}
+
+class Checker {
+  readonly issues: SpecIssue[] = [];
+  private readonly seen = new Set<string>();
+
+  constructor(private readonly baseDir: string) {}
+
+  add(p: string, value: unknown, message: string, hasValue = true): void {
+    const key = `${p}\u0000${message}`;
+    if (this.seen.has(key)) return;
+    this.seen.add(key);
+    this.issues.push({ path: p, received: hasValue ? show(value) : undefined, message });
+  }
+
+  sweep(raw: unknown, specFile: string | undefined): SweepSpec | undefined {
+    const top = this.object(raw, '(top level)', SWEEP_KEYS, 'sweep');
+    if (!top) return undefined;
+    const name = this.name(top, 'name', 'sweep', 'seed-plan');
+    this.description(top.description, 'description');
+    const budgetUsd = this.number(top.budgetUsd, 'budgetUsd', { gt: 0, required: true, fix: 'set the most the whole sweep may spend in USD, e.g. 100' });
+    const data = top.data === undefined ? undefined : this.data(top.data, 'data');
+    const defaults = this.defaults(top.defaults);
+
+    const configs: ResolvedConfig[] = [];
+    if (top.configs === undefined) {
+      this.add('configs', undefined, 'is missing; add a list of configs, e.g. [{"name": "o", "examples": 876000}].', false);
+    } else if (!Array.isArray(top.configs) || top.configs.length === 0) {
+      this.add('configs', top.configs, 'must be a non-empty list of configs, e.g. [{"name": "o"}].');
+    } else {
+      const names = new Map<string, number>();
+      top.configs.forEach((rawConfig, i) => {
+        const config = this.config(rawConfig, `configs[${i}]`, defaults, top.data === undefined ? undefined : data ?? INVALID_DATA);
+        const configName = isObject(rawConfig) ? rawConfig.name : undefined;
+        if (typeof configName === 'string') {
+          const first = names.get(configName);
+          if (first !== undefined) {
+            this.add(`configs[${i}].name`, configName, `duplicates configs[${first}].name; give every config its own name (it names its S3 prefix and instances).`);
+          } else {
+            names.set(configName, i);
+          }
+        }
+        if (config) configs.push(config);
+      });
+    }
+    if (this.issues.length > 0 || name === undefined || budgetUsd === undefined) return undefined;
+    return {
+      name,
+      ...(typeof top.description === 'string' ? { description: top.description } : {}),
+      budgetUsd,
+      specFile,
+      configs,
+    };
+  }
+
+  private defaults(raw: unknown): Partial<ResolvedDefaults> {
+    if (raw === undefined) return {};
+    const d = this.object(raw, 'defaults', DEFAULTS_KEYS, 'defaults');
+    if (!d) return {};
+    return this.overrides(d, 'defaults');
+  }
+
+  /** The keys a config can also take from `defaults`, checked where they are written. */
+  private overrides(o: Json, at: string): Partial<ResolvedDefaults> {
+    const out: { -readonly [K in keyof ResolvedDefaults]?: ResolvedDefaults[K] } = {};
+    if (o.instanceTypes !== undefined) {
+      // null marks types that were given but are invalid, so nothing falls back to other types.
+      out.instanceTypes = this.instanceTypes(o.instanceTypes, `${at}.instanceTypes`) ?? null;
+    }
+    if (o.market !== undefined) {
+      if (typeof o.market === 'string' && (MARKETS as readonly string[]).includes(o.market)) {
+        out.market = o.market as Market;
+      } else {
+        this.add(`${at}.market`, o.market, `is not a market; use one of ${MARKETS.map((m) => `"${m}"`).join(', ')}.`);
+      }
+    }
+    if (o.maxRuntimeHours !== undefined) {
+      const hours = this.number(o.maxRuntimeHours, `${at}.maxRuntimeHours`, { gt: 0, fix: 'set the hours after which the run is stopped, e.g. 12' });
+      if (hours !== undefined && hours > MAX_RUNTIME_HOURS) {
+        this.add(
+          `${at}.maxRuntimeHours`,
+          o.maxRuntimeHours,
+          `must be at most ${MAX_RUNTIME_HOURS}: SSM runShellScript stops a step after executionTimeout, at most 172800 s (48 h); split the work into smaller configs (fewer examples or epochs).`,
+        );
+      } else if (hours !== undefined) {
+        out.maxRuntimeHours = hours;
+      }
+    }
+    if (o.idleMinutes !== undefined) {
+      const minutes = this.integer(o.idleMinutes, `${at}.idleMinutes`, { min: 5, fix: 'use whole minutes, at least 5 (the bootstrap leaves the GPU idle for a few minutes), e.g. 20' });
+      if (minutes !== undefined) out.idleMinutes = minutes;
+    }
+    if (o.volumeGb !== undefined) {
+      const gb = this.integer(o.volumeGb, `${at}.volumeGb`, { min: MIN_VOLUME_GB, max: MAX_VOLUME_GB, fix: `use whole GiB between ${MIN_VOLUME_GB} and ${MAX_VOLUME_GB}, e.g. 100` });
+      if (gb !== undefined) out.volumeGb = gb;
+    }
+    if (o.train !== undefined) {
+      out.train = this.train(o.train, `${at}.train`);
+    }
+    return out;
+  }
+
+  private config(raw: unknown, at: string, defaults: Partial<ResolvedDefaults>, sweepData: string | undefined): ResolvedConfig | undefined {
+    const o = this.object(raw, at, CONFIG_KEYS, 'config');
+    if (!o) return undefined;
+    const before = this.issues.length;
+    const name = this.name(o, `${at}.name`, 'config', 'o');
+    this.description(o.description, `${at}.description`);
+    const own = this.overrides(o, at);
+    const instanceTypes =
+      own.instanceTypes !== undefined ? own.instanceTypes : defaults.instanceTypes !== undefined ? defaults.instanceTypes : CONFIG_DEFAULTS.instanceTypes;
+    const typesAt = o.instanceTypes !== undefined ? `${at}.instanceTypes` : 'defaults.instanceTypes';
+    const train: Partial<TrainSettings> = { ...defaults.train, ...own.train };
+    const trainSource = (key: keyof TrainSettings): string =>
+      own.train && key in own.train ? `${at}.train.${key}` : `defaults.train.${key}`;
+
+    let examples: number | null = null;
+    if (o.examples !== undefined && o.examples !== null) {
+      examples = this.integer(o.examples, `${at}.examples`, { min: 1, fix: 'use a whole number of training examples, e.g. 876000, or null for all' }) ?? null;
+    }
+
+    let data: string | undefined;
+    if (o.data !== undefined) {
+      data = this.data(o.data, `${at}.data`);
+    } else if (sweepData === INVALID_DATA) {
+      data = undefined;
+    } else if (sweepData !== undefined) {
+      data = sweepData;
+    } else {
+      this.add(`${at}.data`, undefined, 'no data set: add "data" at the top level (for every config) or in this config, as an s3:// URI or a local directory.', false);
+    }
+
+    let gpus: number | undefined;
+    if (o.gpus !== undefined) {
+      gpus = this.integer(o.gpus, `${at}.gpus`, { min: 1, fix: 'use a whole number of GPUs, at least 1' });
+    }
+    const infos = instanceTypes?.map((t) => INSTANCES.get(t)).filter((i): i is InstanceInfo => i !== undefined);
+    if (instanceTypes && infos && infos.length === instanceTypes.length) {
+      const fewest = infos.reduce((a, b) => (b.gpuCount < a.gpuCount ? b : a));
+      if (o.gpus === undefined) {
+        gpus = infos[0].gpuCount;
+        if (gpus > fewest.gpuCount) {
+          this.add(
+            typesAt,
+            instanceTypes,
+            `for config "${name ?? at}" these types have different GPU counts (${infos.map((i) => `${i.instanceType}: ${i.gpuCount}`).join(', ')}) and gpus defaults to the first type's ${gpus}; set ${at}.gpus to at most ${fewest.gpuCount} or list only types with at least ${gpus} GPUs.`,
+          );
+        }
+      } else if (gpus !== undefined && gpus > fewest.gpuCount) {
+        const bigger = [...INSTANCES.values()].find((i) => i.gpuModel === fewest.gpuModel && i.gpuCount >= gpus!);
+        this.add(
+          `${at}.gpus`,
+          o.gpus,
+          `${fewest.instanceType} has only ${fewest.gpuCount} GPU${fewest.gpuCount === 1 ? '' : 's'}; use at most ${fewest.gpuCount}` +
+            (bigger ? ` or list a larger type (${bigger.instanceType} has ${bigger.gpuCount}).` : '.'),
+        );
+      }
+      if (train.precision === 'bf16') {
+        const lacking = infos.filter((i) => !i.bf16);
+        if (lacking.length > 0) {
+          this.add(
+            trainSource('precision'),
+            'bf16',
+            `config "${name ?? at}" may run on ${lacking.map((i) => `${i.instanceType} (${i.gpuModel})`).join(', ')}, whose GPUs have no bf16; use "auto" (fp16 there) or "fp16", or list only A10G/L4/L40S/A100/H100 types.`,
+          );
+        }
+      }
+    }
+
+    let script: ScriptSettings | null = null;
+    if (o.script !== undefined && o.script !== null) {
+      script = this.script(o.script, `${at}.script`) ?? null;
+    }
+
+    if (this.issues.length > before || name === undefined || data === undefined || gpus === undefined || !instanceTypes) return undefined;
+    return {
+      name,
+      ...(typeof o.description === 'string' ? { description: o.description } : {}),
+      instanceTypes,
+      market: own.market ?? defaults.market ?? CONFIG_DEFAULTS.market,
+      maxRuntimeHours: own.maxRuntimeHours ?? defaults.maxRuntimeHours ?? CONFIG_DEFAULTS.maxRuntimeHours,
+      idleMinutes: own.idleMinutes ?? defaults.idleMinutes ?? CONFIG_DEFAULTS.idleMinutes,
+      volumeGb: own.volumeGb ?? defaults.volumeGb ?? CONFIG_DEFAULTS.volumeGb,
+      examples,
+      gpus,
+      data,
+      train: { ...TRAIN_DEFAULTS, ...train },
+      script,
+    };
+  }
+
+  private train(raw: unknown, at: string): Partial<TrainSettings> {
+    const o = this.object(raw, at, TRAIN_KEYS, 'train');
+    if (!o) return {};
+    const out: { -readonly [K in keyof TrainSettings]?: TrainSettings[K] } = {};
+    const int = (key: 'folds' | 'epochs' | 'batchSize' | 'gradAccumulation' | 'seed' | 'hiddenDim', min: number, fix: string): void => {
+      if (o[key] === undefined) return;
+      const v = this.integer(o[key], `${at}.${key}`, { min, fix });
+      if (v !== undefined) out[key] = v;
+    };
+    int('folds', 2, 'cross-validation needs at least 2 folds; use e.g. 10');
+    int('epochs', 1, 'use a whole number of epochs, at least 1, e.g. 3');
+    int('batchSize', 1, 'use a whole number of examples per step, at least 1, e.g. 1024');
+    int('gradAccumulation', 1, 'use a whole number of micro-batches per step, at least 1');
+    int('seed', 0, 'use a whole number, 0 or more, e.g. 42');
+    int('hiddenDim', 1, 'use a whole number, at least 1, e.g. 512');
+    const num = (key: 'learningRate' | 'weightDecay' | 'temperature' | 'checkpointMinutes', bound: { gt?: number; ge?: number }, fix: string): void => {
+      if (o[key] === undefined) return;
+      const v = this.number(o[key], `${at}.${key}`, { ...bound, fix });
+      if (v !== undefined) out[key] = v;
+    };
+    num('learningRate', { gt: 0 }, 'use a number above 0, e.g. 0.001');
+    num('weightDecay', { ge: 0 }, 'use a number, 0 or more, e.g. 0.01');
+    num('temperature', { gt: 0 }, 'use a number above 0, e.g. 0.05');
+    num('checkpointMinutes', { gt: 0 }, 'use minutes above 0, e.g. 10');
+    if (o.precision !== undefined) {
+      if (typeof o.precision === 'string' && (PRECISIONS as readonly string[]).includes(o.precision)) {
+        out.precision = o.precision as TrainSettings['precision'];
+      } else {
+        this.add(`${at}.precision`, o.precision, `is not a precision; use one of ${PRECISIONS.map((p) => `"${p}"`).join(', ')} ("auto" picks bf16, fp16 or fp32 for the GPU).`);
+      }
+    }
+    if (o.evalCandidates !== undefined) {
+      if (typeof o.evalCandidates === 'string' && (EVAL_CANDIDATES as readonly string[]).includes(o.evalCandidates)) {
+        out.evalCandidates = o.evalCandidates as TrainSettings['evalCandidates'];
+      } else {
+        this.add(`${at}.evalCandidates`, o.evalCandidates, `use one of ${EVAL_CANDIDATES.map((p) => `"${p}"`).join(', ')}.`);
+      }
+    }
+    if (o.logQCorrection !== undefined) {
+      if (typeof o.logQCorrection === 'boolean') out.logQCorrection = o.logQCorrection;
+      else this.add(`${at}.logQCorrection`, o.logQCorrection, 'must be true or false (without quotes).');
+    }
+    return out;
+  }
+
+  private script(raw: unknown, at: string): ScriptSettings | undefined {
+    const o = this.object(raw, at, SCRIPT_KEYS, 'script');
+    if (!o) return undefined;
+    const before = this.issues.length;
+    let codeDir: string | undefined;
+    if (typeof o.codeDir !== 'string' || o.codeDir.trim() === '') {
+      this.add(`${at}.codeDir`, o.codeDir, 'must name the directory of your training code, relative to this spec file (e.g. "../models") or an s3:// URI of a .zip.', o.codeDir !== undefined);
+    } else if (o.codeDir.startsWith('s3://')) {
+      if (S3_URI.test(o.codeDir)) codeDir = o.codeDir;
+      else this.add(`${at}.codeDir`, o.codeDir, 'is not a valid s3:// URI; use s3://bucket/path/code.zip.');
+    } else {
+      codeDir = path.resolve(this.baseDir, o.codeDir);
+    }
+    if (typeof o.entrypoint !== 'string' || o.entrypoint.trim() === '') {
+      this.add(`${at}.entrypoint`, o.entrypoint, 'must name the script to run, relative to codeDir, e.g. "evaluate_tier2_config_o.py".', o.entrypoint !== undefined);
+    } else if (path.isAbsolute(o.entrypoint) || o.entrypoint.split(/[\\/]/).includes('..')) {
+      this.add(`${at}.entrypoint`, o.entrypoint, 'must be a path inside codeDir (relative, without ".."), e.g. "train.py".');
+    }
+    let args: readonly string[] = SCRIPT_DEFAULTS.args;
+    if (o.args !== undefined) {
+      if (Array.isArray(o.args) && o.args.every((a) => typeof a === 'string')) args = o.args as string[];
+      else this.add(`${at}.args`, o.args, 'must be a list of strings, e.g. ["--epochs", "3"].');
+    }
+    const patches: Patch[] = [];
+    if (o.patches !== undefined) {
+      if (!Array.isArray(o.patches)) {
+        this.add(`${at}.patches`, o.patches, 'must be a list of {"file", "find", "replace"} objects.');
+      } else {
+        o.patches.forEach((rawPatch, i) => {
+          const p = this.object(rawPatch, `${at}.patches[${i}]`, PATCH_KEYS, 'patch');
+          if (!p) return;
+          if (typeof p.file !== 'string' || p.file === '') {
+            this.add(`${at}.patches[${i}].file`, p.file, 'must name the file to patch, relative to codeDir.', p.file !== undefined);
+          }
+          if (typeof p.find !== 'string' || p.find === '') {
+            this.add(`${at}.patches[${i}].find`, p.find, 'must be the exact, non-empty text to replace, e.g. "device = \'mps\'".', p.find !== undefined);
+          }
+          if (typeof p.replace !== 'string') {
+            this.add(`${at}.patches[${i}].replace`, p.replace, 'must be the replacement text (a string; "" deletes the found text).', p.replace !== undefined);
+          }
+          if (typeof p.file === 'string' && typeof p.find === 'string' && typeof p.replace === 'string') {
+            patches.push({ file: p.file, find: p.find, replace: p.replace });
+          }
+        });
+      }
+    }
+    let results = SCRIPT_DEFAULTS.results;
+    if (o.results !== undefined) {
+      if (typeof o.results === 'string' && o.results !== '') results = o.results;
+      else this.add(`${at}.results`, o.results, 'must be a glob relative to codeDir, e.g. "results/*.json".');
+    }
+    if (this.issues.length > before || codeDir === undefined) return undefined;
+    return { codeDir, entrypoint: o.entrypoint as string, args, patches, results };
+  }
+
+  private instanceTypes(raw: unknown, at: string): string[] | undefined {
+    if (!Array.isArray(raw) || raw.length === 0) {
+      this.add(at, raw, 'must be a non-empty list of GPU instance types, most preferred first, e.g. ["p3.2xlarge", "g5.2xlarge"].');
+      return undefined;
+    }
+    const before = this.issues.length;
+    const known = [...INSTANCES.keys()];
+    raw.forEach((t, i) => {
+      const p = `${at}[${i}]`;
+      if (typeof t !== 'string') {
+        this.add(p, t, 'must be an instance type name, e.g. "g5.xlarge".');
+        return;
+      }
+      if (raw.indexOf(t) !== i) {
+        this.add(p, t, `is listed twice; remove the repeat.`);
+        return;
+      }
+      const found = lookupInstance(t);
+      if (found.kind === 'gpu') return;
+      if (found.kind === 'not-gpu') {
+        this.add(p, t, 'is not a GPU instance type; use a GPU type such as g5.xlarge (A10G), g6.xlarge (L4), p3.2xlarge (V100) or p4d.24xlarge (A100).');
+      } else if (found.kind === 'unknown-size') {
+        const near = closest(t, found.sizes, Infinity);
+        this.add(p, t, `is not a size of this family; did you mean "${near}"? Known: ${found.sizes.join(', ')}.`);
+      } else if (found.kind === 'unpriced-accelerated') {
+        this.add(p, t, 'is not in the instance table (lib/cost/instances.ts), so it can not be costed or checked; use a listed type or add a row with its GPU facts and prices.');
+      } else {
+        const near = closest(t, known);
+        this.add(p, t, `is not an EC2 instance type name (family.size, e.g. "p3.2xlarge")${near ? `; did you mean "${near}"?` : '.'}`);
+      }
+    });
+    return this.issues.length > before ? undefined : (raw as string[]);
+  }
+
+  private data(raw: unknown, at: string): string | undefined {
+    if (typeof raw !== 'string' || raw.trim() === '') {
+      this.add(at, raw, 'must be an s3:// URI (e.g. "s3://my-bucket/datasets/o/") or a local directory relative to this spec file.');
+      return undefined;
+    }
+    if (raw.startsWith('s3://')) {
+      if (S3_URI.test(raw)) return raw;
+      this.add(at, raw, 'is not a valid s3:// URI; use s3://bucket/prefix/ (bucket names are lower-case letters, digits, dots and dashes).');
+      return undefined;
+    }
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(raw)) {
+      this.add(at, raw, 'uses an unsupported scheme; use an s3:// URI or a local directory path.');
+      return undefined;
+    }
+    return path.resolve(this.baseDir, raw);
+  }
+
+  private description(raw: unknown, at: string): void {
+    if (raw !== undefined && typeof raw !== 'string') this.add(at, raw, 'must be a string of free text.');
+  }
+
+  private name(o: Json, at: string, what: 'sweep' | 'config', example: string): string | undefined {
+    const raw = o.name;
+    if (raw === undefined) {
+      this.add(at, undefined, `is missing; every ${what} needs a name of lower-case letters, digits and dashes, e.g. "${example}".`, false);
+      return undefined;
+    }
+    if (typeof raw !== 'string' || !NAME_PATTERN.test(raw) || raw.length > MAX_NAME_LENGTH) {
+      const use = what === 'sweep' ? `it becomes the stack name SpotSweep-<name>` : 'it names the config\'s S3 prefix, instances and alarms';
+      this.add(
+        at,
+        raw,
+        `must be 1-${MAX_NAME_LENGTH} lower-case letters, digits and dashes, starting and ending with a letter or digit (${use}); e.g. "${typeof raw === 'string' ? suggestName(raw) || example : example}".`,
+      );
+      return undefined;
+    }
+    return raw;
+  }
+
+  private object(raw: unknown, at: string, keys: readonly string[], what: Level): Json | undefined {
+    if (!isObject(raw)) {
+      this.add(at, raw, `must be a JSON object ({...}) holding the ${what} settings.`);
+      return undefined;
+    }
+    for (const key of Object.keys(raw)) {
+      if (keys.includes(key)) continue;
+      const keyPath = at === '(top level)' ? key : `${at}.${key}`;
+      this.add(keyPath, raw[key], unknownKeyMessage(key, keys, what));
+    }
+    return raw;
+  }
+
+  private integer(raw: unknown, at: string, rule: { min: number; max?: number; fix: string }): number | undefined {
+    if (typeof raw !== 'number' || !Number.isInteger(raw) || raw < rule.min || (rule.max !== undefined && raw > rule.max)) {
+      const range = rule.max !== undefined ? `between ${rule.min} and ${rule.max}` : rule.min === 1 ? 'a positive whole number' : `a whole number >= ${rule.min}`;
+      this.add(at, raw, `must be ${range}; ${rule.fix}.`);
+      return undefined;
+    }
+    return raw;
+  }
+
+  private number(raw: unknown, at: string, rule: { gt?: number; ge?: number; required?: boolean; fix: string }): number | undefined {
+    if (raw === undefined) {
+      if (rule.required) this.add(at, undefined, `is missing; ${rule.fix}.`, false);
+      return undefined;
+    }
+    const bad =
+      typeof raw !== 'number' || !Number.isFinite(raw) || (rule.gt !== undefined && raw <= rule.gt) || (rule.ge !== undefined && raw < rule.ge);
+    if (bad) {
+      const range = rule.gt !== undefined ? (rule.gt === 0 ? 'a positive number' : `a number above ${rule.gt}`) : `a number >= ${rule.ge ?? 0}`;
+      this.add(at, raw, `must be ${range}; ${rule.fix}.`);
+      return undefined;
+    }
+    return raw;
+  }
+}
+
+interface ResolvedDefaults {
+  /** `null`: given but invalid (already reported). */
+  readonly instanceTypes: readonly string[] | null;
+  readonly market: Market;
+  readonly maxRuntimeHours: number;
+  readonly idleMinutes: number;
+  readonly volumeGb: number;
+  readonly train: Partial<TrainSettings>;
+}
+
+type Level = 'sweep' | 'defaults' | 'config' | 'train' | 'script' | 'patch';
+
+function isObject(v: unknown): v is Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The message for a key the level does not know: the closest known key, or where it belongs. */
+function unknownKeyMessage(key: string, keys: readonly string[], level: Level): string {
+  const near = closest(key, keys);
+  if (near) return `is not a known ${level} key; did you mean "${near}"?`;
+  if ((TRAIN_KEYS as string[]).includes(key) && (level === 'config' || level === 'defaults')) {
+    return `is a trainer setting; move it into "train" (e.g. "train": {"${key}": ...}).`;
+  }
+  if ((DEFAULTS_KEYS as readonly string[]).includes(key) && level === 'sweep') {
+    return `belongs in "defaults" (for every config) or in a config; move it there.`;
+  }
+  if ((key === 'examples' || key === 'gpus') && level === 'defaults') {
+    return 'is set per config; move it into each config.';
+  }
+  return `is not a known ${level} key; known keys: ${keys.join(', ')}.`;
+}
+
+/**
+ * The known word closest to `word` by edit distance, when close enough to be a typo
+ * (at most a third of the word's letters differ, unless `maxDistance` says otherwise).
+ */
+export function closest(word: string, known: readonly string[], maxDistance = Math.max(1, Math.floor(word.length / 3))): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const candidate of known) {
+    const d = editDistance(word.toLowerCase(), candidate.toLowerCase());
+    if (d < bestDistance) {
+      best = candidate;
+      bestDistance = d;
+    }
+  }
+  return bestDistance <= maxDistance ? best : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  const prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let diag = prev[0];
+    prev[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const up = prev[j];
+      prev[j] = Math.min(prev[j] + 1, prev[j - 1] + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diag = up;
+    }
+  }
+  return prev[b.length];
+}
+
+function suggestName(raw: string): string {
+  return raw
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, MAX_NAME_LENGTH);
+}

@@ -1,0 +1,51 @@
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { readAppContext } from '../lib/app-context';
+
+const ROOT = path.join(__dirname, '..');
+const ctx = (values: Record<string, unknown>) => readAppContext((key) => values[key]);
+
+describe('app context (-c values)', () => {
+  test('defaults: no sweep, keep data, new VPC', () => {
+    expect(ctx({})).toEqual({ context: { destroyData: false }, problems: [] });
+  });
+
+  test('reads destroyData and an existing VPC from strings as the CDK CLI passes them', () => {
+    const { context, problems } = ctx({
+      sweep: 'sweeps/demo.json',
+      destroyData: 'true',
+      vpcId: 'vpc-0123456789abcdef0',
+      subnetIds: 'subnet-0aaaaaaaaaaaaaaaa, subnet-0bbbbbbbbbbbbbbbb',
+      availabilityZones: 'us-east-1a,us-east-1b',
+    });
+    expect(problems).toEqual([]);
+    expect(context).toEqual({
+      sweep: 'sweeps/demo.json',
+      destroyData: true,
+      existingVpc: { vpcId: 'vpc-0123456789abcdef0', subnetIds: ['subnet-0aaaaaaaaaaaaaaaa', 'subnet-0bbbbbbbbbbbbbbbb'], availabilityZones: ['us-east-1a', 'us-east-1b'] },
+    });
+  });
+
+  test('fails when context values are wrong, listing every problem', () => {
+    const { problems } = ctx({ destroyData: 'yes', vpcId: 'vpc-xyz', subnetIds: 'sub-1' });
+    expect(problems).toHaveLength(4);
+    expect(problems.join('\n')).toMatch(/destroyData=yes: use true or false/);
+    expect(problems.join('\n')).toMatch(/not a VPC id/);
+    expect(problems.join('\n')).toMatch(/"sub-1" is not a subnet id/);
+    expect(problems.join('\n')).toMatch(/availabilityZones=: give the AZ of each subnet/);
+  });
+});
+
+describe('bin/app.ts', () => {
+  test('fails when -c sweep points at a broken spec: every problem, exit 1, no stack trace', () => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'bin/app.ts'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 60_000,
+      env: { PATH: process.env.PATH, CDK_CONTEXT_JSON: JSON.stringify({ sweep: 'test/fixtures/broken-many.json' }) },
+    });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/broken-many\.json: 13 problems:/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+});

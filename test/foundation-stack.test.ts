@@ -1,0 +1,138 @@
+import { App, Validations } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { FoundationStack, FoundationStackProps } from '../lib/foundation-stack';
+
+/** One app per variant; cdk-nag registered as in bin/app.ts. */
+function build(props: FoundationStackProps = {}): { app: App; stack: FoundationStack; template: Template } {
+  const app = new App();
+  const stack = new FoundationStack(app, 'SpotSweep-Foundation', props);
+  Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+  return { app, stack, template: Template.fromStack(stack) };
+}
+
+/** Findings cdk-nag AwsSolutions reports that nobody acknowledged. */
+function nagFindings(app: App): string[] {
+  return new AwsSolutionsChecks().validateScope(app).violations.map((v) => `${v.ruleName} at ${v.violatingResources.map((r) => r.constructPath).join(', ')}`);
+}
+
+describe('FoundationStack (defaults)', () => {
+  const { app, stack, template } = build();
+
+  test('the artifact bucket is encrypted, private, TLS-only, unversioned, and kept on destroy', () => {
+    template.hasResource('AWS::S3::Bucket', {
+      DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
+      Properties: Match.objectLike({
+        BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
+        PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+        VersioningConfiguration: Match.absent(),
+      }),
+    });
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
+    });
+    template.resourceCountIs('Custom::S3AutoDeleteObjects', 0);
+  });
+
+  test('lifecycle expires tagged checkpoints and aborts incomplete multipart uploads after a day', () => {
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      LifecycleConfiguration: {
+        Rules: Match.arrayWith([
+          Match.objectLike({ Id: 'expire-checkpoints', Status: 'Enabled', ExpirationInDays: 7, TagFilters: [{ Key: 'spot-sweep-kind', Value: 'checkpoint' }] }),
+          Match.objectLike({ Id: 'abort-incomplete-multipart-uploads', AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } }),
+        ]),
+      },
+    });
+  });
+
+  test('the VPC has public subnets only, no NAT gateway, and an S3 gateway endpoint', () => {
+    template.resourceCountIs('AWS::EC2::VPC', 1);
+    template.resourceCountIs('AWS::EC2::NatGateway', 0);
+    const subnets = Object.values(template.findResources('AWS::EC2::Subnet'));
+    expect(subnets.length).toBeGreaterThanOrEqual(2);
+    for (const s of subnets) expect(s.Properties.MapPublicIpOnLaunch).toBe(true);
+    template.hasResourceProperties('AWS::EC2::VPCEndpoint', {
+      VpcEndpointType: 'Gateway',
+      ServiceName: { 'Fn::Join': ['', ['com.amazonaws.', { Ref: 'AWS::Region' }, '.s3']] },
+    });
+  });
+
+  test('the security group has no ingress at all and allows all egress', () => {
+    const groups = Object.values(template.findResources('AWS::EC2::SecurityGroup'));
+    expect(groups).toHaveLength(1);
+    expect(groups[0].Properties.SecurityGroupIngress).toBeUndefined();
+    expect(groups[0].Properties.SecurityGroupEgress).toEqual([{ CidrIp: '0.0.0.0/0', Description: 'Allow all outbound traffic by default', IpProtocol: '-1' }]);
+    template.resourceCountIs('AWS::EC2::SecurityGroupIngress', 0);
+  });
+
+  test('the instance role has SSM core and the CloudWatch agent, and an instance profile', () => {
+    template.hasResourceProperties('AWS::IAM::Role', {
+      AssumeRolePolicyDocument: { Statement: [Match.objectLike({ Principal: { Service: 'ec2.amazonaws.com' } })] },
+      ManagedPolicyArns: [
+        { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':iam::aws:policy/AmazonSSMManagedInstanceCore']] },
+        { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':iam::aws:policy/CloudWatchAgentServerPolicy']] },
+      ],
+    });
+    template.resourceCountIs('AWS::IAM::InstanceProfile', 1);
+  });
+
+  test('S3 access is limited to the bucket prefixes, and nothing grants a * action or * resource', () => {
+    const policies = Object.values(template.findResources('AWS::IAM::Policy'));
+    const statements = policies.flatMap((p) => p.Properties.PolicyDocument.Statement);
+    for (const s of statements) {
+      const actions = [s.Action].flat();
+      const resources = [s.Resource].flat();
+      expect(actions.some((a: string) => a === '*' || a.endsWith(':*'))).toBe(false);
+      expect(resources).not.toContain('*');
+    }
+    const objectResources = statements
+      .filter((s) => s.Sid === 'ReadWriteSweepObjects' || s.Sid === 'ReadCodeAndData')
+      .flatMap((s) => [s.Resource].flat())
+      .map((r: { 'Fn::Join': [string, unknown[]] }) => r['Fn::Join'][1][1]);
+    expect(objectResources.sort()).toEqual(['/cache/*', '/code/*', '/datasets/*', '/sweeps/*']);
+    const list = statements.find((s) => s.Sid === 'ListOwnPrefixes');
+    expect(list.Condition).toEqual({ StringLike: { 's3:prefix': ['sweeps/*', 'cache/*', 'code/*', 'datasets/*'] } });
+  });
+
+  test('exports what sweep stacks need', () => {
+    expect(stack.bucket).toBeDefined();
+    expect(stack.instanceRole).toBeDefined();
+    expect(stack.instanceProfile).toBeDefined();
+    expect(stack.securityGroup).toBeDefined();
+    expect(stack.vpc).toBeDefined();
+    template.hasOutput('ArtifactBucketName', {});
+  });
+
+  test('cdk-nag AwsSolutions reports no unacknowledged finding', () => {
+    expect(nagFindings(app)).toEqual([]);
+  });
+});
+
+describe('FoundationStack variants', () => {
+  test('destroyData deletes the bucket and its objects on destroy, and stays nag-clean', () => {
+    const { app, template } = build({ destroyData: true });
+    template.hasResource('AWS::S3::Bucket', { DeletionPolicy: 'Delete' });
+    template.resourceCountIs('Custom::S3AutoDeleteObjects', 1);
+    expect(nagFindings(app)).toEqual([]);
+  });
+
+  test('an existing VPC is used by id without a lookup, and no VPC is created', () => {
+    const { template } = build({
+      existingVpc: { vpcId: 'vpc-0123456789abcdef0', subnetIds: ['subnet-0aaaaaaaaaaaaaaaa', 'subnet-0bbbbbbbbbbbbbbbb'], availabilityZones: ['us-east-1a', 'us-east-1b'] },
+    });
+    template.resourceCountIs('AWS::EC2::VPC', 0);
+    template.resourceCountIs('AWS::EC2::VPCEndpoint', 0);
+    template.hasResourceProperties('AWS::EC2::SecurityGroup', { VpcId: 'vpc-0123456789abcdef0' });
+  });
+
+  test('fails when the existing VPC has a different number of subnets and AZs', () => {
+    expect(() => build({ existingVpc: { vpcId: 'vpc-0123456789abcdef0', subnetIds: ['subnet-0aaaaaaaaaaaaaaaa'], availabilityZones: [] } })).toThrow(
+      /got 1 subnet ids and 0 availability zones/,
+    );
+  });
+});

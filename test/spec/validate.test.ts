@@ -1,0 +1,234 @@
+import * as path from 'node:path';
+import { SpecError, SpecIssue, checkSpec, loadSpec, validateSpec } from '../../lib/spec';
+
+const FIXTURES = path.join(__dirname, '..', 'fixtures');
+const SPEC_FILE = '/specs/sweeps/x.json';
+
+/** A small valid spec; each test changes one thing. */
+function base(): any {
+  return {
+    name: 'x',
+    budgetUsd: 50,
+    data: 's3://my-bucket/data/',
+    defaults: { instanceTypes: ['g5.xlarge'], train: { folds: 5 } },
+    configs: [{ name: 'a', examples: 1000 }],
+  };
+}
+
+function issuesOf(change: (spec: any) => void): SpecIssue[] {
+  const spec = base();
+  change(spec);
+  return checkSpec(spec, { specFile: SPEC_FILE }).issues;
+}
+
+function expectIssue(issues: SpecIssue[], at: string, message: RegExp): void {
+  const found = issues.find((i) => i.path === at);
+  expect(found).toBeDefined();
+  expect(found!.message).toMatch(message);
+}
+
+describe('sweep spec validation', () => {
+  test('accepts a valid spec and applies every default', () => {
+    const spec = validateSpec(base(), { specFile: SPEC_FILE });
+    expect(spec.name).toBe('x');
+    const [a] = spec.configs;
+    expect(a.instanceTypes).toEqual(['g5.xlarge']);
+    expect(a.market).toBe('spot');
+    expect(a.maxRuntimeHours).toBe(12);
+    expect(a.gpus).toBe(1);
+    expect(a.train).toEqual({
+      folds: 5, epochs: 3, batchSize: 1024, learningRate: 0.001, weightDecay: 0, precision: 'auto', gradAccumulation: 1,
+      seed: 42, temperature: 0.05, logQCorrection: false, evalCandidates: 'labeled', hiddenDim: 512, checkpointMinutes: 10,
+    });
+    expect(a.script).toBeNull();
+  });
+
+  test('config settings override defaults; gpus defaults to all GPUs of the first type', () => {
+    const spec = validateSpec(
+      { ...base(), configs: [{ name: 'r', instanceTypes: ['p3.8xlarge'], market: 'on-demand', train: { epochs: 1 } }] },
+      { specFile: SPEC_FILE },
+    );
+    expect(spec.configs[0]).toMatchObject({ gpus: 4, market: 'on-demand', examples: null, train: { folds: 5, epochs: 1 } });
+  });
+
+  test('resolves local data and codeDir relative to the spec file directory', () => {
+    const spec = validateSpec(
+      {
+        ...base(),
+        data: '../.spot-sweep/demo-data',
+        configs: [{ name: 'mine', script: { codeDir: '../models', entrypoint: 'train.py' } }],
+      },
+      { specFile: SPEC_FILE },
+    );
+    expect(spec.configs[0].data).toBe('/specs/.spot-sweep/demo-data');
+    expect(spec.configs[0].script).toEqual({ codeDir: '/specs/models', entrypoint: 'train.py', args: [], patches: [], results: 'results/**' });
+  });
+
+  test('fails when a key is unknown, and suggests the closest known key', () => {
+    const issues = issuesOf((s) => {
+      s.budgetUSD = 5;
+      s.defaults.maxRuntimeHour = 4;
+      s.configs[0].exampels = 10;
+      s.defaults.train.batchsize = 10;
+    });
+    expectIssue(issues, 'budgetUSD', /did you mean "budgetUsd"/);
+    expectIssue(issues, 'defaults.maxRuntimeHour', /did you mean "maxRuntimeHours"/);
+    expectIssue(issues, 'configs[0].exampels', /did you mean "examples"/);
+    expectIssue(issues, 'defaults.train.batchsize', /did you mean "batchSize"/);
+  });
+
+  test('fails when an unknown key is in a script or a patch, or a setting sits at the wrong level', () => {
+    const issues = issuesOf((s) => {
+      s.configs[0].folds = 3;
+      s.configs[0].script = { codeDir: '.', entrypoint: 't.py', entry: 'x', patches: [{ file: 'a', find: 'b', replace: 'c', regex: true }] };
+    });
+    expectIssue(issues, 'configs[0].folds', /move it into "train"/);
+    expectIssue(issues, 'configs[0].script.entry', /not a known script key/);
+    expectIssue(issues, 'configs[0].script.patches[0].regex', /not a known patch key/);
+  });
+
+  test('fails when two configs have the same name', () => {
+    const issues = issuesOf((s) => s.configs.push({ name: 'a' }));
+    expectIssue(issues, 'configs[1].name', /duplicates configs\[0\]\.name/);
+  });
+
+  test('fails when the sweep or a config name is invalid', () => {
+    const issues = issuesOf((s) => {
+      s.name = 'My_Sweep';
+      s.configs[0].name = 'Config O';
+    });
+    expectIssue(issues, 'name', /lower-case letters, digits and dashes.*SpotSweep-<name>.*"my-sweep"/);
+    expectIssue(issues, 'configs[0].name', /lower-case letters, digits and dashes/);
+  });
+
+  test('fails when an instance type is not a GPU type', () => {
+    const issues = issuesOf((s) => (s.defaults.instanceTypes = ['m5.large']));
+    expectIssue(issues, 'defaults.instanceTypes[0]', /not a GPU instance type/);
+  });
+
+  test('fails when an instance type is unknown, and suggests the closest size', () => {
+    const issues = issuesOf((s) => (s.configs[0].instanceTypes = ['p3.2xl', 'banana']));
+    expectIssue(issues, 'configs[0].instanceTypes[0]', /did you mean "p3.2xlarge"/);
+    expectIssue(issues, 'configs[0].instanceTypes[1]', /not an EC2 instance type name/);
+  });
+
+  test('fails when gpus is above what the instance has', () => {
+    const issues = issuesOf((s) => Object.assign(s.configs[0], { instanceTypes: ['p3.8xlarge'], gpus: 8 }));
+    expectIssue(issues, 'configs[0].gpus', /p3\.8xlarge has only 4 GPUs; use at most 4 or list a larger type \(p3\.16xlarge has 8\)/);
+  });
+
+  test('fails when listed types have fewer GPUs than the first one and gpus is not set', () => {
+    const issues = issuesOf((s) => (s.configs[0].instanceTypes = ['p3.8xlarge', 'p3.2xlarge']));
+    expectIssue(issues, 'configs[0].instanceTypes', /different GPU counts.*set configs\[0\]\.gpus to at most 1/);
+  });
+
+  test('fails when maxRuntimeHours is above 48', () => {
+    const issues = issuesOf((s) => (s.defaults.maxRuntimeHours = 49));
+    expectIssue(issues, 'defaults.maxRuntimeHours', /at most 48.*172800 s/);
+  });
+
+  test('fails when budgetUsd is missing, zero or negative', () => {
+    expectIssue(issuesOf((s) => (s.budgetUsd = 0)), 'budgetUsd', /positive number/);
+    expectIssue(issuesOf((s) => (s.budgetUsd = -5)), 'budgetUsd', /positive number/);
+    expectIssue(issuesOf((s) => delete s.budgetUsd), 'budgetUsd', /is missing/);
+  });
+
+  test('fails when batchSize is not a positive whole number', () => {
+    expectIssue(issuesOf((s) => (s.configs[0].train = { batchSize: 0 })), 'configs[0].train.batchSize', /positive whole number/);
+    expectIssue(issuesOf((s) => (s.configs[0].train = { batchSize: 12.5 })), 'configs[0].train.batchSize', /positive whole number/);
+  });
+
+  test('fails when epochs is not positive', () => {
+    expectIssue(issuesOf((s) => (s.defaults.train.epochs = 0)), 'defaults.train.epochs', /positive whole number/);
+  });
+
+  test('fails when folds is below 2', () => {
+    expectIssue(issuesOf((s) => (s.defaults.train.folds = 1)), 'defaults.train.folds', /at least 2 folds/);
+  });
+
+  test('fails when the market is unknown', () => {
+    expectIssue(issuesOf((s) => (s.configs[0].market = 'spot-only')), 'configs[0].market', /"spot", "on-demand", "spot-then-on-demand"/);
+  });
+
+  test('fails when a patch has an empty find', () => {
+    const issues = issuesOf((s) => (s.configs[0].script = { codeDir: '.', entrypoint: 't.py', patches: [{ file: 't.py', find: '', replace: 'x' }] }));
+    expectIssue(issues, 'configs[0].script.patches[0].find', /non-empty text/);
+  });
+
+  test('fails when bf16 is asked for on a V100', () => {
+    const issues = issuesOf((s) => Object.assign(s.configs[0], { instanceTypes: ['p3.2xlarge'], train: { precision: 'bf16' } }));
+    expectIssue(issues, 'configs[0].train.precision', /p3\.2xlarge \(V100\).*no bf16/);
+  });
+
+  test('fails when bf16 is asked for in defaults and a config may run on a T4', () => {
+    const issues = issuesOf((s) => {
+      s.defaults.train.precision = 'bf16';
+      s.configs[0].instanceTypes = ['g5.xlarge', 'g4dn.xlarge'];
+    });
+    expectIssue(issues, 'defaults.train.precision', /g4dn\.xlarge \(T4\).*no bf16/);
+  });
+
+  test('fails when no data is set for a config', () => {
+    const issues = issuesOf((s) => delete s.data);
+    expectIssue(issues, 'configs[0].data', /no data set/);
+  });
+
+  test('fails when configs is empty', () => {
+    expectIssue(issuesOf((s) => (s.configs = [])), 'configs', /non-empty list/);
+  });
+
+  test('fails when a value has the wrong type', () => {
+    const issues = issuesOf((s) => {
+      s.defaults.train.logQCorrection = 'yes';
+      s.defaults.train.precision = 'half';
+      s.data = 'gs://bucket/x';
+    });
+    expectIssue(issues, 'defaults.train.logQCorrection', /true or false/);
+    expectIssue(issues, 'defaults.train.precision', /"auto", "fp32", "bf16", "fp16"/);
+    expectIssue(issues, 'data', /unsupported scheme/);
+  });
+
+  test('a spec with several mistakes reports all of them at once, with path, value and fix', () => {
+    let error: unknown;
+    try {
+      loadSpec(path.join(FIXTURES, 'broken-many.json'));
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(SpecError);
+    const { issues, message } = error as SpecError;
+    expect(issues.map((i) => i.path)).toEqual([
+      'name',
+      'budgetUsd',
+      'defaults.instanceTypes[1]',
+      'defaults.market',
+      'defaults.maxRuntimeHours',
+      'defaults.train.batchsize',
+      'defaults.train.folds',
+      'configs[0].train.epochs',
+      'configs[1].name',
+      'configs[2].train.batchSize',
+      'configs[2].gpus',
+      'configs[2].train.precision',
+      'configs[3].script.patches[0].find',
+    ]);
+    expect(message).toMatch(/broken-many\.json: 13 problems:/);
+    expect(message).toContain('  - configs[2].train.batchSize (got -1): must be a positive whole number;');
+  });
+});
+
+describe('loading a spec file', () => {
+  test('fails when the file does not exist, naming the path', () => {
+    expect(() => loadSpec('sweeps/nope.json')).toThrow(/cannot read the sweep spec \(no such file, looked at .*sweeps\/nope\.json\)/);
+  });
+
+  test('fails when the JSON is malformed, with file:line:column and the fix', () => {
+    expect(() => loadSpec(path.join(FIXTURES, 'syntax-error.json'))).toThrow(/syntax-error\.json:5:20: 1 problem:\n.*invalid JSON.*line 5, column 20.*no trailing comma/);
+  });
+
+  test('loads every example spec in sweeps/', () => {
+    for (const name of ['seed-plan', 'demo']) {
+      expect(loadSpec(path.join(__dirname, '..', '..', 'sweeps', `${name}.json`)).name).toBe(name);
+    }
+  });
+});
