@@ -6,6 +6,7 @@ import { Construct } from 'constructs';
 import { ArtifactBucket } from './constructs/artifact-bucket';
 import { InstanceRole } from './constructs/instance-role';
 import { ExistingVpcAttributes, Network } from './constructs/network';
+import { TrainDocument } from './constructs/train-document';
 
 export const FOUNDATION_STACK_NAME = 'SpotSweep-Foundation';
 
@@ -33,10 +34,12 @@ export class FoundationStack extends Stack {
   public readonly securityGroup: ec2.ISecurityGroup;
   public readonly instanceRole: iam.IRole;
   public readonly instanceProfile: iam.IInstanceProfile;
+  /** The SSM Command document every training instance runs (through its sweep's association). */
+  public readonly trainDocument: TrainDocument;
 
   constructor(scope: Construct, id: string, props: FoundationStackProps = {}) {
     super(scope, id, {
-      description: 'spot-sweep foundation: artifact bucket, network, instance role (once per account and region)',
+      description: 'spot-sweep foundation: artifact bucket, network, instance role, train document (once per account and region)',
       ...props,
     });
 
@@ -44,6 +47,7 @@ export class FoundationStack extends Stack {
     const artifacts = new ArtifactBucket(this, 'Artifacts', { destroyData: props.destroyData });
     const network = new Network(this, 'Network', { existingVpc: props.existingVpc });
     const instance = new InstanceRole(this, 'Instance', { bucket: artifacts.bucket });
+    const trainDocument = new TrainDocument(this, 'Train', { bucket: artifacts.bucket });
 
     this.bucket = artifacts.bucket;
     this.vpc = network.vpc;
@@ -51,10 +55,13 @@ export class FoundationStack extends Stack {
     this.securityGroup = network.securityGroup;
     this.instanceRole = instance.role;
     this.instanceProfile = instance.instanceProfile;
+    this.trainDocument = trainDocument;
 
     // For the CLI (status, logs, results) and for people: where the artifacts are.
     new CfnOutput(this, 'ArtifactBucketName', { value: artifacts.bucket.bucketName });
     new CfnOutput(this, 'InstanceRoleArn', { value: instance.role.roleArn });
     new CfnOutput(this, 'VpcId', { value: network.vpc.vpcId });
+    new CfnOutput(this, 'TrainDocumentName', { value: trainDocument.documentName });
+    new CfnOutput(this, 'TrainLogGroupName', { value: trainDocument.logGroup.logGroupName });
   }
 }

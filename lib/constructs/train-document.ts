@@ -1,0 +1,182 @@
+import { Duration, Stack } from 'aws-cdk-lib';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as ssm from 'aws-cdk-lib/aws-ssm';
+import { Construct } from 'constructs';
+
+/**
+ * The longest an `aws:runShellScript` step may run: 172800 s (48 h). The sweep spec refuses
+ * `maxRuntimeHours` above 48 for this reason.
+ * @see https://docs.aws.amazon.com/systems-manager/latest/userguide/documents-command-ssm-plugin-reference.html#aws-runShellScript
+ */
+export const MAX_EXECUTION_TIMEOUT_SECONDS = 172_800;
+
+/** Where the document unpacks the code and keeps its logs on the instance. */
+export const INSTANCE_CODE_DIR = '/opt/spot-sweep/code';
+export const INSTANCE_LOG_DIR = '/var/log/spot-sweep';
+
+/**
+ * Index of the CUDA PyTorch wheels the bootstrap installs when the AMI has no CUDA torch.
+ * CUDA 12.6 wheels are the newest that still carry kernels for Volta (sm_70, V100 / p3); the
+ * CUDA 12.8 wheels cover Turing and newer (T4, A10G, L4, L40S, A100, H100).
+ * @see https://pytorch.org/get-started/locally/
+ */
+export const WHEEL_INDEX = {
+  volta: 'https://download.pytorch.org/whl/cu126',
+  modern: 'https://download.pytorch.org/whl/cu128',
+} as const;
+
+export interface TrainDocumentProps {
+  /** The artifact bucket: its `cache/wheels/` prefix is the shared CUDA wheel cache. */
+  readonly bucket: s3.IBucket;
+  /**
+   * How long the training logs shipped to CloudWatch Logs are kept.
+   * @default logs.RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: logs.RetentionDays;
+}
+
+/**
+ * The SSM Command document "train" (schema 2.2, one `aws:runShellScript` step) that every training
+ * instance runs through its sweep's State Manager association: it ships its logs to CloudWatch Logs,
+ * fetches the code bundle from S3, unpacks it and hands over to `bootstrap.sh`, which prepares
+ * CUDA PyTorch, runs the job and removes the instance when the job ends.
+ *
+ * Parameters: `JobUri` (the config's job.json), `CodeUri` (the zipped `training/` folder),
+ * `WheelIndex` (CUDA wheel index for the instance's GPU), `ExecutionTimeout` (seconds, from
+ * `maxRuntimeHours`, at most 48 h). Output goes to CloudWatch Logs (through the CloudWatch agent,
+ * because State Manager associations can only send command output to S3) and to S3 (the
+ * association's output location).
+ */
+export class TrainDocument extends Construct {
+  /** Name of the document, for associations and `aws ssm send-command`. */
+  public readonly documentName: string;
+  /** Log group the instances ship `bootstrap.log` and `train.log` to (one stream per instance and file). */
+  public readonly logGroup: logs.LogGroup;
+
+  /** The wheel index for a GPU model, as the sweep stack passes it in `WheelIndex`. */
+  public static wheelIndexFor(gpuModel: string): string {
+    return gpuModel === 'V100' ? WHEEL_INDEX.volta : WHEEL_INDEX.modern;
+  }
+
+  /** `ExecutionTimeout` for a config's `maxRuntimeHours`; throws above the 48 h ceiling. */
+  public static executionTimeoutSeconds(maxRuntimeHours: number): number {
+    const seconds = Math.ceil(Duration.hours(maxRuntimeHours).toSeconds());
+    if (!(seconds >= 1 && seconds <= MAX_EXECUTION_TIMEOUT_SECONDS)) {
+      throw new Error(
+        `maxRuntimeHours ${maxRuntimeHours} gives an execution timeout of ${seconds} s; SSM runShellScript allows 1 to ${MAX_EXECUTION_TIMEOUT_SECONDS} s (48 h): lower maxRuntimeHours.`,
+      );
+    }
+    return seconds;
+  }
+
+  constructor(scope: Construct, id: string, props: TrainDocumentProps) {
+    super(scope, id);
+
+    this.logGroup = new logs.LogGroup(this, 'Logs', {
+      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+    });
+
+    const wheelCache = props.bucket.s3UrlForObject('cache/wheels');
+    const region = Stack.of(this).region;
+    // The CloudWatch agent tails every log file of the job (the DLAMI ships the agent).
+    // @see https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch-Agent-Configuration-File-Details.html
+    const agentConfig = JSON.stringify({
+      logs: {
+        logs_collected: {
+          files: {
+            collect_list: [
+              {
+                file_path: `${INSTANCE_LOG_DIR}/*.log`,
+                log_group_name: '__LOG_GROUP__',
+                log_stream_name: '{instance_id}',
+                timezone: 'UTC',
+              },
+            ],
+          },
+        },
+      },
+    });
+
+    // The agent runs runShellScript with /bin/sh (dash on Ubuntu), whatever the shebang says, so
+    // this step only writes the real script, in bash, and execs bash on it.
+    // @see https://github.com/aws/amazon-ssm-agent/issues/46
+    const bashScript = [
+      'set -euo pipefail',
+      `export AWS_DEFAULT_REGION='${region}'`,
+      // Everything below also lands in bootstrap.log, which the agent ships to CloudWatch Logs.
+      `exec > >(tee -a ${INSTANCE_LOG_DIR}/bootstrap.log) 2>&1`,
+      'echo "$(date -u +%FT%TZ) train document: job {{ JobUri }}"',
+      'agent=/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl',
+      'if [ -x "$agent" ]; then',
+      `  printf '%s\\n' '${agentConfig.replace('__LOG_GROUP__', this.logGroup.logGroupName)}' > /opt/spot-sweep/cloudwatch-logs.json`,
+      '  "$agent" -a append-config -m ec2 -s -c file:/opt/spot-sweep/cloudwatch-logs.json ||',
+      '    echo "warning: the CloudWatch agent did not take the log config; logs still go to S3"',
+      'else',
+      '  echo "warning: no CloudWatch agent on this AMI; logs go to S3 only"',
+      'fi',
+      `rm -rf ${INSTANCE_CODE_DIR} && mkdir -p ${INSTANCE_CODE_DIR}`,
+      "aws s3 cp --only-show-errors '{{ CodeUri }}' /opt/spot-sweep/code.zip",
+      // python3 rather than unzip: every AMI has python3, not every AMI has unzip.
+      `python3 -m zipfile -e /opt/spot-sweep/code.zip ${INSTANCE_CODE_DIR}`,
+      `exec bash ${INSTANCE_CODE_DIR}/bootstrap.sh --job '{{ JobUri }}' --code-dir ${INSTANCE_CODE_DIR}` +
+        ` --wheel-index '{{ WheelIndex }}' --wheel-cache '${wheelCache}' --region '${region}'`,
+    ];
+    const script = [
+      'set -eu',
+      `mkdir -p ${INSTANCE_LOG_DIR} /opt/spot-sweep`,
+      "cat > /opt/spot-sweep/train.sh <<'TRAIN_SCRIPT'",
+      ...bashScript,
+      'TRAIN_SCRIPT',
+      'exec bash /opt/spot-sweep/train.sh',
+    ];
+
+    const document = new ssm.CfnDocument(this, 'Document', {
+      documentType: 'Command',
+      documentFormat: 'JSON',
+      // A new version on every update keeps running commands on the version they started with.
+      updateMethod: 'NewVersion',
+      content: {
+        schemaVersion: '2.2',
+        description: 'spot-sweep: fetch the training code and run one config of a sweep (bootstrap.sh, then the job runner).',
+        parameters: {
+          JobUri: {
+            type: 'String',
+            description: 'S3 URI of the config job.json, e.g. s3://bucket/sweeps/<sweep>/<config>/job.json',
+            // Quoted into the shell script below: the patterns keep quotes and spaces out.
+            allowedPattern: '^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[A-Za-z0-9._/-]+\\.json$',
+          },
+          CodeUri: {
+            type: 'String',
+            description: 'S3 URI of the zipped training/ folder (the sweep stack code asset)',
+            allowedPattern: '^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[A-Za-z0-9._/-]+\\.zip$',
+          },
+          WheelIndex: {
+            type: 'String',
+            description: 'pip index of the CUDA PyTorch wheels, used when the AMI has no CUDA torch',
+            default: WHEEL_INDEX.modern,
+            allowedPattern: '^https://[A-Za-z0-9./_-]+$',
+          },
+          ExecutionTimeout: {
+            type: 'String',
+            description: `Seconds before the step is stopped (the config's maxRuntimeHours; at most ${MAX_EXECUTION_TIMEOUT_SECONDS})`,
+            default: '14400',
+            // 1 to 172800, the same range AWS-RunShellScript accepts.
+            allowedPattern: '^([1-9][0-9]{0,4}|1[0-6][0-9]{4}|17[01][0-9]{3}|172[0-7][0-9]{2}|172800)$',
+          },
+        },
+        mainSteps: [
+          {
+            action: 'aws:runShellScript',
+            name: 'train',
+            inputs: {
+              timeoutSeconds: '{{ ExecutionTimeout }}',
+              runCommand: script,
+            },
+          },
+        ],
+      },
+    });
+    this.documentName = document.ref;
+  }
+}
