@@ -1,16 +1,19 @@
 import { estimateSweep } from '../cost/estimate';
 import { SpecError } from '../spec/errors';
 import { loadSpec } from '../spec/load';
+import { LOCAL_EXIT, LOCAL_USAGE, LocalUsageError, parseLocalArgs, runLocal } from './local';
 import { formatPlan } from './plan';
 import { lookupSpotPrices } from './spot-prices';
 
 /** Exit codes; documented in the help text. */
-export const EXIT = { ok: 0, specError: 1, usage: 2, overBudget: 3 } as const;
+export const EXIT = { ok: 0, specError: 1, usage: 2, overBudget: 3, ...LOCAL_EXIT } as const;
 
 export const HELP = `spot-sweep - run PyTorch two-tower retrieval sweeps on spot GPUs
 
 Usage:
   spot-sweep plan <spec.json> [--offline]   validate the sweep spec and estimate runtime and cost
+  ${LOCAL_USAGE}
+                                            run every config on this machine, then print the leaderboard
   spot-sweep --help                         show this help
 
 plan:
@@ -20,11 +23,19 @@ plan:
   With AWS credentials configured it asks EC2 for current spot prices (5 s timeout);
   otherwise, or with --offline, it uses the built-in price table and says so.
 
+local:
+  Writes each config's job.json to the store (default .spot-sweep/store, or a local S3 server),
+  runs the configs one after another through the same job runner the instances use (CPU, or the
+  local GPU/MPS), and prints the leaderboard: nDCG@10 mean ± std over folds, examples/s, wall time.
+  A config that already succeeded with the same store is not trained again.
+  --config NAME runs only that config (repeatable); --python PATH picks the Python (default: .venv).
+
 Exit codes:
   0  plan printed, within budget
   1  the spec has problems (all are listed)
   2  wrong command line
   3  the estimate exceeds budgetUsd
+  4  local: a config did not succeed (its status.json and train.log say why)
 
 Spec reference: sweeps/README.md
 `;
@@ -49,8 +60,9 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
     io.out(HELP);
     return command === undefined ? EXIT.usage : EXIT.ok;
   }
+  if (command === 'local') return local(rest, io);
   if (command !== 'plan') {
-    io.err(`spot-sweep: unknown command "${command}"; the commands are: plan. Run spot-sweep --help.\n`);
+    io.err(`spot-sweep: unknown command "${command}"; the commands are: plan, local. Run spot-sweep --help.\n`);
     return EXIT.usage;
   }
   const flags = rest.filter((a) => a.startsWith('-'));
@@ -78,6 +90,26 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
     if (err instanceof SpecError) {
       io.err(`${err.message}\n`);
       return EXIT.specError;
+    }
+    throw err;
+  }
+}
+
+async function local(args: readonly string[], io: CliIo): Promise<number> {
+  if (args.includes('--help') || args.includes('-h')) {
+    io.out(HELP);
+    return EXIT.ok;
+  }
+  try {
+    return await runLocal(parseLocalArgs(args), io);
+  } catch (err) {
+    if (err instanceof SpecError) {
+      io.err(`${err.message}\n`);
+      return EXIT.specError;
+    }
+    if (err instanceof LocalUsageError) {
+      io.err(`spot-sweep local: ${err.message}\nUsage: ${LOCAL_USAGE}\n`);
+      return EXIT.usage;
     }
     throw err;
   }

@@ -1,0 +1,131 @@
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { CreateBucketCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+
+/**
+ * `spot-sweep local` end to end: the real CLI, the real Python job runner and trainer (from the
+ * repo's .venv, made by training/setup-venv.sh), on a small synthetic dataset.
+ */
+const ROOT = path.join(__dirname, '..', '..');
+const PYTHON = path.join(ROOT, '.venv', 'bin', 'python');
+jest.setTimeout(240_000);
+
+function env(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return { PATH: process.env.PATH, HOME: os.tmpdir(), OMP_NUM_THREADS: '1', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_REGION: 'us-east-1', ...extra };
+}
+
+function spotSweep(cwd: string, args: string[], extra: NodeJS.ProcessEnv = {}) {
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'spot-sweep.js'), ...args], { cwd, env: env(extra), encoding: 'utf8', timeout: 200_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A work folder with a synthetic dataset and a two-config spec that uses it. */
+function workspace(): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'spot-sweep-local-'));
+  const synth = spawnSync(PYTHON, ['-m', 'two_tower.synth', '--out', path.join(dir, 'data'), '--queries', '200', '--docs', '400', '--dim', '16'], {
+    env: env({ PYTHONPATH: path.join(ROOT, 'training') }),
+    encoding: 'utf8',
+  });
+  if (synth.status !== 0) throw new Error(`synth failed (is the venv set up? bash training/setup-venv.sh): ${synth.stderr}`);
+  const spec = {
+    name: 'local-test',
+    budgetUsd: 1,
+    data: './data',
+    defaults: { instanceTypes: ['g4dn.xlarge'], train: { folds: 2, epochs: 1, batchSize: 64, hiddenDim: 16 } },
+    configs: [{ name: 'small', examples: 1000 }, { name: 'wide', examples: 1000, train: { hiddenDim: 32 } }],
+  };
+  writeFileSync(path.join(dir, 'sweep.json'), JSON.stringify(spec, null, 2));
+  return dir;
+}
+
+describe('spot-sweep local', () => {
+  const dir = workspace();
+
+  test('runs every config through the job runner and prints the leaderboard', () => {
+    const r = spotSweep(dir, ['local', 'sweep.json', '--store', 'store']);
+    expect(r.stderr).not.toMatch(/Traceback/);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/Leaderboard of "local-test"/);
+    expect(r.stdout).toMatch(/^1\s+(small|wide)\s+SUCCEEDED\s+0\.\d{4} ± 0\.\d{4}/m);
+    expect(r.stdout).toMatch(/^2\s+(small|wide)\s+SUCCEEDED/m);
+    for (const config of ['small', 'wide']) {
+      const prefix = path.join(dir, 'store', 'sweeps', 'local-test', config);
+      const job = JSON.parse(readFileSync(path.join(prefix, 'job.json'), 'utf8'));
+      expect(job).toMatchObject({ version: 1, sweep: 'local-test', config, data: path.join(dir, 'data'), examples: 1000 });
+      const results = JSON.parse(readFileSync(path.join(prefix, 'results.json'), 'utf8'));
+      expect(results.folds).toHaveLength(2);
+      expect(JSON.parse(readFileSync(path.join(prefix, 'status.json'), 'utf8')).state).toBe('SUCCEEDED');
+      expect(existsSync(path.join(prefix, 'train.log'))).toBe(true);
+    }
+  });
+
+  test('a second run does not train again and prints the same leaderboard', () => {
+    const before = readFileSync(path.join(dir, 'store', 'sweeps', 'local-test', 'small', 'results.json'), 'utf8');
+    const r = spotSweep(dir, ['local', 'sweep.json', '--store', 'store', '--config', 'small']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).not.toMatch(/fold 1\/2 epoch/);
+    expect(readFileSync(path.join(dir, 'store', 'sweeps', 'local-test', 'small', 'results.json'), 'utf8')).toBe(before);
+  });
+
+  test('fails when the data directory is missing, naming it and how to make one, before any job runs', () => {
+    const spec = JSON.parse(readFileSync(path.join(dir, 'sweep.json'), 'utf8'));
+    writeFileSync(path.join(dir, 'nodata.json'), JSON.stringify({ ...spec, name: 'nodata', data: './missing' }));
+    const r = spotSweep(dir, ['local', 'nodata.json', '--store', 'store2']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`data directory ${path.join(dir, 'missing')} (configs small, wide) does not exist`);
+    expect(r.stderr).toContain('-m two_tower.synth --out missing');
+    expect(existsSync(path.join(dir, 'store2'))).toBe(false);
+  });
+
+  test('fails when --config names no config of the spec, or --s3-endpoint comes without --bucket', () => {
+    const unknown = spotSweep(dir, ['local', 'sweep.json', '--config', 'nope']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('--config nope: the spec has no such config; its configs are small, wide.');
+    const half = spotSweep(dir, ['local', 'sweep.json', '--s3-endpoint', 'http://127.0.0.1:1']);
+    expect(half.code).toBe(2);
+    expect(half.stderr).toContain('--s3-endpoint and --bucket go together');
+  });
+
+  describe('against a local S3 server (moto_server on 127.0.0.1)', () => {
+    let server: ChildProcess | undefined;
+    let endpoint = '';
+
+    beforeAll(async () => {
+      const port = await new Promise<number>((resolve) => {
+        const probe = createServer().listen(0, '127.0.0.1', () => {
+          const p = (probe.address() as { port: number }).port;
+          probe.close(() => resolve(p));
+        });
+      });
+      endpoint = `http://127.0.0.1:${port}`;
+      server = spawn('moto_server', ['-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
+      const s3 = new S3Client({ endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+      for (let i = 0; ; i++) {
+        try {
+          await s3.send(new CreateBucketCommand({ Bucket: 'sweep-bucket' }));
+          break;
+        } catch (err) {
+          if (i > 100) throw err;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
+    });
+    afterAll(() => server?.kill());
+
+    test('writes job.json, status, log and results to the bucket and prints the leaderboard', async () => {
+      const r = spotSweep(dir, ['local', 'sweep.json', '--s3-endpoint', endpoint, '--bucket', 'sweep-bucket', '--config', 'small']);
+      expect(r.stderr).not.toMatch(/Traceback/);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/^1\s+small\s+SUCCEEDED/m);
+      const s3 = new S3Client({ endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+      const get = async (key: string) => (await s3.send(new GetObjectCommand({ Bucket: 'sweep-bucket', Key: `sweeps/local-test/small/${key}` }))).Body?.transformToString();
+      expect(JSON.parse((await get('results.json')) ?? '{}').ndcg10.ddof).toBe(1);
+      expect(JSON.parse((await get('status.json')) ?? '{}').state).toBe('SUCCEEDED');
+      expect(JSON.parse((await get('job.json')) ?? '{}').store).toBe('s3://sweep-bucket/sweeps/local-test/small/');
+      expect(await get('train.log')).toMatch(/nDCG@10/);
+    });
+  });
+});
