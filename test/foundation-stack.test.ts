@@ -99,6 +99,14 @@ describe('FoundationStack (defaults)', () => {
     expect(list.Condition).toEqual({ StringLike: { 's3:prefix': ['sweeps/*', 'cache/*', 'code/*', 'datasets/*'] } });
   });
 
+  test('an instance may remove itself only from spot-sweep groups', () => {
+    const policies = template.findResources('AWS::IAM::Policy');
+    const statements = Object.values(policies).flatMap((p) => p.Properties.PolicyDocument.Statement as { Sid?: string; Action: unknown; Resource: unknown }[]);
+    const self = statements.find((s) => s.Sid === 'RemoveSelfFromOwnGroup');
+    expect(self?.Action).toBe('autoscaling:TerminateInstanceInAutoScalingGroup');
+    expect(JSON.stringify(self?.Resource)).toContain(':autoScalingGroup:*:autoScalingGroupName/SpotSweep-*');
+  });
+
   test('exports what sweep stacks need', () => {
     expect(stack.bucket).toBeDefined();
     expect(stack.instanceRole).toBeDefined();

@@ -1,7 +1,10 @@
-import { Stack, Validations } from 'aws-cdk-lib';
+import { ArnFormat, Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+
+/** Every sweep's Auto Scaling groups are named `SpotSweep-<sweep>-<config>`. */
+export const SWEEP_GROUP_PREFIX = 'SpotSweep-';
 
 /** Prefixes of the artifact bucket the instances read and write. */
 export const READ_WRITE_PREFIXES = ['sweeps/', 'cache/'] as const;
@@ -74,6 +77,24 @@ export class InstanceRole extends Construct {
       }),
     );
 
+    // When its job ends (success or failure, not a spot interruption) an instance removes itself
+    // from its group with the desired capacity decremented, so nothing keeps billing. Resource-level
+    // permission on the group ARN, limited to spot-sweep's groups (SpotSweep-<sweep>-<config>).
+    // @see https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2autoscaling.html
+    const groups = Stack.of(this).formatArn({
+      service: 'autoscaling',
+      resource: 'autoScalingGroup',
+      resourceName: `*:autoScalingGroupName/${SWEEP_GROUP_PREFIX}*`,
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'RemoveSelfFromOwnGroup',
+        actions: ['autoscaling:TerminateInstanceInAutoScalingGroup'],
+        resources: [groups],
+      }),
+    );
+
     this.instanceProfile = new iam.InstanceProfile(this, 'InstanceProfile', { role: this.role });
 
     for (const policy of ['AmazonSSMManagedInstanceCore', 'CloudWatchAgentServerPolicy']) {
@@ -85,6 +106,10 @@ export class InstanceRole extends Construct {
             : 'AWS-maintained minimum for the CloudWatch agent, which publishes the GPU metrics the idle-GPU alarm watches.',
       });
     }
+    Validations.of(this.role).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:autoscaling:<AWS::Region>:<AWS::AccountId>:autoScalingGroup:*:autoScalingGroupName/${SWEEP_GROUP_PREFIX}*]`,
+      reason: 'An instance may only remove itself from a spot-sweep group (SpotSweep-<sweep>-<config>); the group ids are only known after the sweep stacks deploy.',
+    });
     const bucketRef = `<${Stack.of(bucket).getLogicalId(bucket.node.defaultChild as s3.CfnBucket)}.Arn>`;
     for (const prefix of [...READ_WRITE_PREFIXES, ...READ_ONLY_PREFIXES]) {
       Validations.of(this.role).acknowledge({
