@@ -1,0 +1,290 @@
+#!/usr/bin/env bash
+# spot-sweep instance bootstrap: run by the SSM "train" document on a GPU instance of a config's
+# Auto Scaling group. Phases, each logged with a UTC timestamp and its duration (setup time is money):
+#
+#   metadata  instance id and region from IMDSv2
+#   driver    wait for the NVIDIA driver (nvidia-smi) up to --driver-timeout seconds
+#   job       fetch job.json (for its gpus)
+#   python    find a Python whose torch sees CUDA (the Deep Learning AMI's PyTorch venv), or create a
+#             venv and install the CUDA torch wheels through the wheel cache in the artifact bucket
+#   requirements  pip install -r <code-dir>/requirements.txt
+#   gpus      torch.cuda.device_count() >= the job's gpus
+#   run       python -m two_tower.job --job URI --workdir DIR
+#
+# When it ends, with success or failure but never on an interruption (exit 75: spot notice or
+# SIGTERM), the instance removes itself from its Auto Scaling group with the desired capacity
+# decremented, exactly once, so nothing is left running. A failure before the runner started is
+# recorded as FAILED in the job's status.json (python -m two_tower.job --fail MESSAGE).
+#
+# Every external command (nvidia-smi, aws, curl, python3 and the candidate Pythons) is resolved
+# from PATH or given by env, so tests put stand-ins first on PATH.
+#
+# Usage: bootstrap.sh --job URI [--code-dir DIR] [--workdir DIR] [--wheel-index URL]
+#                     [--wheel-cache s3://bucket/cache/wheels] [--region REGION] [--driver-timeout S]
+# Each option has an env equivalent (SPOT_SWEEP_JOB, SPOT_SWEEP_CODE_DIR, SPOT_SWEEP_WORKDIR,
+# SPOT_SWEEP_WHEEL_INDEX, SPOT_SWEEP_WHEEL_CACHE, SPOT_SWEEP_REGION, SPOT_SWEEP_DRIVER_TIMEOUT);
+# options win. Further env: SPOT_SWEEP_PYTHONS (candidate Pythons, space-separated),
+# SPOT_SWEEP_IMDS_ENDPOINT (default http://169.254.169.254), SPOT_SWEEP_SELF_REMOVE=0 (keep the
+# instance, for debugging), SPOT_SWEEP_POLL_SECONDS (driver poll interval, default 5).
+set -euo pipefail
+
+EXIT_INTERRUPTED=75
+
+job_uri=${SPOT_SWEEP_JOB:-}
+code_dir=${SPOT_SWEEP_CODE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
+workdir=${SPOT_SWEEP_WORKDIR:-}
+wheel_index=${SPOT_SWEEP_WHEEL_INDEX:-}
+wheel_cache=${SPOT_SWEEP_WHEEL_CACHE:-}
+region=${SPOT_SWEEP_REGION:-}
+driver_timeout=${SPOT_SWEEP_DRIVER_TIMEOUT:-600}
+poll_seconds=${SPOT_SWEEP_POLL_SECONDS:-5}
+imds=${SPOT_SWEEP_IMDS_ENDPOINT:-http://169.254.169.254}
+self_remove_enabled=${SPOT_SWEEP_SELF_REMOVE:-1}
+# The PyTorch venv of the Deep Learning OSS Nvidia Driver AMI GPU PyTorch 2.x is /opt/pytorch
+# (`source /opt/pytorch/bin/activate`); older conda-based DLAMIs keep it in /opt/conda/envs/pytorch.
+# @see https://docs.aws.amazon.com/dlami/latest/devguide/appendix-ami-release-notes.html
+pythons=${SPOT_SWEEP_PYTHONS:-/opt/pytorch/bin/python /opt/conda/envs/pytorch/bin/python python3}
+
+usage() {
+  echo "usage: bootstrap.sh --job URI [--code-dir DIR] [--workdir DIR] [--wheel-index URL]" \
+    "[--wheel-cache s3://bucket/cache/wheels] [--region REGION] [--driver-timeout SECONDS]" >&2
+  exit 2
+}
+
+while [ $# -gt 0 ]; do
+  case $1 in
+    --job) job_uri=${2:-}; shift 2 ;;
+    --code-dir) code_dir=${2:-}; shift 2 ;;
+    --workdir) workdir=${2:-}; shift 2 ;;
+    --wheel-index) wheel_index=${2:-}; shift 2 ;;
+    --wheel-cache) wheel_cache=${2:-}; shift 2 ;;
+    --region) region=${2:-}; shift 2 ;;
+    --driver-timeout) driver_timeout=${2:-}; shift 2 ;;
+    -h | --help) usage ;;
+    *) echo "bootstrap.sh: unknown argument '$1'" >&2; usage ;;
+  esac
+done
+[ -n "$job_uri" ] || { echo "bootstrap.sh: --job URI (or SPOT_SWEEP_JOB) is required" >&2; usage; }
+if [ -z "$workdir" ]; then
+  # The instance-store NVMe of the DLAMI when there is one, else the root volume.
+  if [ -d /opt/dlami/nvme ]; then workdir=/opt/dlami/nvme/spot-sweep; else workdir=/var/tmp/spot-sweep; fi
+fi
+mkdir -p "$workdir"
+
+phase=setup
+phase_started=$SECONDS
+python=""
+instance_id=""
+runner_pid=""
+runner_started=0
+removed=0
+fail_reason=""
+
+log() {
+  printf '[bootstrap %s] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"
+}
+
+begin() {
+  phase=$1
+  phase_started=$SECONDS
+  log "phase $phase: start"
+}
+
+done_phase() {
+  log "phase $phase: done in $((SECONDS - phase_started)) s"
+}
+
+fail() {
+  fail_reason=$1
+  log "error: $1"
+  exit 1
+}
+
+imds_token() {
+  # IMDSv2: PUT /latest/api/token with the TTL header, then send the token with every GET.
+  # @see https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/configuring-instance-metadata-service.html
+  curl -sSf --max-time 2 -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 300" "$imds/latest/api/token"
+}
+
+imds_get() {
+  curl -sSf --max-time 2 -H "X-aws-ec2-metadata-token: $1" "$imds/latest/meta-data/$2"
+}
+
+# shellcheck disable=SC2317 # reached through the EXIT/TERM traps
+self_remove() {
+  [ "$removed" -eq 0 ] || return 0
+  removed=1
+  if [ "$self_remove_enabled" = "0" ]; then
+    log "self-removal: skipped (SPOT_SWEEP_SELF_REMOVE=0)"
+    return 0
+  fi
+  if [ -z "$instance_id" ] || [ -z "$region" ]; then
+    log "self-removal: impossible without instance id and region from IMDS; the ASG alarms will scale it in"
+    return 0
+  fi
+  # Decrementing the desired capacity keeps the group from launching a replacement.
+  # @see https://docs.aws.amazon.com/cli/latest/reference/autoscaling/terminate-instance-in-auto-scaling-group.html
+  log "self-removal: terminating $instance_id in its Auto Scaling group (desired capacity - 1)"
+  aws autoscaling terminate-instance-in-auto-scaling-group --instance-id "$instance_id" \
+    --should-decrement-desired-capacity --region "$region" ||
+    log "self-removal: the call failed; the idle-GPU and max-runtime alarms remain"
+}
+
+# shellcheck disable=SC2317 # reached through the EXIT/TERM traps
+record_failure() {
+  local message=$1 py=$python candidate
+  if [ -z "$py" ]; then
+    for candidate in $pythons; do
+      if command -v "$candidate" >/dev/null 2>&1; then py=$candidate; break; fi
+    done
+  fi
+  [ -n "$py" ] || return 0
+  PYTHONPATH="$code_dir${PYTHONPATH:+:$PYTHONPATH}" "$py" -m two_tower.job --job "$job_uri" --fail "$message" ||
+    log "could not record FAILED in the job's status.json"
+}
+
+# shellcheck disable=SC2317 # reached through the EXIT/TERM traps
+on_exit() {
+  local rc=$?
+  trap - EXIT
+  if [ "$rc" -eq "$EXIT_INTERRUPTED" ]; then
+    log "interrupted: the instance stays in its group so a replacement resumes the job (no self-removal)"
+  else
+    if [ "$rc" -ne 0 ] && [ "$runner_started" -eq 0 ]; then
+      local message="bootstrap failed in phase '$phase' after $((SECONDS - phase_started)) s (exit $rc)"
+      [ -z "$fail_reason" ] || message="$message: $fail_reason"
+      log "$message"
+      record_failure "Instance bootstrap: $message. See the instance's SSM command output."
+    fi
+    self_remove
+  fi
+  log "bootstrap finished with exit $rc after $SECONDS s"
+  exit "$rc"
+}
+
+# shellcheck disable=SC2317 # reached through the EXIT/TERM traps
+on_term() {
+  log "received SIGTERM/SIGINT"
+  if [ -n "$runner_pid" ]; then
+    kill -TERM "$runner_pid" 2>/dev/null || true
+  else
+    exit "$EXIT_INTERRUPTED"
+  fi
+}
+
+trap on_exit EXIT
+trap on_term TERM INT
+
+log "spot-sweep bootstrap: job $job_uri, code $code_dir, workdir $workdir"
+
+begin metadata
+if token=$(imds_token); then
+  instance_id=$(imds_get "$token" instance-id || true)
+  [ -n "$region" ] || region=$(imds_get "$token" placement/region || true)
+  log "instance $instance_id ($(imds_get "$token" instance-type || echo unknown)) in $region"
+else
+  log "warning: IMDS ($imds) did not answer; no self-removal is possible"
+fi
+done_phase
+
+begin driver
+deadline=$((SECONDS + driver_timeout))
+until gpu_list=$(nvidia-smi -L 2>&1); do
+  if [ "$SECONDS" -ge "$deadline" ]; then
+    fail "the NVIDIA driver did not answer within $driver_timeout s (nvidia-smi: ${gpu_list:-no output})"
+  fi
+  sleep "$poll_seconds"
+done
+log "GPUs: $(printf '%s' "$gpu_list" | tr '\n' ';')"
+compute_cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | sort -n | head -n 1 || true)
+done_phase
+
+begin job
+job_file="$workdir/job.json"
+case $job_uri in
+  s3://*) aws s3 cp --only-show-errors "$job_uri" "$job_file" ;;
+  file://*) cp "${job_uri#file://}" "$job_file" ;;
+  *) cp "$job_uri" "$job_file" ;;
+esac
+done_phase
+
+begin python
+probe='import torch; print(torch.__version__, torch.cuda.device_count() if torch.cuda.is_available() else 0)'
+for candidate in $pythons; do
+  command -v "$candidate" >/dev/null 2>&1 || continue
+  if found=$("$candidate" -c "$probe" 2>/dev/null) && [ "${found##* }" -gt 0 ]; then
+    python=$(command -v "$candidate")
+    log "using $python: torch ${found% *} sees ${found##* } CUDA device(s)"
+    break
+  fi
+  log "$candidate: no torch with CUDA (${found:-torch not importable})"
+done
+if [ -z "$python" ]; then
+  if [ -z "$wheel_index" ]; then
+    # cu126 is the last CUDA build of PyTorch with Volta (sm_70, V100 on p3) kernels; cu128 covers
+    # Turing (7.5) and newer. @see https://github.com/pytorch/pytorch/blob/main/RELEASE.md
+    # (PyTorch CUDA support matrix; Volta left cu128 in 2.11: pytorch/pytorch#175253)
+    if [ -n "$compute_cap" ] && awk -v c="$compute_cap" 'BEGIN { exit !(c < 7.5) }'; then
+      wheel_index=https://download.pytorch.org/whl/cu126
+    else
+      wheel_index=https://download.pytorch.org/whl/cu128
+    fi
+  fi
+  tag=${wheel_index%/}
+  tag=${tag##*/}
+  wheels="$workdir/wheels/$tag"
+  venv="$workdir/venv-$tag"
+  mkdir -p "$wheels"
+  log "creating $venv and installing torch from $wheel_index (compute capability ${compute_cap:-unknown})"
+  python3 -m venv "$venv"
+  if [ -n "$wheel_cache" ]; then
+    aws s3 sync --only-show-errors "${wheel_cache%/}/$tag/" "$wheels/" || log "warning: wheel cache not readable"
+  fi
+  if "$venv/bin/python" -m pip install --quiet --no-index --find-links "$wheels" torch; then
+    log "torch installed from the wheel cache"
+  else
+    log "wheel cache empty or incomplete: downloading torch from $wheel_index"
+    "$venv/bin/python" -m pip download --quiet --dest "$wheels" --index-url "$wheel_index" torch
+    "$venv/bin/python" -m pip install --quiet --no-index --find-links "$wheels" torch
+    if [ -n "$wheel_cache" ]; then
+      aws s3 sync --only-show-errors "$wheels/" "${wheel_cache%/}/$tag/" ||
+        log "warning: wheel cache not written; the next instance downloads again"
+    fi
+  fi
+  found=$("$venv/bin/python" -c "$probe") || fail "torch from $wheel_index does not import"
+  [ "${found##* }" -gt 0 ] || fail "torch ${found% *} from $wheel_index sees no CUDA device"
+  python="$venv/bin/python"
+fi
+done_phase
+
+begin requirements
+"$python" -m pip install --quiet -r "$code_dir/requirements.txt"
+done_phase
+
+begin gpus
+wanted=$("$python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["gpus"])' "$job_file" 2>/dev/null || true)
+have=${found##* }
+if [ -z "$wanted" ]; then
+  log "job.json has no readable gpus; the job runner reports what is wrong with it"
+elif [ "$have" -lt "$wanted" ]; then
+  fail "the job asks for gpus=$wanted but torch.cuda.device_count() is $have on this instance"
+else
+  log "the job asks for $wanted GPU(s); CUDA sees $have"
+fi
+done_phase
+
+begin run
+runner_started=1
+PYTHONPATH="$code_dir${PYTHONPATH:+:$PYTHONPATH}" "$python" -m two_tower.job --job "$job_uri" --workdir "$workdir" &
+runner_pid=$!
+set +e
+wait "$runner_pid"
+rc=$?
+# A trapped signal interrupts wait (status > 128) while the runner is still saving its checkpoint.
+while [ "$rc" -gt 128 ] && kill -0 "$runner_pid" 2>/dev/null; do
+  wait "$runner_pid"
+  rc=$?
+done
+set -e
+log "phase run: the job runner exited with $rc after $((SECONDS - phase_started)) s"
+exit "$rc"

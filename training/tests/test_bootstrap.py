@@ -1,0 +1,333 @@
+"""bootstrap.sh under test: stand-ins for nvidia-smi, aws and the Pythons first on PATH, a local HTTP
+server for IMDSv2 (real curl), and a directory standing in for S3."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from jobkit import TRAINING, FakeImds, imds, wait_for  # noqa: F401 - fixture
+
+BOOTSTRAP = TRAINING / "bootstrap.sh"
+JOB_URI = "s3://artifacts/sweeps/s/c/job.json"
+CACHE = "s3://artifacts/cache/wheels"
+
+PYTHON_STANDIN = r"""
+import json, os, pathlib, shutil, signal, sys, time
+
+HERE = pathlib.Path(__file__)
+args = sys.argv[1:]
+with open(os.environ["FAKE_LOG"], "a") as fh:
+    fh.write(json.dumps({"cmd": "python", "exe": str(HERE), "args": args}) + "\n")
+venv = HERE.parent.parent if (HERE.parent.parent / "pyvenv.cfg").exists() else None
+
+
+def torch_state():
+    if venv is not None:
+        if not (venv / "torch-installed").exists():
+            return None
+        return ("2.9.0+cu126", int(os.environ.get("FAKE_VENV_CUDA", "1")))
+    spec = os.environ.get("FAKE_SYSTEM_TORCH", "none")
+    if spec == "none":
+        return None
+    return ("2.8.0", int(spec.split(":")[1]) if spec.startswith("cuda:") else 0)
+
+
+if args[:1] == ["-c"] and "import torch" in args[1]:
+    state = torch_state()
+    if state is None:
+        sys.exit("ModuleNotFoundError: No module named 'torch'")
+    print(state[0], state[1])
+elif args[:2] == ["-m", "venv"]:
+    target = pathlib.Path(args[2])
+    (target / "bin").mkdir(parents=True)
+    shutil.copy(HERE, target / "bin" / "python")
+    (target / "pyvenv.cfg").write_text("home = fake\n")
+elif args[:2] == ["-m", "pip"]:
+    if "download" in args:
+        dest = pathlib.Path(args[args.index("--dest") + 1])
+        dest.mkdir(parents=True, exist_ok=True)
+        (dest / "torch-2.9.0+cu126-cp311-cp311-manylinux_2_28_x86_64.whl").write_bytes(b"wheel")
+        (dest / "nvidia_cudnn_cu12-9.1.0-py3-none-manylinux2014_x86_64.whl").write_bytes(b"wheel")
+    elif "--no-index" in args:
+        links = pathlib.Path(args[args.index("--find-links") + 1])
+        if not list(links.glob("torch-*.whl")):
+            sys.exit("ERROR: No matching distribution found for torch")
+        (venv / "torch-installed").write_text("")
+elif args[:2] == ["-m", "two_tower.job"]:
+    if "--fail" in args:
+        sys.exit(1)
+    mode = os.environ.get("FAKE_JOB", "exit:0")
+    if mode == "wait-term":
+        marker = pathlib.Path(os.environ["FAKE_LOG"]).with_name("runner-started")
+
+        def on_term(*_):
+            marker.with_name("runner-got-term").write_text("")
+            sys.exit(75)
+
+        signal.signal(signal.SIGTERM, on_term)
+        marker.write_text("")
+        while True:
+            time.sleep(0.05)
+    sys.exit(int(mode.split(":")[1]))
+else:
+    os.execv(REAL, [REAL, *args])
+"""
+
+AWS_STANDIN = r"""
+import json, os, pathlib, shutil, sys
+
+args = sys.argv[1:]
+with open(os.environ["FAKE_LOG"], "a") as fh:
+    fh.write(json.dumps({"cmd": "aws", "args": args}) + "\n")
+root = pathlib.Path(os.environ["FAKE_S3"])
+
+
+def local(uri):
+    return root / uri[len("s3://"):] if uri.startswith("s3://") else pathlib.Path(uri)
+
+
+paths = [a for a in args[2:] if not a.startswith("--")]
+if args[:2] == ["s3", "cp"]:
+    src, dst = local(paths[0]), local(paths[1])
+    if not src.is_file():
+        sys.exit(f"fatal error: {paths[0]} does not exist")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(src, dst)
+elif args[:2] == ["s3", "sync"]:
+    src, dst = local(paths[0]), local(paths[1])
+    if src.is_dir():
+        shutil.copytree(src, dst, dirs_exist_ok=True)
+elif args[:1] != ["autoscaling"]:
+    sys.exit(f"aws stand-in: unexpected {args}")
+"""
+
+NVIDIA_STANDIN = r"""
+import os, sys
+
+if os.environ.get("FAKE_NVIDIA") == "never":
+    sys.exit("NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.")
+count = int(os.environ.get("FAKE_GPU_COUNT", "1"))
+if "-L" in sys.argv:
+    for i in range(count):
+        print(f"GPU {i}: Tesla V100-SXM2-16GB (UUID: GPU-{i})")
+elif "--query-gpu=compute_cap" in sys.argv:
+    for _ in range(count):
+        print(os.environ.get("FAKE_COMPUTE_CAP", "7.0"))
+"""
+
+
+class Instance:
+    """A fake GPU instance: stand-ins on PATH, a directory for S3, and a call log."""
+
+    def __init__(self, root: Path, imds_url: str, gpus_in_job: int = 1):
+        self.root = root
+        self.bin = root / "bin"
+        self.bin.mkdir(parents=True)
+        self.s3 = root / "s3"
+        self.log = root / "calls.jsonl"
+        self.log.touch()
+        for name, body in (
+            ("python3", PYTHON_STANDIN),
+            ("dlami-python", PYTHON_STANDIN),
+            ("aws", AWS_STANDIN),
+            ("nvidia-smi", NVIDIA_STANDIN),
+        ):
+            path = self.bin / name
+            path.write_text(f"#!{sys.executable}\nREAL = {sys.executable!r}\n{body}")
+            path.chmod(0o755)
+        job = self.s3 / "artifacts" / "sweeps" / "s" / "c" / "job.json"
+        job.parent.mkdir(parents=True)
+        job.write_text(json.dumps({"version": 1, "gpus": gpus_in_job}))
+        self.env = {
+            **os.environ,
+            "PATH": f"{self.bin}:{os.environ['PATH']}",
+            "FAKE_LOG": str(self.log),
+            "FAKE_S3": str(self.s3),
+            "SPOT_SWEEP_IMDS_ENDPOINT": imds_url,
+            "SPOT_SWEEP_PYTHONS": "dlami-python",
+            "SPOT_SWEEP_POLL_SECONDS": "0.1",
+        }
+
+    def args(self, workdir: str = "work", *extra: str) -> list[str]:
+        return [
+            "bash",
+            str(BOOTSTRAP),
+            "--job",
+            JOB_URI,
+            "--code-dir",
+            str(TRAINING),
+            "--workdir",
+            str(self.root / workdir),
+            *extra,
+        ]
+
+    def run(self, *extra: str, workdir: str = "work", **env: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            self.args(workdir, *extra), env={**self.env, **env}, capture_output=True, text=True, timeout=60
+        )
+
+    def calls(self, cmd: str | None = None) -> list[list[str]]:
+        rows = [json.loads(line) for line in self.log.read_text().splitlines()]
+        return [r["args"] for r in rows if cmd is None or r["cmd"] == cmd]
+
+    def self_removals(self) -> list[list[str]]:
+        return [
+            a
+            for a in self.calls("aws")
+            if a[:2] == ["autoscaling", "terminate-instance-in-auto-scaling-group"]
+        ]
+
+    def runner_calls(self) -> list[list[str]]:
+        return [a for a in self.calls("python") if a[:2] == ["-m", "two_tower.job"]]
+
+
+@pytest.fixture
+def instance(tmp_path, imds):  # noqa: F811
+    return Instance(tmp_path, imds.url)
+
+
+REMOVAL = [
+    "autoscaling",
+    "terminate-instance-in-auto-scaling-group",
+    "--instance-id",
+    "i-0123456789abcdef0",
+    "--should-decrement-desired-capacity",
+    "--region",
+    "eu-west-1",
+]
+
+
+def test_uses_the_dlami_torch_runs_the_job_and_removes_itself_once(instance):
+    done = instance.run(FAKE_SYSTEM_TORCH="cuda:1")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert instance.runner_calls() == [
+        ["-m", "two_tower.job", "--job", JOB_URI, "--workdir", str(instance.root / "work")]
+    ]
+    pip = [a for a in instance.calls("python") if a[:2] == ["-m", "pip"]]
+    assert pip == [["-m", "pip", "install", "--quiet", "-r", str(TRAINING / "requirements.txt")]]
+    assert not any(a[:2] == ["-m", "venv"] for a in instance.calls("python"))
+    assert instance.self_removals() == [REMOVAL]
+    for phase in ("metadata", "driver", "job", "python", "requirements", "gpus"):
+        assert f"phase {phase}: done in" in done.stdout
+    assert "torch 2.8.0 sees 1 CUDA device(s)" in done.stdout
+
+
+def test_installs_torch_from_the_wheel_cache_without_downloading(instance):
+    cached = instance.s3 / "artifacts" / "cache" / "wheels" / "cu126"
+    cached.mkdir(parents=True)
+    (cached / "torch-2.9.0+cu126-cp311-cp311-manylinux_2_28_x86_64.whl").write_bytes(b"wheel")
+
+    done = instance.run("--wheel-cache", CACHE, FAKE_SYSTEM_TORCH="cpu", FAKE_COMPUTE_CAP="7.0")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "torch installed from the wheel cache" in done.stdout
+    assert not any("download" in a for a in instance.calls("python"))
+    assert [
+        "s3",
+        "sync",
+        "--only-show-errors",
+        f"{CACHE}/cu126/",
+        str(instance.root / "work" / "wheels" / "cu126") + "/",
+    ] in instance.calls("aws")
+    venv_python = str(instance.root / "work" / "venv-cu126" / "bin" / "python")
+    runs = [
+        r
+        for r in map(json.loads, instance.log.read_text().splitlines())
+        if r["args"][:2] == ["-m", "two_tower.job"]
+    ]
+    assert [r["exe"] for r in runs] == [venv_python]
+    assert instance.self_removals() == [REMOVAL]
+
+
+def test_downloads_the_wheels_once_and_the_next_instance_takes_them_from_the_cache(instance):
+    first = instance.run("--wheel-cache", CACHE, FAKE_SYSTEM_TORCH="none", FAKE_COMPUTE_CAP="9.0")
+
+    assert first.returncode == 0, first.stdout + first.stderr
+    downloads = [a for a in instance.calls("python") if "download" in a]
+    assert len(downloads) == 1 and "https://download.pytorch.org/whl/cu128" in downloads[0]
+    assert list((instance.s3 / "artifacts" / "cache" / "wheels" / "cu128").glob("torch-*.whl"))
+
+    instance.log.write_text("")
+    second = instance.run(
+        "--wheel-cache",
+        CACHE,
+        workdir="work-of-the-next-instance",
+        FAKE_SYSTEM_TORCH="none",
+        FAKE_COMPUTE_CAP="9.0",
+    )
+
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert not any("download" in a for a in instance.calls("python"))
+    assert "torch installed from the wheel cache" in second.stdout
+
+
+def test_fails_when_cuda_sees_fewer_gpus_than_the_job_asks_for(tmp_path, imds):  # noqa: F811
+    instance = Instance(tmp_path, imds.url, gpus_in_job=4)
+
+    done = instance.run(FAKE_SYSTEM_TORCH="cuda:1")
+
+    assert done.returncode == 1
+    (fail,) = instance.runner_calls()
+    message = fail[fail.index("--fail") + 1]
+    assert "phase 'gpus'" in message and "gpus=4 but torch.cuda.device_count() is 1" in message
+    assert instance.self_removals() == [REMOVAL]
+
+
+def test_removes_itself_once_when_the_job_fails(instance):
+    done = instance.run(FAKE_SYSTEM_TORCH="cuda:1", FAKE_JOB="exit:1")
+
+    assert done.returncode == 1
+    assert len(instance.runner_calls()) == 1, "the runner records its own failure; no --fail on top"
+    assert instance.self_removals() == [REMOVAL]
+
+
+def test_keeps_the_instance_when_the_job_is_interrupted(instance):
+    done = instance.run(FAKE_SYSTEM_TORCH="cuda:1", FAKE_JOB="exit:75")
+
+    assert done.returncode == 75
+    assert instance.self_removals() == []
+    assert "no self-removal" in done.stdout
+
+
+def test_forwards_sigterm_to_the_runner_and_keeps_the_instance(instance):
+    proc = subprocess.Popen(
+        instance.args(),
+        env={**instance.env, "FAKE_SYSTEM_TORCH": "cuda:1", "FAKE_JOB": "wait-term"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    wait_for(lambda: (instance.root / "runner-started").exists(), "the runner to start", proc=proc)
+
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+
+    assert proc.returncode == 75, out
+    assert (instance.root / "runner-got-term").exists()
+    assert instance.self_removals() == []
+
+
+def test_gives_up_when_the_nvidia_driver_never_answers(instance):
+    done = instance.run("--driver-timeout", "1", FAKE_NVIDIA="never", FAKE_SYSTEM_TORCH="cuda:1")
+
+    assert done.returncode == 1
+    (fail,) = instance.runner_calls()
+    assert "phase 'driver'" in fail[fail.index("--fail") + 1]
+    assert "did not answer within 1 s" in fail[fail.index("--fail") + 1]
+    assert instance.self_removals() == [REMOVAL]
+
+
+def test_refuses_to_start_without_a_job(instance):
+    done = subprocess.run(
+        ["bash", str(BOOTSTRAP)], env=instance.env, capture_output=True, text=True, timeout=30
+    )
+
+    assert done.returncode == 2 and "--job URI" in done.stderr
+    assert instance.self_removals() == []

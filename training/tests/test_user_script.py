@@ -1,0 +1,248 @@
+"""Script mode: the user's own MPS-style script, patched to the job's device, run and collected."""
+
+from __future__ import annotations
+
+import json
+import signal
+import zipfile
+from pathlib import Path
+
+from jobkit import FakeImds, imds, job_doc, run_job, s3, start_job, states, wait_for  # noqa: F401 - fixtures
+
+MPS_SCRIPT = """\
+import json, os, sys
+import torch
+
+device = 'mps'
+if torch.backends.mps.is_available():
+    print("using Apple GPU")
+x = torch.arange(4.0, device=device)
+os.makedirs("results", exist_ok=True)
+with open(os.path.join("results", "config_o.json"), "w") as fh:
+    json.dump({"ndcg10": 0.4482, "device": str(x.device), "args": sys.argv[1:], "sum": float(x.sum())}, fh)
+print("trained on", x.device)
+"""
+
+PLAIN_SCRIPT = """\
+import json, os, sys
+
+os.makedirs("results", exist_ok=True)
+with open(os.path.join("results", "run.json"), "w") as fh:
+    json.dump({"args": sys.argv[1:]}, fh)
+"""
+
+PATCHES = [
+    {
+        "file": "models/evaluate.py",
+        "find": "device = 'mps'",
+        "replace": "device = os.environ['SPOT_SWEEP_DEVICE']",
+    },
+    {
+        "file": "models/evaluate.py",
+        "find": "torch.backends.mps.is_available()",
+        "replace": "torch.cuda.is_available()",
+    },
+]
+
+
+def make_code(root: Path, script: str = MPS_SCRIPT) -> Path:
+    code = root / "usercode"
+    (code / "models").mkdir(parents=True)
+    (code / "models" / "evaluate.py").write_text(script)
+    return code
+
+
+def script_job(tmp_path: Path, code: str, store: str, **script) -> Path:
+    spec = {
+        "code": code,
+        "entrypoint": "models/evaluate.py",
+        "args": ["--fold", "all"],
+        "patches": PATCHES,
+        "results": "results/*.json",
+    }
+    spec.update(script)
+    job = tmp_path / "store" / "job.json"
+    job.parent.mkdir(parents=True, exist_ok=True)
+    job.write_text(json.dumps(job_doc(store, None, train=None, script=spec)))
+    return job
+
+
+def test_patched_mps_script_runs_on_cpu_and_its_results_are_collected(tmp_path):
+    code = make_code(tmp_path)
+    store = tmp_path / "store"
+    job = script_job(tmp_path, str(code), store.as_uri() + "/")
+
+    done = run_job(str(job), tmp_path / "work")
+
+    assert done.returncode == 0, done.stderr
+    collected = json.loads((store / "results" / "results" / "config_o.json").read_text())
+    assert collected["device"] == "cpu" and collected["args"] == ["--fold", "all"]
+    results = json.loads((store / "results.json").read_text())
+    assert results["mode"] == "script" and results["results"]["ndcg10"] == 0.4482
+    assert results["files"] == ["results/config_o.json"]
+    assert results["job"] == {
+        "sweep": "test-sweep",
+        "config": "tiny",
+        "instanceType": "local",
+        "market": "local",
+        "attempts": 1,
+        "interruptions": 0,
+    }
+    log = (store / "train.log").read_text()
+    assert "patch 0: models/evaluate.py: replaced 1 occurrence(s)" in log and "trained on cpu" in log
+    status = json.loads((store / "status.json").read_text())
+    assert status["state"] == "SUCCEEDED"
+    assert states(status) == ["PENDING", "BOOTSTRAPPING", "TRAINING", "SUCCEEDED"]
+    assert "device = 'mps'" in (code / "models" / "evaluate.py").read_text(), (
+        "the user's own copy is not patched"
+    )
+
+
+def test_script_from_a_zip_in_s3_runs_and_its_results_land_in_the_bucket(tmp_path, s3):  # noqa: F811
+    code = make_code(tmp_path)
+    archive = tmp_path / "code.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(code / "models" / "evaluate.py", "models/evaluate.py")
+    s3.put("code/code.zip", archive.read_bytes())
+    spec = {
+        "code": s3.uri("code/code.zip"),
+        "entrypoint": "models/evaluate.py",
+        "args": [],
+        "patches": PATCHES,
+        "results": "results/*.json",
+    }
+    s3.put("sweeps/s/c/job.json", json.dumps(job_doc(s3.uri("sweeps/s/c/"), None, train=None, script=spec)))
+
+    done = run_job(s3.uri("sweeps/s/c/job.json"), tmp_path / "work")
+
+    assert done.returncode == 0, done.stderr
+    assert s3.get_json("sweeps/s/c/results/results/config_o.json")["device"] == "cpu"
+    assert s3.get_json("sweeps/s/c/status.json")["state"] == "SUCCEEDED"
+    assert b"trained on cpu" in s3.get("sweeps/s/c/train.log")
+
+
+def test_fails_when_a_patch_matches_nothing_naming_the_patch(tmp_path):
+    code = make_code(tmp_path, MPS_SCRIPT.replace("device = 'mps'", 'device = "mps"'))
+    store = tmp_path / "store"
+    job = script_job(tmp_path, str(code), store.as_uri() + "/")
+
+    done = run_job(str(job), tmp_path / "work")
+
+    assert done.returncode == 2
+    assert "script.patches[0] (file 'models/evaluate.py', find \"device = 'mps'\")" in done.stderr
+    assert "matches nothing" in done.stderr and "Traceback" not in done.stderr
+    status = json.loads((store / "status.json").read_text())
+    assert status["state"] == "FAILED" and "script.patches[0]" in status["message"]
+    assert not (store / "results.json").exists()
+    assert "trained on" not in (store / "train.log").read_text(), "the script must not run unpatched"
+
+
+def test_fails_when_a_patched_file_is_missing(tmp_path):
+    code = make_code(tmp_path)
+    store = tmp_path / "store"
+    bad = [*PATCHES, {"file": "models/other.py", "find": "x", "replace": "y"}]
+    job = script_job(tmp_path, str(code), store.as_uri() + "/", patches=bad)
+
+    done = run_job(str(job), tmp_path / "work")
+
+    assert done.returncode == 2
+    assert "script.patches[2] (file 'models/other.py'" in done.stderr and "does not exist" in done.stderr
+
+
+def test_fails_when_the_results_glob_matches_nothing(tmp_path):
+    code = make_code(tmp_path, PLAIN_SCRIPT)
+    store = tmp_path / "store"
+    job = script_job(tmp_path, str(code), store.as_uri() + "/", patches=[], results="out/*.csv")
+
+    done = run_job(str(job), tmp_path / "work")
+
+    assert done.returncode == 1
+    status = json.loads((store / "status.json").read_text())
+    assert status["state"] == "FAILED" and "'out/*.csv' matched no file" in status["message"]
+    assert not (store / "results.json").exists()
+
+
+def test_fails_when_the_script_crashes_with_its_last_lines_in_the_message(tmp_path):
+    code = make_code(tmp_path, "print('loading data')\nraise SystemExit('CUDA out of memory')\n")
+    store = tmp_path / "store"
+    job = script_job(tmp_path, str(code), store.as_uri() + "/", patches=[])
+
+    done = run_job(str(job), tmp_path / "work")
+
+    assert done.returncode == 1
+    status = json.loads((store / "status.json").read_text())
+    assert status["state"] == "FAILED" and "exited with code 1" in status["message"]
+    assert "CUDA out of memory" in status["message"]
+
+
+def test_spot_notice_stops_the_script_and_marks_the_attempt_interrupted(tmp_path, imds):  # noqa: F811
+    code = make_code(
+        tmp_path, "import time\nprint('epoch 1', flush=True)\nwhile True:\n    time.sleep(0.05)\n"
+    )
+    store = tmp_path / "store"
+    job = script_job(tmp_path, str(code), store.as_uri() + "/", patches=[])
+    proc = start_job(
+        str(job),
+        tmp_path / "work",
+        "--sync-seconds",
+        "0.5",
+        env={"SPOT_SWEEP_IMDS_ENDPOINT": imds.url, "SPOT_SWEEP_SPOT_POLL_SECONDS": "0.2"},
+    )
+    wait_for(
+        lambda: "epoch 1" in (store / "train.log").read_text() if (store / "train.log").exists() else False,
+        "the script's first log line in the store",
+        proc=proc,
+    )
+
+    imds.notice()
+    out, _ = proc.communicate(timeout=60)
+
+    assert proc.returncode == 75, out
+    status = json.loads((store / "status.json").read_text())
+    assert status["state"] == "PENDING" and status["interruptions"] == 1
+    assert "spot interruption notice" in status["message"]
+    assert status["instanceType"] == "p3.2xlarge" and status["market"] == "spot"
+    assert not (store / "results.json").exists()
+
+
+def test_ctrl_c_stops_the_job_on_purpose(tmp_path):
+    code = make_code(
+        tmp_path, "import time\nprint('epoch 1', flush=True)\nwhile True:\n    time.sleep(0.05)\n"
+    )
+    store = tmp_path / "store"
+    job = script_job(tmp_path, str(code), store.as_uri() + "/", patches=[])
+    proc = start_job(str(job), tmp_path / "work", "--sync-seconds", "0.5")
+    wait_for(
+        lambda: (
+            "epoch 1" in (tmp_path / "work" / "train.log").read_text()
+            if (tmp_path / "work" / "train.log").exists()
+            else False
+        ),
+        "the script to start",
+        proc=proc,
+    )
+
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+
+    assert proc.returncode == 75, out
+    status = json.loads((store / "status.json").read_text())
+    assert status["state"] == "STOPPED" and "interrupted by SIGINT" in status["message"]
+    assert states(status) == ["PENDING", "BOOTSTRAPPING", "TRAINING", "STOPPED"]
+
+
+def test_a_changed_job_runs_again_even_after_success(tmp_path):
+    code = make_code(tmp_path, PLAIN_SCRIPT)
+    store = tmp_path / "store"
+    job = script_job(tmp_path, str(code), store.as_uri() + "/", patches=[])
+    assert run_job(str(job), tmp_path / "work").returncode == 0
+
+    job = script_job(tmp_path, str(code), store.as_uri() + "/", patches=[], args=["--fold", "3"])
+    done = run_job(str(job), tmp_path / "work")
+
+    assert done.returncode == 0 and "job.json changed since the last attempt" in done.stderr
+    assert json.loads((store / "results.json").read_text())["results"]["args"] == ["--fold", "3"]
+    status = json.loads((store / "status.json").read_text())
+    assert status["state"] == "SUCCEEDED" and status["attempts"] == 1
+    log = (store / "train.log").read_text()
+    assert log.count("=== attempt 1 on local (local)") == 2, "one log tells every attempt"
