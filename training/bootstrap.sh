@@ -9,6 +9,7 @@
 #             venv and install the CUDA torch wheels through the wheel cache in the artifact bucket
 #   requirements  pip install -r <code-dir>/requirements.txt
 #   gpus      torch.cuda.device_count() >= the job's gpus
+#   gpu-metrics  start publishing GPU utilisation (for the idle-GPU alarm) now that setup is over
 #   run       python -m two_tower.job --job URI --workdir DIR
 #
 # When it ends, with success or failure but never on an interruption (exit 75: spot notice or
@@ -25,7 +26,8 @@
 # SPOT_SWEEP_WHEEL_INDEX, SPOT_SWEEP_WHEEL_CACHE, SPOT_SWEEP_REGION, SPOT_SWEEP_DRIVER_TIMEOUT);
 # options win. Further env: SPOT_SWEEP_PYTHONS (candidate Pythons, space-separated),
 # SPOT_SWEEP_IMDS_ENDPOINT (default http://169.254.169.254), SPOT_SWEEP_SELF_REMOVE=0 (keep the
-# instance, for debugging), SPOT_SWEEP_POLL_SECONDS (driver poll interval, default 5).
+# instance, for debugging), SPOT_SWEEP_POLL_SECONDS (driver poll interval, default 5),
+# SPOT_SWEEP_CW_AGENT (amazon-cloudwatch-agent-ctl, given the GPU metrics config before the run).
 set -euo pipefail
 
 EXIT_INTERRUPTED=75
@@ -40,6 +42,7 @@ driver_timeout=${SPOT_SWEEP_DRIVER_TIMEOUT:-600}
 poll_seconds=${SPOT_SWEEP_POLL_SECONDS:-5}
 imds=${SPOT_SWEEP_IMDS_ENDPOINT:-http://169.254.169.254}
 self_remove_enabled=${SPOT_SWEEP_SELF_REMOVE:-1}
+cw_agent=${SPOT_SWEEP_CW_AGENT:-/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl}
 # The PyTorch venv of the Deep Learning OSS Nvidia Driver AMI GPU PyTorch 2.x is /opt/pytorch
 # (`source /opt/pytorch/bin/activate`); older conda-based DLAMIs keep it in /opt/conda/envs/pytorch.
 # @see https://docs.aws.amazon.com/dlami/latest/devguide/appendix-ami-release-notes.html
@@ -270,6 +273,32 @@ elif [ "$have" -lt "$wanted" ]; then
   fail "the job asks for gpus=$wanted but torch.cuda.device_count() is $have on this instance"
 else
   log "the job asks for $wanted GPU(s); CUDA sees $have"
+fi
+done_phase
+
+begin gpu-metrics
+# GPU utilisation goes to CloudWatch only from here on, aggregated by Auto Scaling group: the idle-GPU
+# alarm treats missing data as not breaching, so the setup phases above (driver, wheels, data) can
+# never look like an idle GPU. The metric is CWAgent nvidia_smi_utilization_gpu {AutoScalingGroupName}.
+# @see https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch-Agent-NVIDIA-GPU.html
+if [ -x "$cw_agent" ]; then
+  metrics_config="$workdir/cloudwatch-gpu-metrics.json"
+  cat >"$metrics_config" <<'GPU_METRICS'
+{
+  "metrics": {
+    "namespace": "CWAgent",
+    "append_dimensions": { "AutoScalingGroupName": "${aws:AutoScalingGroupName}" },
+    "aggregation_dimensions": [["AutoScalingGroupName"]],
+    "metrics_collected": {
+      "nvidia_gpu": { "measurement": ["utilization_gpu", "memory_used", "memory_total"], "metrics_collection_interval": 60 }
+    }
+  }
+}
+GPU_METRICS
+  "$cw_agent" -a append-config -m ec2 -s -c "file:$metrics_config" >/dev/null ||
+    log "warning: the CloudWatch agent did not take the GPU metrics; the idle-GPU alarm cannot fire"
+else
+  log "warning: no CloudWatch agent at $cw_agent; the idle-GPU alarm cannot fire"
 fi
 done_phase
 

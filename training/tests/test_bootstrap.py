@@ -122,6 +122,17 @@ elif "--query-gpu=compute_cap" in sys.argv:
 """
 
 
+CW_AGENT_STANDIN = r"""
+import json, os, sys
+
+args = sys.argv[1:]
+config = next((a[len("file:"):] for a in args if a.startswith("file:")), None)
+with open(os.environ["FAKE_LOG"], "a") as fh:
+    body = json.load(open(config)) if config else None
+    fh.write(json.dumps({"cmd": "cw-agent", "args": args, "config": body}) + "\n")
+"""
+
+
 class Instance:
     """A fake GPU instance: stand-ins on PATH, a directory for S3, and a call log."""
 
@@ -137,6 +148,7 @@ class Instance:
             ("dlami-python", PYTHON_STANDIN),
             ("aws", AWS_STANDIN),
             ("nvidia-smi", NVIDIA_STANDIN),
+            ("cw-agent", CW_AGENT_STANDIN),
         ):
             path = self.bin / name
             path.write_text(f"#!{sys.executable}\nREAL = {sys.executable!r}\n{body}")
@@ -152,6 +164,7 @@ class Instance:
             "SPOT_SWEEP_IMDS_ENDPOINT": imds_url,
             "SPOT_SWEEP_PYTHONS": "dlami-python",
             "SPOT_SWEEP_POLL_SECONDS": "0.1",
+            "SPOT_SWEEP_CW_AGENT": str(self.bin / "cw-agent"),
         }
 
     def args(self, workdir: str = "work", *extra: str) -> list[str]:
@@ -217,6 +230,23 @@ def test_uses_the_dlami_torch_runs_the_job_and_removes_itself_once(instance):
     for phase in ("metadata", "driver", "job", "python", "requirements", "gpus"):
         assert f"phase {phase}: done in" in done.stdout
     assert "torch 2.8.0 sees 1 CUDA device(s)" in done.stdout
+
+
+def test_publishes_gpu_metrics_by_group_only_once_setup_is_over(instance):
+    done = instance.run(FAKE_SYSTEM_TORCH="cuda:1")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = [json.loads(line) for line in instance.log.read_text().splitlines()]
+    order = [r["cmd"] if r["cmd"] != "python" else " ".join(r["args"][:2]) for r in rows]
+    agent = order.index("cw-agent")
+    assert order.count("cw-agent") == 1
+    # After every setup step (the pip install of the requirements) and before the job runner.
+    assert agent > max(i for i, c in enumerate(order) if c == "-m pip")
+    assert agent < order.index("-m two_tower.job")
+    metrics = rows[agent]["config"]["metrics"]
+    assert rows[agent]["args"][:2] == ["-a", "append-config"]
+    assert metrics["aggregation_dimensions"] == [["AutoScalingGroupName"]]
+    assert "utilization_gpu" in metrics["metrics_collected"]["nvidia_gpu"]["measurement"]
 
 
 def test_installs_torch_from_the_wheel_cache_without_downloading(instance):
