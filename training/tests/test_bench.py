@@ -1,0 +1,26 @@
+from two_tower.bench import main
+
+
+def test_bench_prints_both_throughputs_and_the_ratio(capsys):
+    assert (
+        main(
+            [
+                "--pairs",
+                "3000",
+                "--dim",
+                "16",
+                "--hidden-dim",
+                "16",
+                "--batch-size",
+                "64",
+                "--loader-steps",
+                "3",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "trainer (resident tensors, index-slice batches):" in out and "peak memory" in out
+    assert "DataLoader loop" in out and "ratio:" in out

@@ -1,0 +1,299 @@
+import json
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+import torch
+from conftest import TRAINING_DIR, read_json, run_trainer, subprocess_env, trainer_command, without_timing
+
+from two_tower.config import TrainConfig
+from two_tower.cv import assign_folds, split_rows
+from two_tower.data import load_dataset
+from two_tower.interrupt import StopRequest
+from two_tower.metrics import ndcg_at_k
+from two_tower.model import TwoTower
+from two_tower.runtime import setup_runtime
+from two_tower.train import Trainer, main
+
+FAST = ["--folds", "2", "--epochs", "3", "--batch-size", "64", "--hidden-dim", "64", "--lr", "0.003"]
+
+
+def baselines(data_dir, tmp_path):
+    """(random nDCG@10, untrained-model nDCG@10) on fold 0 of a 2-fold split, same metric as the trainer."""
+    data = load_dataset(data_dir)
+    assignment = assign_folds(sorted(set(data.query_ids)), 2, 42)
+    trainer = Trainer(
+        TrainConfig(folds=2, hidden_dim=64),
+        data,
+        tmp_path,
+        setup_runtime("cpu"),
+        StopRequest(),
+        assignment,
+        {},
+        10,
+    )
+    torch.manual_seed(0)
+    untrained, _ = trainer._evaluate(TwoTower(data.input_dim, 64), 0)
+    _, test = split_rows(trainer.pair_fold, data.weak, 0)
+    queries, q_local = np.unique(data.pair_query[test], return_inverse=True)
+    scores = np.random.default_rng(0).random(len(test))
+    rand = ndcg_at_k(
+        q_local,
+        trainer.doc_order[data.pair_doc[test]],
+        scores,
+        data.relevance[test],
+        q_local,
+        data.relevance[test],
+        len(queries),
+    ).mean()
+    return float(rand), untrained
+
+
+def test_trained_model_beats_random_by_a_wide_margin_and_untrained_does_not(tiny_dataset, tmp_path, capsys):
+    assert main(["--data", str(tiny_dataset), "--out", str(tmp_path / "out"), *FAST]) == 0
+    results = read_json(tmp_path / "out" / "results.json")
+    rand, untrained = baselines(tiny_dataset, tmp_path / "b")
+    assert abs(untrained - rand) < 0.1, (untrained, rand)
+    assert results["ndcg10"]["mean"] > rand + 0.3, (results["ndcg10"], rand)
+    assert [f["fold"] for f in results["folds"]] == [0, 1]
+    assert results["ndcg10"]["ddof"] == 1
+    assert set(results["data"]) == {
+        "pairs.csv",
+        "query_embeddings.npy",
+        "query_ids.txt",
+        "doc_embeddings.npy",
+        "doc_ids.txt",
+    }
+    assert read_json(tmp_path / "out" / "status.json")["state"] == "SUCCEEDED"
+    folds = read_json(tmp_path / "out" / "folds.json")
+    assert len(folds) == 400 and set(folds.values()) == {0, 1}
+    printed = capsys.readouterr().out
+    assert "runtime: device cpu" in printed and "nDCG@10" in printed
+
+
+def test_options_logq_accumulation_corpus_eval_and_parquet_run(make_dataset, tmp_path):
+    data = make_dataset(queries=80, docs=150, weak=1, fmt="parquet")
+    args = [
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "out"),
+        "--folds",
+        "2",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--grad-accumulation",
+        "2",
+        "--logq",
+        "--eval-candidates",
+        "corpus",
+    ]
+    assert main(args) == 0
+    results = read_json(tmp_path / "out" / "results.json")
+    assert results["config"]["gradAccumulation"] == 2 and results["config"]["evalCandidates"] == "corpus"
+    assert 0.0 <= results["ndcg10"]["mean"] <= 1.0
+    assert "pairs.parquet" in results["data"]
+
+
+def test_text_dataset_learns_the_hidden_word_mapping(make_dataset, tmp_path):
+    data = make_dataset(queries=400, docs=400, text=True, candidates=10, positives=1, vocab=60, words=6)
+    assert (
+        main(
+            [
+                "--data",
+                str(data),
+                "--out",
+                str(tmp_path / "out"),
+                "--folds",
+                "2",
+                "--epochs",
+                "3",
+                "--batch-size",
+                "64",
+                "--hidden-dim",
+                "32",
+                "--lr",
+                "0.02",
+            ]
+        )
+        == 0
+    )
+    # Random order of 10 candidates with one relevant doc scores 0.45 on average; queries and documents share
+    # no word, so the towers must learn the hidden word mapping to get past it.
+    assert read_json(tmp_path / "out" / "results.json")["ndcg10"]["mean"] > 0.6
+
+
+def test_rerun_after_success_reports_the_same_results(tiny_dataset, tmp_path):
+    out = tmp_path / "out"
+    args = [
+        "--data",
+        str(tiny_dataset),
+        "--out",
+        str(out),
+        "--folds",
+        "2",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "64",
+    ]
+    assert main(args) == 0
+    first = read_json(out / "results.json")
+    assert main(args) == 0
+    assert without_timing(read_json(out / "results.json")) == without_timing(first)
+
+
+def test_fails_when_out_holds_checkpoints_of_another_config(tiny_dataset, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["--data", str(tiny_dataset), "--out", str(out), "--folds", "2", "--epochs", "1"]) == 0
+    assert (
+        main(["--data", str(tiny_dataset), "--out", str(out), "--folds", "2", "--epochs", "1", "--seed", "5"])
+        == 2
+    )
+    assert "different config (seed differ)" in capsys.readouterr().err
+
+
+# Long enough (many small steps, checkpoint every ~0.1 s) that a kill lands mid-fold.
+RESUME = [
+    "--folds",
+    "2",
+    "--epochs",
+    "8",
+    "--batch-size",
+    "8",
+    "--hidden-dim",
+    "32",
+    "--checkpoint-minutes",
+    "0.002",
+    "--progress-seconds",
+    "0.2",
+]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("uninterrupted")
+    proc = run_trainer("--data", str(tiny_dataset), "--out", str(out), *RESUME)
+    assert proc.returncode == 0, proc.stderr
+    return read_json(out / "results.json")
+
+
+def start_and_wait_for_checkpoint(data, out):
+    proc = subprocess.Popen(
+        trainer_command("--data", str(data), "--out", str(out), *RESUME),
+        env=subprocess_env(),
+        cwd=TRAINING_DIR,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not list((out / "checkpoints").glob("ckpt-*.pt")):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
+        time.sleep(0.05)
+    time.sleep(0.5)
+    return proc
+
+
+def test_resume_after_sigkill_gives_the_same_results(tiny_dataset, tmp_path, uninterrupted):
+    out = tmp_path / "out"
+    proc = start_and_wait_for_checkpoint(tiny_dataset, out)
+    proc.kill()
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL and not (out / "results.json").exists()
+    resumed = run_trainer("--data", str(tiny_dataset), "--out", str(out), *RESUME)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resume: from fold" in resumed.stdout
+    assert without_timing(read_json(out / "results.json")) == without_timing(uninterrupted)
+
+
+def test_sigterm_saves_a_checkpoint_exits_75_and_resumes_to_the_same_results(
+    tiny_dataset, tmp_path, uninterrupted
+):
+    out = tmp_path / "out"
+    proc = start_and_wait_for_checkpoint(tiny_dataset, out)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 75, err
+    assert "Traceback" not in err and "rerun with the same --out" in err
+    status = read_json(out / "status.json")
+    assert status["state"] == "INTERRUPTED" and "SIGTERM" in status["message"]
+    assert not (out / "results.json").exists()
+    assert 1 <= len(list((out / "checkpoints").glob("ckpt-*.pt"))) <= 2
+    resumed = run_trainer("--data", str(tiny_dataset), "--out", str(out), *RESUME)
+    assert resumed.returncode == 0, resumed.stderr
+    assert without_timing(read_json(out / "results.json")) == without_timing(uninterrupted)
+
+
+def test_two_process_gloo_ddp_matches_single_process_quality(tiny_dataset, tmp_path):
+    single = run_trainer("--data", str(tiny_dataset), "--out", str(tmp_path / "single"), *FAST)
+    assert single.returncode == 0, single.stderr
+    cmd = [
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "two_tower.train",
+        "--data",
+        str(tiny_dataset),
+        "--out",
+        str(tmp_path / "ddp"),
+        *FAST,
+    ]
+    ddp = subprocess.run(
+        [trainer_command()[0], *cmd],
+        env=subprocess_env(),
+        cwd=TRAINING_DIR,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    assert "DDP over 2 processes (gloo)" in ddp.stdout
+    a, b = read_json(tmp_path / "single" / "results.json"), read_json(tmp_path / "ddp" / "results.json")
+    assert abs(a["ndcg10"]["mean"] - b["ndcg10"]["mean"]) < 0.02, (a["ndcg10"], b["ndcg10"])
+    for fa, fb in zip(a["folds"], b["folds"], strict=True):
+        assert fa["trainLoss"] == pytest.approx(fb["trainLoss"], rel=0.02)
+    assert json.dumps(a["config"]) == json.dumps(b["config"])
+
+
+def test_job_file_settings_reach_results_and_flags_override_them(tiny_dataset, tmp_path):
+    job = tmp_path / "job.json"
+    train = {
+        "folds": 3,
+        "epochs": 5,
+        "batchSize": 32,
+        "learningRate": 0.002,
+        "weightDecay": 0.01,
+        "precision": "auto",
+        "gradAccumulation": 1,
+        "seed": 7,
+        "temperature": 0.1,
+        "logQCorrection": False,
+        "evalCandidates": "labeled",
+        "hiddenDim": 16,
+        "checkpointMinutes": 10,
+    }
+    job.write_text(json.dumps({"version": 1, "sweep": "s", "config": "o", "examples": 2000, "train": train}))
+    assert (
+        main(
+            [
+                "--data",
+                str(tiny_dataset),
+                "--out",
+                str(tmp_path / "out"),
+                "--config",
+                str(job),
+                "--epochs",
+                "1",
+            ]
+        )
+        == 0
+    )
+    config = read_json(tmp_path / "out" / "results.json")["config"]
+    assert config == {**train, "epochs": 1, "maxExamples": 2000}

@@ -1,0 +1,56 @@
+"""Two towers: residual MLPs over precomputed embeddings (or hashed n-gram bags), L2-normalised outputs.
+
+The last layer of each residual block starts at zero, so an untrained model scores exactly the raw cosine
+of the input embeddings: training starts from that baseline and can only move away from it by learning.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import TEXT_BUCKETS
+
+TEXT_EMBED_DIM = 64
+"""Width of the shared n-gram embedding table used when the dataset has texts instead of embeddings."""
+
+
+class Tower(nn.Module):
+    """x -> normalize(x + W2 gelu(W1 layernorm(x))), W2 zero-initialised."""
+
+    def __init__(self, dim: int, hidden_dim: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.up = nn.Linear(dim, hidden_dim)
+        self.down = nn.Linear(hidden_dim, dim)
+        nn.init.zeros_(self.down.weight)
+        nn.init.zeros_(self.down.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x + self.down(F.gelu(self.up(self.norm(x))))
+        return F.normalize(h.float(), dim=-1)
+
+
+class TwoTower(nn.Module):
+    """Query and document towers; ``text=True`` adds one n-gram EmbeddingBag shared by both sides (so the
+    untrained model scores the n-gram overlap of query and document)."""
+
+    def __init__(self, input_dim: int, hidden_dim: int, text: bool = False):
+        super().__init__()
+        self.bag = nn.EmbeddingBag(TEXT_BUCKETS, TEXT_EMBED_DIM, mode="sum", padding_idx=0) if text else None
+        dim = TEXT_EMBED_DIM if text else input_dim
+        self.query_tower = Tower(dim, hidden_dim)
+        self.doc_tower = Tower(dim, hidden_dim)
+
+    def _inputs(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bag(x) if self.bag is not None else x
+
+    def encode_queries(self, x: torch.Tensor) -> torch.Tensor:
+        return self.query_tower(self._inputs(x))
+
+    def encode_docs(self, x: torch.Tensor) -> torch.Tensor:
+        return self.doc_tower(self._inputs(x))
+
+    def forward(self, q: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.encode_queries(q), self.encode_docs(d)

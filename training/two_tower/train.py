@@ -1,0 +1,613 @@
+"""``python -m two_tower.train``: k-fold cross-validated training of the two-tower model.
+
+Exit codes (.ci/CONTRACTS.md): 0 success (OUT/results.json written last, atomically); 2 bad input or usage
+(one message on stderr, no traceback); 75 interrupted by SIGTERM or a spot notice (checkpoint saved, rerun
+with the same --out resumes); 1 unexpected crash.
+
+Speed: the whole dataset lives on the device as tensors; a batch is an index slice of a per-epoch
+permutation, so a step costs two gathers and the towers, never a Python loop over examples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from . import checkpoint as ckpt
+from .config import DEVICES, EVAL_CANDIDATES, PRECISIONS, TrainConfig, build_config
+from .cv import assign_folds, query_folds, split_rows
+from .data import Dataset, file_digests, load_dataset
+from .errors import UserError
+from .interrupt import EXIT_INTERRUPTED, SpotPoller, StopRequest, install_signal_handlers
+from .loss import gather_with_grad, in_batch_softmax_loss
+from .metrics import ndcg_at_k
+from .model import TwoTower
+from .progress import Progress, write_json_atomic
+from .runtime import Runtime, print0, setup_runtime
+
+EXIT_BAD_INPUT = 2
+NDCG_K = 10
+CORPUS_TOPK_MARGIN = 32
+"""--eval-candidates corpus keeps the top k + this many documents per query before trec_eval's tie break."""
+
+
+class Interrupted(Exception):
+    """A stop was requested; the checkpoint is saved."""
+
+
+def seed_for(*parts: int) -> int:
+    """A stable 63-bit seed from integers (fold/epoch seeds independent of any RNG state)."""
+    return int(np.random.SeedSequence(list(parts)).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m two_tower.train",
+        description="Train the two-tower retrieval model with k-fold cross-validation and report nDCG@10.",
+    )
+    p.add_argument("--data", type=Path, required=True, help="dataset directory (pairs + embeddings or texts)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="output directory: results.json, status.json, folds.json, checkpoints/; rerun to resume",
+    )
+    p.add_argument("--config", type=Path, help="job.json whose 'train' settings (and 'examples') to use")
+    p.add_argument("--folds", type=int, help="cross-validation folds, grouped by query (default 10)")
+    p.add_argument("--epochs", type=int, help="epochs per fold (default 3)")
+    p.add_argument(
+        "--batch-size", type=int, help="rows per micro-batch over all GPUs; in-batch negatives (default 1024)"
+    )
+    p.add_argument("--lr", type=float, help="AdamW learning rate (default 0.001)")
+    p.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 0)")
+    p.add_argument("--seed", type=int, help="seed for folds, init and data order (default 42)")
+    p.add_argument("--device", choices=DEVICES, default="auto", help="default auto: cuda, then mps, then cpu")
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="default auto: bf16 where the GPU has it, fp16+GradScaler on V100/T4, fp32 on CPU/MPS",
+    )
+    p.add_argument(
+        "--grad-accumulation",
+        type=int,
+        help="micro-batches per optimizer step (default 1); does not add in-batch negatives",
+    )
+    p.add_argument("--temperature", type=float, help="softmax temperature (default 0.05)")
+    p.add_argument(
+        "--logq",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="logQ correction for popular documents (default off)",
+    )
+    p.add_argument(
+        "--eval-candidates",
+        choices=EVAL_CANDIDATES,
+        help="rank each test query's judged documents (labeled, default) or the whole corpus",
+    )
+    p.add_argument("--hidden-dim", type=int, help="tower MLP hidden width (default 512)")
+    p.add_argument(
+        "--checkpoint-minutes", type=float, help="minutes between mid-epoch checkpoints (default 10)"
+    )
+    p.add_argument(
+        "--max-examples", type=int, help="use only the first N rows of the pairs file (default all)"
+    )
+    p.add_argument(
+        "--compile",
+        choices=("auto", "off"),
+        default="auto",
+        help="torch.compile the towers: auto = on CUDA only (default), off = never",
+    )
+    p.add_argument(
+        "--progress-seconds", type=float, default=10.0, help="seconds between progress lines (default 10)"
+    )
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    overrides = {
+        "folds": args.folds,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "learning_rate": args.lr,
+        "weight_decay": args.weight_decay,
+        "seed": args.seed,
+        "precision": args.precision,
+        "grad_accumulation": args.grad_accumulation,
+        "temperature": args.temperature,
+        "logq_correction": args.logq,
+        "eval_candidates": args.eval_candidates,
+        "hidden_dim": args.hidden_dim,
+        "checkpoint_minutes": args.checkpoint_minutes,
+        "max_examples": args.max_examples,
+    }
+    return build_config(args.config, overrides)
+
+
+class Trainer:
+    def __init__(
+        self,
+        config: TrainConfig,
+        data: Dataset,
+        out: Path,
+        rt: Runtime,
+        stop: StopRequest,
+        assignment: dict[str, int],
+        digests: dict[str, str],
+        progress_seconds: float,
+    ):
+        self.config, self.data, self.out, self.rt, self.stop = config, data, out, rt, stop
+        self.digests = digests
+        self.ckpt_dir = out / "checkpoints"
+        dev = rt.device
+        self.qf = torch.from_numpy(data.query_features).to(dev)
+        self.df = torch.from_numpy(data.doc_features).to(dev)
+        self.pq = torch.from_numpy(data.pair_query).to(dev)
+        self.pd = torch.from_numpy(data.pair_doc).to(dev)
+        self.pair_fold = query_folds(data.query_ids, assignment)[data.pair_query]
+        self.doc_order = np.argsort(
+            np.argsort(np.array(data.doc_ids, dtype=object), kind="stable"), kind="stable"
+        )
+        self.positive = data.relevance > 0
+        self.fold_train = [split_rows(self.pair_fold, data.weak, f)[0] for f in range(config.folds)]
+        self.fold_train = [rows[self.positive[rows]] for rows in self.fold_train]
+        self.batches_per_epoch = [math.ceil(len(r) / config.batch_size) for r in self.fold_train]
+        total = sum(n * config.epochs for n in self.batches_per_epoch)
+        self.progress = Progress(out, rt.is_master, config.folds, config.epochs, total, progress_seconds)
+
+    def _fresh_state(self) -> dict[str, Any]:
+        return {
+            "fold": 0,
+            "epoch": 0,
+            "step": 0,
+            "results": [],
+            "model": None,
+            "optimizer": None,
+            "scaler": None,
+            "loss_sum": 0.0,
+            "fold_seconds": 0.0,
+            "train_seconds": 0.0,
+            "examples": 0,
+        }
+
+    def _load_state(self) -> dict[str, Any]:
+        state = ckpt.load_latest(self.ckpt_dir)
+        if state is None:
+            return self._fresh_state()
+        for key, now in (("config", self.config.to_json()), ("data", self.digests)):
+            if state[key] != now:
+                diff = sorted(k for k in set(now) | set(state[key]) if now.get(k) != state[key].get(k))
+                raise UserError(
+                    f"the checkpoints there were made with a different {key} ({', '.join(diff)} differ).",
+                    file=str(self.ckpt_dir),
+                    fix="use a new --out directory, or delete the old checkpoints.",
+                )
+        ckpt.restore_rng_states(state["rng"])
+        self.progress.message(
+            f"resume: from fold {state['fold'] + 1} epoch {state['epoch'] + 1} step {state['step']} "
+            f"({len(state['results'])} folds done)"
+        )
+        return state
+
+    def _save(self, state: dict[str, Any]) -> None:
+        if self.rt.is_master:
+            payload = {
+                **state,
+                "config": self.config.to_json(),
+                "data": self.digests,
+                "rng": ckpt.rng_states(),
+            }
+            path = ckpt.save_checkpoint(self.ckpt_dir, payload)
+            self.progress.message(
+                f"checkpoint: {path.name} ({len(state['results'])} folds done; "
+                f"fold {state['fold'] + 1}: {state['epoch']} epochs + {state['step']} steps done)"
+            )
+        self.rt.barrier()
+
+    def run(self) -> dict[str, Any]:
+        state = self._load_state()
+        done_steps = sum(n * self.config.epochs for n in self.batches_per_epoch[: state["fold"]])
+        if state["fold"] < self.config.folds:
+            done_steps += state["epoch"] * self.batches_per_epoch[state["fold"]] + state["step"]
+        self.progress.resume_from(done_steps)
+        self.done_steps = done_steps
+        while state["fold"] < self.config.folds:
+            self._train_fold(state)
+        return self._results(state)
+
+    def _train_fold(self, state: dict[str, Any]) -> None:
+        cfg, rt, fold = self.config, self.rt, state["fold"]
+        train_rows = torch.from_numpy(self.fold_train[fold]).to(rt.device)
+        torch.manual_seed(seed_for(cfg.seed, fold))
+        model = TwoTower(self.data.input_dim, cfg.hidden_dim, text=self.data.kind == "text").to(rt.device)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        scaler = torch.amp.GradScaler("cuda", enabled=rt.use_grad_scaler)
+        if state["model"] is not None:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scaler.load_state_dict(state["scaler"])
+        if rt.compile:
+            model.query_tower.compile()
+            model.doc_tower.compile()
+        net = (
+            DistributedDataParallel(model, device_ids=[rt.local_rank] if rt.device.type == "cuda" else None)
+            if rt.distributed
+            else model
+        )
+        log_q = None
+        if cfg.logq_correction:
+            counts = torch.bincount(self.pd[train_rows], minlength=len(self.data.doc_ids)).double()
+            log_q = torch.log(counts / counts.sum()).float()
+
+        fold_start = time.monotonic() - state["fold_seconds"]
+        last_ckpt = time.monotonic()
+        n_batches = self.batches_per_epoch[fold]
+        while state["epoch"] < cfg.epochs:
+            epoch = state["epoch"]
+            perm = torch.randperm(
+                len(train_rows), generator=torch.Generator().manual_seed(seed_for(cfg.seed, fold, epoch))
+            )
+            order = train_rows[perm.to(rt.device)]
+            # Sum of the epoch's micro-batch losses, carried through checkpoints so a resumed run adds the
+            # same numbers in the same order as an uninterrupted one.
+            loss_acc = torch.tensor(state["loss_sum"], dtype=torch.float64, device=rt.device)
+            train_start, examples_start = time.monotonic(), state["examples"]
+            for mb in range(state["step"], n_batches):
+                rows = order[mb * cfg.batch_size : (mb + 1) * cfg.batch_size]
+                boundary = (mb + 1) % cfg.grad_accumulation == 0 or mb == n_batches - 1
+                sync = net.no_sync() if rt.distributed and not boundary else contextlib.nullcontext()
+                with sync:
+                    loss = self._step_loss(net, rows, log_q)
+                    scaler.scale(loss / cfg.grad_accumulation).backward()
+                loss_acc += loss.detach()
+                state["examples"] += len(rows)
+                self.done_steps += 1
+                if boundary:
+                    scaler.step(optimizer)
+                    scaler.update()
+                    optimizer.zero_grad(set_to_none=True)
+                    stop_now, ckpt_due = self._agree(
+                        time.monotonic() - last_ckpt > cfg.checkpoint_minutes * 60
+                    )
+                    if (stop_now or ckpt_due) and mb < n_batches - 1:
+                        state["loss_sum"] = self._mean_over_ranks(loss_acc)
+                        loss_acc.fill_(state["loss_sum"])
+                        self._snapshot(
+                            state, model, optimizer, scaler, fold_start, train_start, epoch, mb + 1
+                        )
+                        train_start, examples_start = time.monotonic(), state["examples"]
+                        last_ckpt = time.monotonic()
+                    if stop_now:
+                        if mb == n_batches - 1:
+                            self._end_epoch(state, loss_acc, n_batches, fold, epoch)
+                            self._snapshot(
+                                state, model, optimizer, scaler, fold_start, train_start, epoch + 1, 0
+                            )
+                        self.progress.write_status(
+                            "INTERRUPTED",
+                            message=f"stopped: {self.stop.reason}; rerun with the same --out to resume",
+                        )
+                        raise Interrupted(self.stop.reason)
+                if rt.is_master and self.progress.due():
+                    eps = (state["examples"] - examples_start) / max(time.monotonic() - train_start, 1e-9)
+                    self.progress.update(
+                        fold=fold,
+                        epoch=epoch,
+                        step=mb + 1,
+                        done_steps=self.done_steps,
+                        loss=float(loss.detach()),
+                        examples_per_second=eps,
+                    )
+            self._end_epoch(state, loss_acc, n_batches, fold, epoch)
+            self._snapshot(state, model, optimizer, scaler, fold_start, train_start, epoch + 1, 0)
+            last_ckpt = time.monotonic()
+
+        ndcg, n_queries = self._evaluate(model, fold) if rt.is_master else (0.0, 0)
+        seconds = time.monotonic() - fold_start
+        result = {
+            "fold": fold,
+            "ndcg10": ndcg,
+            "trainLoss": state["last_epoch_loss"],
+            "trainExamples": len(self.fold_train[fold]) * cfg.epochs,
+            "testQueries": n_queries,
+            "seconds": round(seconds, 3),
+        }
+        self.progress.message(
+            f"fold {fold + 1}/{cfg.folds}: nDCG@10 {ndcg:.4f} over {n_queries} test queries, "
+            f"train loss {result['trainLoss']:.4f}, {seconds:.1f}s"
+        )
+        state.update(
+            results=[*state["results"], result],
+            fold=fold + 1,
+            epoch=0,
+            step=0,
+            model=None,
+            optimizer=None,
+            scaler=None,
+            fold_seconds=0.0,
+            loss_sum=0.0,
+        )
+        self._save(state)
+
+    def _end_epoch(
+        self, state: dict[str, Any], loss_acc: torch.Tensor, n_batches: int, fold: int, epoch: int
+    ) -> None:
+        state["last_epoch_loss"] = self._mean_over_ranks(loss_acc) / n_batches
+        state["loss_sum"] = 0.0
+        self.progress.message(
+            f"fold {fold + 1}/{self.config.folds} epoch {epoch + 1}/{self.config.epochs}: "
+            f"mean train loss {state['last_epoch_loss']:.4f}"
+        )
+
+    def _snapshot(self, state, model, optimizer, scaler, fold_start, train_start, epoch, step) -> None:
+        state["train_seconds"] += time.monotonic() - train_start
+        state.update(
+            epoch=epoch,
+            step=step,
+            model=model.state_dict(),
+            optimizer=optimizer.state_dict(),
+            scaler=scaler.state_dict(),
+            fold_seconds=time.monotonic() - fold_start,
+        )
+        self._save(state)
+
+    def _step_loss(
+        self, net: torch.nn.Module, rows: torch.Tensor, log_q: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Loss of one micro-batch; under DDP each rank takes rows[rank::world] and the documents of all ranks
+        are gathered, so every rank's softmax sees the whole micro-batch, as a single process would."""
+        rt, world = self.rt, self.rt.world_size
+        local = rows[rt.rank :: world] if rt.distributed else rows
+        with rt.autocast():
+            q, d = net(self.qf[self.pq[local]], self.df[self.pd[local]])
+        doc_ids = self.pd[rows]
+        if rt.distributed:
+            width = math.ceil(len(rows) / world)
+            pad = width - len(local)
+            d = torch.cat([d, d.new_zeros(pad, d.shape[1])]) if pad else d
+            d_all = gather_with_grad(d)
+            doc_all = torch.full((world, width), -1, dtype=doc_ids.dtype, device=doc_ids.device)
+            for r in range(world):
+                part = doc_ids[r::world]
+                doc_all[r, : len(part)] = part
+            doc_all = doc_all.reshape(-1)
+            labels = torch.arange(len(local), device=rows.device) + rt.rank * width
+        else:
+            d_all, doc_all = d, doc_ids
+            labels = torch.arange(len(rows), device=rows.device)
+        lq = None
+        if log_q is not None:
+            lq = log_q[doc_all.clamp(min=0)]
+        loss_sum = in_batch_softmax_loss(
+            q, d_all, labels, self.pd[local], doc_all, self.config.temperature, lq, reduction="sum"
+        )
+        # Divide by this rank's share of the batch: DDP's gradient mean then equals the single-process mean.
+        return loss_sum / (len(rows) / world)
+
+    def _agree(self, ckpt_due: bool) -> tuple[bool, bool]:
+        """All ranks stop or checkpoint at the same step: rank-local flags are OR-ed across ranks."""
+        flags = [self.stop.requested, ckpt_due]
+        if not self.rt.distributed:
+            return flags[0], flags[1]
+        t = torch.tensor(flags, dtype=torch.int32, device=self.rt.device)
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+        return bool(t[0]), bool(t[1])
+
+    def _mean_over_ranks(self, value: torch.Tensor) -> float:
+        if self.rt.distributed:
+            value = value.clone()
+            torch.distributed.all_reduce(value)
+            value /= self.rt.world_size
+        return float(value)
+
+    @torch.no_grad()
+    def _evaluate(self, model: TwoTower, fold: int) -> tuple[float, int]:
+        data, rt = self.data, self.rt
+        model.eval()
+        _, test = split_rows(self.pair_fold, data.weak, fold)
+        keys = data.pair_query[test] * len(data.doc_ids) + data.pair_doc[test]
+        _, first = np.unique(keys, return_index=True)  # a judged pair listed twice counts once
+        test = test[np.sort(first)]
+        queries, q_local = np.unique(data.pair_query[test], return_inverse=True)
+        with rt.autocast():
+            qv = torch.cat(
+                [
+                    model.encode_queries(self.qf[torch.from_numpy(c).to(rt.device)]).float()
+                    for c in np.array_split(queries, max(1, len(queries) // 8192 + 1))
+                ]
+            )
+            if self.config.eval_candidates == "labeled":
+                docs, d_local = np.unique(data.pair_doc[test], return_inverse=True)
+                dv = torch.cat(
+                    [
+                        model.encode_docs(self.df[torch.from_numpy(c).to(rt.device)]).float()
+                        for c in np.array_split(docs, max(1, len(docs) // 8192 + 1))
+                    ]
+                )
+                qi, di = torch.from_numpy(q_local).to(rt.device), torch.from_numpy(d_local).to(rt.device)
+                scores = torch.cat(  # row-wise dot products, in chunks to bound memory
+                    [(qv[a] * dv[b]).sum(-1) for a, b in zip(qi.split(65536), di.split(65536), strict=True)]
+                )
+                run_q, run_doc, run_score = q_local, docs[d_local], scores.cpu().numpy()
+                run_gain = data.relevance[test]
+            else:
+                all_docs = np.arange(len(data.doc_ids))
+                dv = torch.cat(
+                    [
+                        model.encode_docs(self.df[torch.from_numpy(c).to(rt.device)]).float()
+                        for c in np.array_split(all_docs, max(1, len(all_docs) // 8192 + 1))
+                    ]
+                )
+                top = min(len(all_docs), NDCG_K + CORPUS_TOPK_MARGIN)
+                vals, idx = [], []
+                for chunk in torch.split(qv, 256):
+                    v, i = torch.topk(chunk @ dv.T, top, dim=1)
+                    vals.append(v.cpu().numpy())
+                    idx.append(i.cpu().numpy())
+                run_score, run_doc = np.concatenate(vals).ravel(), np.concatenate(idx).ravel()
+                run_q = np.repeat(np.arange(len(queries)), top)
+                judged = dict(
+                    zip(
+                        (q_local * len(data.doc_ids) + data.pair_doc[test]).tolist(),
+                        data.relevance[test].tolist(),
+                        strict=True,
+                    )
+                )
+                run_gain = np.array(
+                    [judged.get(k, 0) for k in (run_q * len(data.doc_ids) + run_doc).tolist()]
+                )
+        model.train()
+        per_query = ndcg_at_k(
+            run_q,
+            self.doc_order[run_doc],
+            run_score.astype(np.float64),
+            run_gain,
+            q_local,
+            data.relevance[test],
+            len(queries),
+            NDCG_K,
+        )
+        return float(per_query.mean()), len(queries)
+
+    def _results(self, state: dict[str, Any]) -> dict[str, Any]:
+        rt = self.rt
+        values = [r["ndcg10"] for r in state["results"]]
+        total_examples = state["examples"]
+        return {
+            "version": 1,
+            "config": self.config.to_json(),
+            "folds": state["results"],
+            "ndcg10": {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)), "ddof": 1},
+            "totalSeconds": round(sum(r["seconds"] for r in state["results"]), 3),
+            "examplesPerSecond": round(total_examples / max(state["train_seconds"], 1e-9), 1),
+            "hardware": {
+                "device": rt.device.type,
+                "gpuName": rt.gpu_name,
+                "gpuCount": rt.gpu_count,
+                "precision": rt.precision,
+            },
+            "software": {
+                "torch": torch.__version__,
+                "cuda": torch.version.cuda,
+                "python": platform.python_version(),
+            },
+            "data": self.digests,
+        }
+
+
+def run(args: argparse.Namespace, stop: StopRequest) -> int:
+    config = config_from_args(args)
+    data = load_dataset(args.data, config.max_examples)
+    pairs_file = str(data.files[0])
+    eval_queries = sorted({data.query_ids[i] for i in np.unique(data.pair_query[~data.weak])})
+    try:
+        assignment = assign_folds(eval_queries, config.folds, config.seed)
+    except UserError as err:
+        raise UserError(err.problem, file=pairs_file, where=err.where, fix=err.fix) from None
+    digests = file_digests(data.files)
+    rt = setup_runtime(args.device, config.precision, args.compile)
+    try:
+        out: Path = args.out
+        if rt.is_master:
+            out.mkdir(parents=True, exist_ok=True)
+            print0("config: " + json.dumps(config.to_json()))
+            print0(
+                f"data: {data.num_pairs} pairs ({int(data.weak.sum())} weak), {len(data.query_ids)} queries, "
+                f"{len(data.doc_ids)} docs, {data.kind} input of width {data.input_dim}"
+            )
+            write_json_atomic(out / "folds.json", dict(sorted(assignment.items())))
+        rt.barrier()
+        poller = SpotPoller(stop)
+        if rt.is_master:
+            on_ec2 = poller.start_if_on_ec2()
+            print0(
+                "spot: polling the interruption notice every 5 s"
+                if on_ec2
+                else "spot: no IMDS answer, not polling"
+            )
+        trainer = Trainer(config, data, out, rt, stop, assignment, digests, args.progress_seconds)
+        trainer.progress.write_status("TRAINING", message=None)
+        results = trainer.run()
+        poller.halt()
+        if rt.is_master:
+            write_json_atomic(out / "results.json", results)
+            trainer.progress.write_status(
+                "SUCCEEDED",
+                fold=config.folds - 1,
+                epoch=config.epochs - 1,
+                step=trainer.batches_per_epoch[-1],
+                progress=1.0,
+                etaSeconds=0,
+                examplesPerSecond=results["examplesPerSecond"],
+                loss=results["folds"][-1]["trainLoss"],
+                message=f"nDCG@10 {results['ndcg10']['mean']:.4f}",
+            )
+            print0(
+                f"nDCG@10 {results['ndcg10']['mean']:.4f} ± {results['ndcg10']['std']:.4f} (std, ddof 1) "
+                f"over "
+                f"{config.folds} folds; {results['examplesPerSecond']:,.0f} examples/s; "
+                f"{results['totalSeconds']:.1f}s; results in {out / 'results.json'}"
+            )
+        return 0
+    finally:
+        rt.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    stop = StopRequest()
+    install_signal_handlers(stop)
+    try:
+        return run(args, stop)
+    except UserError as err:
+        print0(f"error: {err.message()}", file=sys.stderr)
+        _write_failed(args.out, err.message())
+        return EXIT_BAD_INPUT
+    except Interrupted as err:
+        print0(f"interrupted ({err}): checkpoint saved; rerun with the same --out to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as err:  # noqa: BLE001 - last resort: report, mark FAILED, exit 1
+        traceback.print_exc()
+        _write_failed(args.out, f"crashed: {type(err).__name__}: {err}")
+        return 1
+
+
+def _write_failed(out: Path, message: str) -> None:
+    import os
+
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    with contextlib.suppress(OSError):
+        out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(
+            out / "status.json",
+            {
+                "state": "FAILED",
+                "fold": None,
+                "folds": None,
+                "epoch": None,
+                "epochs": None,
+                "step": None,
+                "progress": None,
+                "examplesPerSecond": None,
+                "etaSeconds": None,
+                "loss": None,
+                "message": message,
+                "updatedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
