@@ -3,20 +3,25 @@ import { GpuModel } from './instances';
 /**
  * Throughput model of the built-in two-tower trainer, per GPU model.
  *
- * ASSUMPTIONS, not measurements. Calibrate from `examplesPerSecond` in the results.json of real
- * runs (replace the number, note the run in the comment). Starting points:
- * - The seed's laptop (Apple MPS) ran config O (876K examples, 10 folds, 3 epochs = 23.7M training
- *   example-passes) in 7-8 h: about 900 examples/s at batch size 96.
- * - The seed expected a V100 to be 3-5x faster (config O in ~1.5 h on p3.2xlarge): ~4,500/s.
- * - Other GPUs are scaled from V100 by their mixed-precision tensor throughput for small MLP towers,
- *   discounted because the trainer is partly input-bound (embedding lookups, data loading).
- * - Multi-GPU: DDP over NVLink/NVSwitch (V100, A100, H100) keeps ~90% per GPU; PCIe-only parts
- *   (T4, A10G, L4, L40S) ~80%.
- * - Setup: instance boot, DLAMI start-up, wheel install from the S3 cache and data download before
- *   the first step. V100 takes longer: the proprietary-driver AMI and the cu126 wheels.
- * - fp32 runs at about 60% of the mixed-precision rate (A100/H100 still use TF32 tensor cores).
- * - Evaluation time per fold is not modelled separately (it is small next to training for
- *   `evalCandidates: "labeled"`).
+ * ASSUMPTIONS, not measurements on these GPUs. Calibrate from `examplesPerSecond` in the
+ * results.json of real runs (replace the number, note the run in the comment). How they were set:
+ * - Work per training example: two towers of 384 -> 512 -> 256 (config O's shape) cost about
+ *   1.3 MFLOP forward, ~4 MFLOP with the backward pass, plus the in-batch softmax (~1 MFLOP at
+ *   batch 1024): ~5 MFLOP.
+ * - Measured on CPU (2 shared cores, `python -m two_tower.bench`, 2026-11-28): ~2,000 examples/s,
+ *   i.e. ~10 GFLOP/s achieved. Nothing was measured on a GPU yet.
+ * - GPUs: the trainer keeps the data on the device and batches are index slices, so a step is a
+ *   few dozen kernels with no host work. Small MLPs reach a low fraction of peak; we assume ~5% of
+ *   the dense fp16/bf16 tensor peak for a batch of 1024 (kernel launches dominate below that), e.g.
+ *   V100 125 TFLOP/s -> ~6 TFLOP/s -> ~1M examples/s, then halve it for evaluation, checkpoints and
+ *   launch overhead. The seed's plan hoped for ~4,500/s on a V100 (config O in 1.5 h): that is the
+ *   per-example DataLoader loop, which the bench shows is capped near 120K examples/s by loading alone.
+ * - Multi-GPU: DDP over NVLink/NVSwitch (V100, A100, H100) keeps ~80% per GPU (the all-gather of
+ *   in-batch negatives is on the critical path); PCIe-only parts (T4, A10G, L4, L40S) ~70%.
+ * - Setup: instance boot, Deep Learning AMI start-up, code and data download, and for V100 the
+ *   cu126 wheel install from the S3 wheel cache (the proprietary-driver base AMI has no PyTorch).
+ *   At these speeds setup dominates a run's cost.
+ * - fp32 runs at about 40% of the mixed-precision rate (A100/H100 still use TF32 tensor cores).
  */
 export interface GpuThroughput {
   /** Training examples per second on one GPU, mixed precision, batch size 1024. */
@@ -28,17 +33,17 @@ export interface GpuThroughput {
 }
 
 export const THROUGHPUT: Readonly<Record<GpuModel, GpuThroughput>> = {
-  T4: { examplesPerSecondPerGpu: 2_000, multiGpuEfficiency: 0.8, setupMinutes: 12 },
-  A10G: { examplesPerSecondPerGpu: 5_000, multiGpuEfficiency: 0.8, setupMinutes: 12 },
-  L4: { examplesPerSecondPerGpu: 4_000, multiGpuEfficiency: 0.8, setupMinutes: 12 },
-  L40S: { examplesPerSecondPerGpu: 9_000, multiGpuEfficiency: 0.8, setupMinutes: 12 },
-  V100: { examplesPerSecondPerGpu: 4_500, multiGpuEfficiency: 0.9, setupMinutes: 15 },
-  A100: { examplesPerSecondPerGpu: 12_000, multiGpuEfficiency: 0.9, setupMinutes: 15 },
-  H100: { examplesPerSecondPerGpu: 20_000, multiGpuEfficiency: 0.9, setupMinutes: 15 },
+  T4: { examplesPerSecondPerGpu: 150_000, multiGpuEfficiency: 0.7, setupMinutes: 10 },
+  A10G: { examplesPerSecondPerGpu: 300_000, multiGpuEfficiency: 0.7, setupMinutes: 10 },
+  L4: { examplesPerSecondPerGpu: 250_000, multiGpuEfficiency: 0.7, setupMinutes: 10 },
+  L40S: { examplesPerSecondPerGpu: 600_000, multiGpuEfficiency: 0.7, setupMinutes: 10 },
+  V100: { examplesPerSecondPerGpu: 400_000, multiGpuEfficiency: 0.8, setupMinutes: 15 },
+  A100: { examplesPerSecondPerGpu: 800_000, multiGpuEfficiency: 0.8, setupMinutes: 12 },
+  H100: { examplesPerSecondPerGpu: 1_200_000, multiGpuEfficiency: 0.8, setupMinutes: 12 },
 };
 
 /** Throughput relative to mixed precision (see the assumptions above). */
-export const FP32_FACTOR = 0.6;
+export const FP32_FACTOR = 0.4;
 
 /** Examples per second of `gpus` GPUs of one model. */
 export function examplesPerSecond(gpuModel: GpuModel, gpus: number, precision: string): number {

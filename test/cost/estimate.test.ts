@@ -79,7 +79,8 @@ describe('cost estimate', () => {
   test('the seed plan fits its $100 budget', () => {
     const estimate = estimateSweep(seed);
     expect(estimate.overBudget).toBe(false);
-    expect(estimate.totalUsd).toBeGreaterThan(10);
+    expect(estimate.totalUsd).toBeCloseTo(estimate.configs.reduce((sum, c) => sum + (c.budgetUsd ?? 0), 0));
+    expect(estimate.totalUsd).toBeGreaterThan(1);
     expect(estimate.totalUsd).toBeLessThan(100);
   });
 
