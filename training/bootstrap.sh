@@ -175,6 +175,16 @@ on_term() {
   fi
 }
 
+# One bootstrap per instance. State Manager runs the document again on every instance of the group
+# when the association changes (a new code bundle, a new job.json) while the first run may still be
+# training: the later run leaves the job alone and exits before any trap could remove the instance.
+# @see https://docs.aws.amazon.com/systems-manager/latest/userguide/state-manager-about.html
+exec {lock_fd}>"$workdir/.bootstrap.lock"
+if ! flock -n "$lock_fd"; then
+  log "another bootstrap is already running this job on this instance; leaving it to finish"
+  exit 0
+fi
+
 trap on_exit EXIT
 trap on_term TERM INT
 

@@ -344,6 +344,27 @@ def test_forwards_sigterm_to_the_runner_and_keeps_the_instance(instance):
     assert instance.self_removals() == []
 
 
+def test_a_second_run_on_the_same_instance_leaves_the_running_job_alone(instance):
+    env = {**instance.env, "FAKE_SYSTEM_TORCH": "cuda:1", "FAKE_JOB": "wait-term"}
+    first = subprocess.Popen(
+        instance.args(), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        wait_for(lambda: (instance.root / "runner-started").exists(), "the runner to start", proc=first)
+
+        second = instance.run(FAKE_SYSTEM_TORCH="cuda:1")
+
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert "another bootstrap is already running this job" in second.stdout
+        assert len(instance.runner_calls()) == 1
+        assert instance.self_removals() == []
+        assert first.poll() is None
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=30)
+    assert first.returncode == 75
+
+
 def test_gives_up_when_the_nvidia_driver_never_answers(instance):
     done = instance.run("--driver-timeout", "1", FAKE_NVIDIA="never", FAKE_SYSTEM_TORCH="cuda:1")
 
