@@ -1,0 +1,203 @@
+/**
+ * Deploy/destroy smoke test against the moto AWS emulator on 127.0.0.1: `cdk bootstrap`, deploy the
+ * foundation and the seed-plan sweep, check that every config's Auto Scaling group launched an
+ * instance with the config's tag, update the sweep, `cdk destroy` both, and check nothing is left.
+ *
+ * Run: npx tsx test/smoke/moto-deploy.ts   (test/all.sh runs it; needs `moto_server` on PATH)
+ * Prints one line per check and ends with "N passed, N failed"; exit status 1 when a check failed.
+ *
+ * The emulator's gaps, worked around here and covered by the template assertions instead:
+ * - it refuses SSM parameters under /aws/, so the AMI comes from a stand-in parameter
+ *   (`-c amiParameter=...`);
+ * - change sets misbehave: deploy with `--method=direct`, updates with `--no-previous-parameters`;
+ * - it reads templates and assets from "S3" only when AWS_ENDPOINT_URL_S3_FOR_CLOUDFORMATION
+ *   names it as localhost;
+ * - its stack delete leaves route tables and the internet gateway behind, so they are removed first;
+ * - it silently skips alarms, scaling policies, associations and bucket policies.
+ */
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { AutoScalingClient, DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
+import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
+import {
+  DeleteInternetGatewayCommand,
+  DeleteRouteTableCommand,
+  DescribeImagesCommand,
+  DescribeInstancesCommand,
+  DescribeInternetGatewaysCommand,
+  DescribeRouteTablesCommand,
+  DescribeVpcsCommand,
+  DetachInternetGatewayCommand,
+  DisassociateRouteTableCommand,
+  EC2Client,
+} from '@aws-sdk/client-ec2';
+import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+
+const ROOT = path.join(__dirname, '..', '..');
+const ACCOUNT = '123456789012'; // moto's default account
+const REGION = 'us-east-1';
+const AMI_PARAMETER = '/spot-sweep/smoke/ami-id';
+const FOUNDATION = 'SpotSweep-Foundation';
+
+let passed = 0;
+let failed = 0;
+function check(name: string, ok: boolean, detail = ''): void {
+  if (ok) passed++;
+  else failed++;
+  console.log(`${ok ? 'ok' : 'not ok'} - ${name}${!ok && detail ? `: ${detail}` : ''}`);
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** Runs the CDK CLI against the emulator; returns its exit code, printing its output on failure. */
+function cdk(env: NodeJS.ProcessEnv, args: string[]): boolean {
+  const started = Date.now();
+  const r = spawnSync('npx', ['--no-install', 'cdk', ...args], { cwd: ROOT, env, encoding: 'utf8', timeout: 600_000 });
+  const seconds = ((Date.now() - started) / 1000).toFixed(0);
+  console.log(`# cdk ${args.slice(0, 2).join(' ')}: exit ${r.status} after ${seconds} s`);
+  if (r.status !== 0) console.log(`${r.stdout}\n${r.stderr}`.split('\n').slice(-40).join('\n'));
+  return r.status === 0;
+}
+
+async function main(): Promise<void> {
+  const work = mkdtempSync(path.join(os.tmpdir(), 'spot-sweep-smoke-'));
+  const port = await freePort();
+  const endpoint = `http://127.0.0.1:${port}`;
+  const moto: ChildProcess = spawn('moto_server', ['-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
+  moto.on('error', (err) => {
+    console.log(`not ok - moto_server could not start (${err.message}); install it with: pip install "moto[server]"`);
+    console.log('0 passed, 1 failed');
+    process.exit(1);
+  });
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    AWS_ACCESS_KEY_ID: 'test',
+    AWS_SECRET_ACCESS_KEY: 'test',
+    AWS_REGION: REGION,
+    AWS_DEFAULT_REGION: REGION,
+    AWS_ENDPOINT_URL: endpoint,
+    AWS_ENDPOINT_URL_S3_FOR_CLOUDFORMATION: `http://localhost:${port}`,
+    CDK_DISABLE_CLI_TELEMETRY: 'true',
+  };
+  const client = { region: REGION, endpoint, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } };
+  const ec2 = new EC2Client(client);
+  const asg = new AutoScalingClient(client);
+  const cfn = new CloudFormationClient(client);
+  const s3 = new S3Client({ ...client, forcePathStyle: true });
+  const ssm = new SSMClient(client);
+
+  try {
+    for (let i = 0; ; i++) {
+      try {
+        await ec2.send(new DescribeVpcsCommand({}));
+        break;
+      } catch (err) {
+        if (i > 100) throw err;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+
+    check('cdk bootstrap', cdk(env, ['bootstrap', `aws://${ACCOUNT}/${REGION}`]));
+    const images = await ec2.send(new DescribeImagesCommand({}));
+    const ami = images.Images?.find((i) => i.ImageId)?.ImageId ?? 'ami-00000000';
+    await ssm.send(new PutParameterCommand({ Name: AMI_PARAMETER, Value: ami, Type: 'String', DataType: 'aws:ec2:image' }));
+
+    // The seed plan, copied so the update below can change it.
+    const spec = path.join(work, 'seed-plan.json');
+    copyFileSync(path.join(ROOT, 'sweeps', 'seed-plan.json'), spec);
+    const sweep = JSON.parse(readFileSync(spec, 'utf8')) as { name: string; configs: { name: string }[] };
+    const stack = `SpotSweep-${sweep.name}`;
+    const deployArgs = (out: string): string[] => [
+      'deploy', FOUNDATION, stack, '-c', `sweep=${spec}`, '-c', `amiParameter=${AMI_PARAMETER}`,
+      '--method=direct', '--require-approval', 'never', '--no-previous-parameters', '-o', path.join(work, out),
+    ];
+    check('cdk deploy of the foundation and the seed-plan sweep', cdk(env, deployArgs('cdk.out.1')));
+
+    const stacks = async (): Promise<Map<string, string>> => {
+      const r = await cfn.send(new DescribeStacksCommand({}));
+      return new Map((r.Stacks ?? []).map((s) => [s.StackName ?? '', s.StackStatus ?? '']));
+    };
+    const afterDeploy = await stacks();
+    check(`${FOUNDATION} and ${stack} are CREATE_COMPLETE`, afterDeploy.get(FOUNDATION) === 'CREATE_COMPLETE' && afterDeploy.get(stack) === 'CREATE_COMPLETE', JSON.stringify([...afterDeploy]));
+
+    const groupsOf = async (): Promise<Map<string, { desired: number; instances: string[] }>> => {
+      const r = await asg.send(new DescribeAutoScalingGroupsCommand({}));
+      return new Map(
+        (r.AutoScalingGroups ?? []).map((g) => [g.AutoScalingGroupName ?? '', { desired: g.DesiredCapacity ?? 0, instances: (g.Instances ?? []).map((i) => i.InstanceId ?? '') }]),
+      );
+    };
+    const taggedInstances = async (job: string): Promise<string[]> => {
+      const r = await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'tag:spot-sweep:job', Values: [job] }, { Name: 'instance-state-name', Values: ['pending', 'running'] }] }));
+      return (r.Reservations ?? []).flatMap((res) => (res.Instances ?? []).map((i) => i.InstanceId ?? ''));
+    };
+    const groups = await groupsOf();
+    for (const c of sweep.configs) {
+      const group = groups.get(`${stack}-${c.name}`);
+      const tagged = await taggedInstances(`${sweep.name}/${c.name}`);
+      check(
+        `config ${c.name}: group ${stack}-${c.name} (desired 1) launched an instance tagged spot-sweep:job=${sweep.name}/${c.name}`,
+        group !== undefined && group.desired === 1 && group.instances.length === 1 && tagged.includes(group.instances[0]),
+        `group ${JSON.stringify(group)}, tagged ${JSON.stringify(tagged)}`,
+      );
+    }
+
+    // Update: a new config and a changed one; the stack updates in place.
+    const updated = JSON.parse(readFileSync(spec, 'utf8'));
+    updated.configs.push({ name: 's', description: 'added by the smoke test', examples: 876000 });
+    updated.configs[0].train = { ...(updated.configs[0].train ?? {}), epochs: 4 };
+    writeFileSync(spec, JSON.stringify(updated, null, 2));
+    check('cdk deploy of the updated sweep', cdk(env, deployArgs('cdk.out.2')));
+    check(`${stack} is UPDATE_COMPLETE`, (await stacks()).get(stack) === 'UPDATE_COMPLETE', (await stacks()).get(stack));
+    check('the added config s launched its instance', (await taggedInstances(`${sweep.name}/s`)).length === 1);
+
+    // Destroy. The emulator leaves the foundation VPC's route tables and internet gateway behind.
+    const foundation = (await cfn.send(new DescribeStacksCommand({ StackName: FOUNDATION }))).Stacks?.[0];
+    const bucket = foundation?.Outputs?.find((o) => o.OutputKey === 'ArtifactBucketName')?.OutputValue ?? '';
+    const vpcId = foundation?.Outputs?.find((o) => o.OutputKey === 'VpcId')?.OutputValue ?? '';
+    check('cdk destroy of the sweep', cdk(env, ['destroy', '--force', stack, '-c', `sweep=${spec}`, '-c', `amiParameter=${AMI_PARAMETER}`, '-o', path.join(work, 'cdk.out.3')]));
+    const leftInstances = (await Promise.all(updated.configs.map((c: { name: string }) => taggedInstances(`${sweep.name}/${c.name}`)))).flat();
+    const leftGroups = [...(await groupsOf()).keys()].filter((g) => g.startsWith(`${stack}-`));
+    check('no Auto Scaling group and no running instance of the sweep is left', leftGroups.length === 0 && leftInstances.length === 0, `groups ${leftGroups}, instances ${leftInstances}`);
+
+    const tables = await ec2.send(new DescribeRouteTablesCommand({ Filters: [{ Name: 'vpc-id', Values: [vpcId] }] }));
+    for (const table of tables.RouteTables ?? []) {
+      if (table.Associations?.some((a) => a.Main)) continue;
+      for (const a of table.Associations ?? []) if (a.RouteTableAssociationId) await ec2.send(new DisassociateRouteTableCommand({ AssociationId: a.RouteTableAssociationId }));
+      await ec2.send(new DeleteRouteTableCommand({ RouteTableId: table.RouteTableId }));
+    }
+    const gateways = await ec2.send(new DescribeInternetGatewaysCommand({ Filters: [{ Name: 'attachment.vpc-id', Values: [vpcId] }] }));
+    for (const igw of gateways.InternetGateways ?? []) {
+      await ec2.send(new DetachInternetGatewayCommand({ InternetGatewayId: igw.InternetGatewayId, VpcId: vpcId }));
+      await ec2.send(new DeleteInternetGatewayCommand({ InternetGatewayId: igw.InternetGatewayId }));
+    }
+    check('cdk destroy of the foundation', cdk(env, ['destroy', '--force', FOUNDATION, '-o', path.join(work, 'cdk.out.4')]));
+    const afterDestroy = await stacks();
+    const live = [...afterDestroy].filter(([name, status]) => name.startsWith('SpotSweep-') && status !== 'DELETE_COMPLETE');
+    check('no spot-sweep stack is left', live.length === 0, JSON.stringify(live));
+    const vpcs = await ec2.send(new DescribeVpcsCommand({ Filters: [{ Name: 'vpc-id', Values: [vpcId] }] }));
+    check('the foundation VPC is gone', (vpcs.Vpcs ?? []).length === 0);
+    // The artifact bucket is kept on destroy by default (results outlive the stacks).
+    const kept = await s3.send(new ListObjectsV2Command({ Bucket: bucket })).then(() => true, () => false);
+    check('the artifact bucket and its results are kept', kept);
+  } catch (err) {
+    check('the smoke test ran to its end', false, (err as Error).stack ?? String(err));
+  } finally {
+    moto.kill();
+    rmSync(work, { recursive: true, force: true });
+  }
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exitCode = failed === 0 ? 0 : 1;
+}
+
+void main();
