@@ -39,6 +39,13 @@ describe('FoundationStack (defaults)', () => {
     template.resourceCountIs('Custom::S3AutoDeleteObjects', 0);
   });
 
+  test('the artifact bucket sends its events to EventBridge, without a notifications custom resource', () => {
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      NotificationConfiguration: { EventBridgeConfiguration: { EventBridgeEnabled: true } },
+    });
+    template.resourceCountIs('Custom::S3BucketNotifications', 0);
+  });
+
   test('lifecycle expires tagged checkpoints and aborts incomplete multipart uploads after a day', () => {
     template.hasResourceProperties('AWS::S3::Bucket', {
       LifecycleConfiguration: {

@@ -30,6 +30,12 @@ export interface ArtifactBucketProps {
  * - No versioning: the trainer rewrites its checkpoints every few minutes and keeps the newest two;
  *   with versioning every rewrite would leave a noncurrent copy (GBs per run) to pay for. Results are
  *   reproducible from spec + code + data (their digests are in results.json).
+ * - Events to EventBridge (`eventBridgeEnabled`): each sweep stack's results collector has a rule on
+ *   `Object Created` under its `sweeps/<sweep>/` prefix. Set as the bucket's own CloudFormation property
+ *   (NotificationConfiguration.EventBridgeConfiguration) rather than the L2 `eventBridgeEnabled` prop,
+ *   which adds a custom-resource Lambda (BucketNotificationsHandler) to the stack: one more function,
+ *   role and cdk-nag exception, and a resource the local CloudFormation emulator cannot run.
+ *   @see https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-s3-bucket-eventbridgeconfiguration.html
  * - Lifecycle: checkpoints expire (by tag: S3 lifecycle filters take a prefix and tags, not a
  *   wildcard like `sweeps/*\/checkpoints/`), and incomplete multipart uploads (a spot instance killed
  *   mid-upload) are aborted after one day.
@@ -69,6 +75,10 @@ export class ArtifactBucket extends Construct {
         },
       ],
     });
+
+    (this.bucket.node.defaultChild as s3.CfnBucket).notificationConfiguration = {
+      eventBridgeConfiguration: { eventBridgeEnabled: true },
+    };
 
     Validations.of(this.bucket).acknowledge({
       id: 'AwsSolutions-S1',

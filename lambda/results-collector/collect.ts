@@ -1,0 +1,81 @@
+import { buildLeaderboard, ConfigArtifacts, LeaderboardRow } from '../../lib/results/leaderboard';
+
+/** The sweep-level files the collector reads besides each config's results.json and status.json. */
+export interface SweepSpend {
+  readonly totalUsd?: number;
+  readonly budgetUsd?: number;
+  /** Per config, from the guard's spend.json. */
+  readonly byConfig: Readonly<Record<string, number>>;
+}
+
+export interface LeaderboardEntry extends LeaderboardRow {
+  /** 1 = best mean nDCG@10; absent for unscored rows. */
+  readonly rank?: number;
+  /** Spend so far: the guard's spend.json, else the spendUsd it merged into status.json. */
+  readonly spendUsd?: number;
+}
+
+/** sweeps/<sweep>/leaderboard.json */
+export interface LeaderboardDocument {
+  readonly version: 1;
+  readonly sweep: string;
+  readonly generatedAt: string;
+  readonly totalSpendUsd?: number;
+  readonly budgetUsd?: number;
+  readonly rows: readonly LeaderboardEntry[];
+  /** Malformed files, one line each: reported, never fatal. */
+  readonly problems: readonly string[];
+}
+
+export const resultsKey = (sweep: string, config: string): string => `sweeps/${sweep}/${config}/results.json`;
+export const statusKey = (sweep: string, config: string): string => `sweeps/${sweep}/${config}/status.json`;
+export const spendKey = (sweep: string): string => `sweeps/${sweep}/spend.json`;
+export const leaderboardKey = (sweep: string): string => `sweeps/${sweep}/leaderboard.json`;
+export const reportKey = (sweep: string): string => `sweeps/${sweep}/report.html`;
+
+const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+
+/** The spend figures of the guard's ledger; an unreadable ledger is a problem, not a failure. */
+export function parseSpend(text: string | undefined, problems: string[]): SweepSpend {
+  if (text === undefined) return { byConfig: {} };
+  try {
+    const ledger = JSON.parse(text) as { totalUsd?: unknown; budgetUsd?: unknown; configs?: Record<string, { usd?: unknown }> };
+    const byConfig: Record<string, number> = {};
+    for (const [config, c] of Object.entries(ledger.configs ?? {})) {
+      const usd = num(c?.usd);
+      if (usd !== undefined) byConfig[config] = usd;
+    }
+    return { totalUsd: num(ledger.totalUsd), budgetUsd: num(ledger.budgetUsd), byConfig };
+  } catch (err) {
+    problems.push(`spend.json: not valid JSON (${(err as Error).message})`);
+    return { byConfig: {} };
+  }
+}
+
+function statusSpend(statusText: string | undefined): number | undefined {
+  try {
+    return statusText === undefined ? undefined : num((JSON.parse(statusText) as { spendUsd?: unknown }).spendUsd);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The leaderboard document: lib/results/leaderboard.ts's rows, ranked, with each config's spend. */
+export function buildLeaderboardDocument(
+  sweep: string,
+  artifacts: readonly ConfigArtifacts[],
+  spendText: string | undefined,
+  generatedAt: string,
+): LeaderboardDocument {
+  const board = buildLeaderboard(artifacts);
+  const problems = [...board.problems];
+  const spend = parseSpend(spendText, problems);
+  const byConfig = new Map(artifacts.map((a) => [a.config, a]));
+  let rank = 0;
+  const rows = board.rows.map((r): LeaderboardEntry => ({
+    ...r,
+    rank: r.ndcgMean !== undefined ? ++rank : undefined,
+    spendUsd: spend.byConfig[r.config] ?? statusSpend(byConfig.get(r.config)?.statusText),
+  }));
+  return { version: 1, sweep, generatedAt, totalSpendUsd: spend.totalUsd, budgetUsd: spend.budgetUsd, rows, problems };
+}

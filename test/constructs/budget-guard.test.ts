@@ -1,0 +1,110 @@
+import { App, Duration, Stack, Validations } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { BudgetGuard, BudgetGuardProps } from '../../lib/constructs/budget-guard';
+import { FoundationStack } from '../../lib/foundation-stack';
+
+type Props = Omit<BudgetGuardProps, 'bucket'>;
+
+const GROUPS: Props['groups'] = [
+  { config: 'o', groupName: 'SpotSweep-demo-o', market: 'spot', instanceTypes: ['p3.2xlarge'] },
+  { config: 'p', groupName: 'SpotSweep-demo-p', market: 'spot-then-on-demand', instanceTypes: ['g5.xlarge', 'g6.xlarge'] },
+];
+
+/** A sweep stack using the foundation's bucket (another stack), as bin/app.ts wires it; cdk-nag registered. */
+function build(props: Partial<Props> = {}) {
+  const app = new App();
+  const foundation = new FoundationStack(app, 'SpotSweep-Foundation');
+  const stack = new Stack(app, 'SpotSweep-demo');
+  const guard = new BudgetGuard(stack, 'Budget', { sweepName: 'demo', budgetUsd: 40, groups: GROUPS, bucket: foundation.bucket, ...props });
+  Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+  return { app, stack, guard, template: Template.fromStack(stack) };
+}
+
+/** Every statement of every IAM policy in the template. */
+function statements(template: Template): { Sid?: string; Action: string | string[]; Resource: unknown; Condition?: unknown }[] {
+  return Object.values(template.findResources('AWS::IAM::Policy')).flatMap((p) => p.Properties.PolicyDocument.Statement);
+}
+
+describe('BudgetGuard', () => {
+  const { app, guard, template } = build();
+
+  test('runs on Node.js 22 or newer, arm64, with source maps, a log group with retention and the sweep in its environment', () => {
+    const fns = Object.values(template.findResources('AWS::Lambda::Function'));
+    expect(fns).toHaveLength(1);
+    const fn = fns[0].Properties;
+    expect(Number(/^nodejs(\d+)\.x$/.exec(fn.Runtime)![1])).toBeGreaterThanOrEqual(22);
+    expect(fn.Architectures).toEqual(['arm64']);
+    expect(fn.Timeout).toBe(120);
+    expect(fn.Environment.Variables).toMatchObject({
+      SWEEP: 'demo',
+      BUDGET_USD: '40',
+      SPOT_FAILURES_BEFORE_ON_DEMAND: '2',
+      NODE_OPTIONS: '--enable-source-maps',
+      GROUPS: JSON.stringify([
+        { config: 'o', groupName: 'SpotSweep-demo-o', market: 'spot' },
+        { config: 'p', groupName: 'SpotSweep-demo-p', market: 'spot-then-on-demand' },
+      ]),
+    });
+    template.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
+    expect(fn.LoggingConfig.LogGroup.Ref).toMatch(/^BudgetFunctionLogs/);
+  });
+
+  test('runs every 5 minutes by default, and on the schedule given', () => {
+    template.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(5 minutes)', State: 'ENABLED' });
+    build({ schedule: Duration.minutes(15) }).template.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(15 minutes)' });
+  });
+
+  test('alarms when SpotSweep SpendUsd {Sweep} reaches the budget, and exposes the metric', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'SpotSweep',
+      MetricName: 'SpendUsd',
+      Dimensions: [{ Name: 'Sweep', Value: 'demo' }],
+      Statistic: 'Maximum',
+      Threshold: 40,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      EvaluationPeriods: 1,
+      TreatMissingData: 'ignore',
+    });
+    const stat = guard.spendMetric.toMetricConfig().metricStat!;
+    expect(stat).toMatchObject({ namespace: 'SpotSweep', metricName: 'SpendUsd', statistic: 'Maximum' });
+    expect(stat.dimensions).toEqual([{ name: 'Sweep', value: 'demo' }]);
+  });
+
+  test('IAM: no * action; groups by exact name; metrics in its namespace only; S3 under sweeps/demo/ only', () => {
+    const all = statements(template);
+    for (const s of all) expect([s.Action].flat().some((a) => a === '*' || a.endsWith(':*'))).toBe(false);
+    const bySid = (sid: string) => all.find((s) => s.Sid === sid)!;
+    expect(bySid('DescribeInstancesAndSpotPrices')).toMatchObject({ Action: ['ec2:DescribeInstances', 'ec2:DescribeSpotPriceHistory'], Resource: '*' });
+    const update = bySid('UpdateSweepGroups');
+    expect(update.Action).toBe('autoscaling:UpdateAutoScalingGroup');
+    const arns = (update.Resource as { 'Fn::Join': [string, unknown[]] }[]).map((r) => r['Fn::Join'][1].filter((x) => typeof x === 'string').join('|'));
+    expect(arns).toEqual([
+      'arn:|:autoscaling:|:|:autoScalingGroup:*:autoScalingGroupName/SpotSweep-demo-o',
+      'arn:|:autoscaling:|:|:autoScalingGroup:*:autoScalingGroupName/SpotSweep-demo-p',
+    ]);
+    expect(bySid('PutSpendMetrics')).toMatchObject({ Action: 'cloudwatch:PutMetricData', Condition: { StringEquals: { 'cloudwatch:namespace': 'SpotSweep' } } });
+    const objects = bySid('ReadWriteSweepObjects');
+    expect(objects.Action).toEqual(['s3:GetObject', 's3:PutObject']);
+    expect(JSON.stringify(objects.Resource)).toMatch(/"\/sweeps\/demo\/\*"/);
+    expect(bySid('ListSweepPrefix').Condition).toEqual({ StringLike: { 's3:prefix': ['sweeps/demo/*'] } });
+    expect(all.filter((s) => JSON.stringify(s.Action).includes('logs:')).map((s) => s.Action)).toEqual([['logs:CreateLogStream', 'logs:PutLogEvents']]);
+  });
+
+  test('cdk-nag AwsSolutions reports no unacknowledged finding', () => {
+    expect(new AwsSolutionsChecks().validateScope(app).violations.map((v) => `${v.ruleName} at ${v.violatingResources.map((r) => r.constructPath).join(', ')}`)).toEqual([]);
+  });
+
+  test('fails when the budget, the schedule, the limit or a group name is wrong, naming every problem', () => {
+    expect(() =>
+      build({
+        budgetUsd: 0,
+        schedule: Duration.seconds(90),
+        spotFailuresBeforeOnDemand: 0,
+        groups: [{ config: 'o', groupName: 'my-group', market: 'spot', instanceTypes: ['g5.xlarge'] }],
+      }),
+    ).toThrow(
+      /budgetUsd is 0; give the sweep a budget above 0 USD\.[\s\S]*schedule is 90 s; use whole minutes[\s\S]*spotFailuresBeforeOnDemand is 0[\s\S]*group of config "o" is named "my-group"; name it SpotSweep-demo-o/,
+    );
+  });
+});

@@ -1,0 +1,153 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { buildLeaderboardDocument } from '../../../lambda/results-collector/collect';
+import { escapeHtml, renderReport } from '../../../lambda/results-collector/report';
+import { ARTIFACTS, SPEND } from './fixtures';
+
+const doc = buildLeaderboardDocument('seed-plan', ARTIFACTS, SPEND, '2026-11-28T14:00:00.000Z');
+const html = renderReport(doc);
+
+describe('leaderboard.json', () => {
+  test('ranks the scored configs by mean nDCG@10, with spend, runtime and interruptions', () => {
+    expect(doc.rows.map((r) => [r.config, r.rank, r.state])).toEqual([
+      ['p', 1, 'SUCCEEDED'],
+      ['o', 2, 'SUCCEEDED'],
+      ['q', undefined, 'SUCCEEDED'],
+      ['r', undefined, 'FAILED'],
+    ]);
+    const o = doc.rows.find((r) => r.config === 'o')!;
+    expect(o.ndcgMean).toBeCloseTo(0.4485, 4);
+    expect(o.folds).toHaveLength(10);
+    expect(o).toMatchObject({ spendUsd: 2.25, totalSeconds: 25200, examplesPerSecond: 1200, interruptions: 1, attempts: 2 });
+    expect(doc.rows.find((r) => r.config === 'r')).toMatchObject({ spendUsd: 0.5, problem: 'CUDA out of memory <script>alert("x")</script>' });
+    expect(doc).toMatchObject({ version: 1, sweep: 'seed-plan', totalSpendUsd: 9.25, budgetUsd: 40 });
+  });
+
+  test('reports a malformed results.json in problems instead of failing', () => {
+    expect(doc.problems).toEqual([expect.stringMatching(/^q\/results\.json: not valid JSON/)]);
+    expect(doc.rows.find((r) => r.config === 'q')!.problem).toBe('results.json unreadable');
+  });
+
+  test('falls back to spendUsd in status.json without a ledger, and reports an unreadable ledger', () => {
+    const noLedger = buildLeaderboardDocument('seed-plan', ARTIFACTS, undefined, 'now');
+    expect(noLedger.rows.find((r) => r.config === 'o')!.spendUsd).toBe(2.1);
+    const badLedger = buildLeaderboardDocument('seed-plan', ARTIFACTS, '{', 'now');
+    expect(badLedger.problems).toContainEqual(expect.stringMatching(/^spend\.json: not valid JSON/));
+  });
+});
+
+describe('report.html', () => {
+  test('escapes every string from the files', () => {
+    expect(escapeHtml(`<a href="x">'&'</a>`)).toBe('&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;');
+    expect(html).not.toContain('<img');
+    expect(html).not.toContain('<script');
+    expect(html).toContain('&lt;img src=x onerror=alert(1)&gt; &amp; &quot;gpu&quot;');
+    expect(html).toContain('CUDA out of memory &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;');
+  });
+
+  test('is self-contained: inline CSS and SVG, no script, no URL to fetch', () => {
+    expect(html).toMatch(/<style>[\s\S]+<\/style>/);
+    expect(html).toMatch(/<svg [\s\S]+<\/svg>/);
+    expect(html).not.toMatch(/https?:\/\//i);
+    // No tag with a src/href attribute and no CSS that loads anything (escaped text from the files holds no `<`).
+    expect(html).not.toMatch(/<[a-z][^>]*\s(src|href|xlink:href|srcset|action)\s*=/i);
+    expect(html).not.toMatch(/<(link|iframe|object|embed|img|image|use|script)\b/i);
+    const css = /<style>([\s\S]*?)<\/style>/.exec(html)![1];
+    expect(css).not.toMatch(/url\(|@import|@font-face/i);
+  });
+
+  test('charts every fold of every scored config and shows cost, runtime, throughput, device and interruptions', () => {
+    expect(html.match(/<circle class="fold"/g)).toHaveLength(15);
+    expect(html).toContain('0.4485 ± ');
+    expect(html).toContain('$2.25');
+    expect(html).toContain('7.00 h');
+    expect(html).toContain('1,200');
+    expect(html).toContain('Spend so far: $9.25 of a $40.00 budget.');
+    expect(html).toContain('q/results.json: not valid JSON');
+  });
+
+  test('says so when no config has results yet', () => {
+    const empty = renderReport(buildLeaderboardDocument('x', [{ config: 'a' }], undefined, 'now'));
+    expect(empty).toContain('No config has results yet.');
+    expect(empty).toContain('not measured yet');
+  });
+});
+
+/**
+ * Headless Chromium (Debian's `chromium`; CI installs it) opens the report from disk with a network
+ * log: the page must render (screenshot in test-output/) and request nothing. The browser's own
+ * background requests (component updater, time sync), made despite the flags, carry the initiator
+ * `not an origin` in the log; anything the page asks for carries its (file) origin.
+ */
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const haveChromium = existsSync(CHROMIUM);
+if (!haveChromium && process.env.CI) throw new Error(`Chromium not found at ${CHROMIUM}: install it (apt-get install -y chromium) or set CHROMIUM.`);
+
+/** Opens `file` in headless Chromium; returns its DOM and the URLs the page (not the browser) requested. */
+function openInChromium(file: string, screenshot?: string): { dom: string; pageRequests: string[] } {
+  const profile = mkdtempSync(path.join(tmpdir(), 'chromium-'));
+  const netLog = path.join(profile, 'netlog.json');
+  const flags = [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    `--user-data-dir=${profile}`,
+    '--window-size=1200,900',
+    `--log-net-log=${netLog}`,
+  ];
+  try {
+    const url = pathToFileURL(file).href;
+    if (screenshot) execFileSync(CHROMIUM, [...flags, `--screenshot=${screenshot}`, url], { stdio: 'pipe', timeout: 60_000 });
+    const dom = execFileSync(CHROMIUM, [...flags, '--dump-dom', url], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 }).toString();
+    // Chromium closes the log's JSON on a clean exit; a log cut short ends after an event and a comma.
+    const text = readFileSync(netLog, 'utf8').trim();
+    const log = JSON.parse(text.endsWith('}') && !text.endsWith('},') ? text : `${text.replace(/,$/, '')}]}`) as {
+      constants: { logEventTypes: Record<string, number> };
+      events: { type: number; params?: { url?: string; initiator?: string } }[];
+    };
+    const start = log.constants.logEventTypes.URL_REQUEST_START_JOB;
+    const pageRequests = log.events
+      .filter((e) => e.type === start && e.params?.url !== undefined && e.params.initiator !== 'not an origin')
+      .map((e) => e.params!.url!);
+    return { dom, pageRequests };
+  } finally {
+    rmSync(profile, { recursive: true, force: true });
+  }
+}
+
+(haveChromium ? describe : describe.skip)('report.html in headless Chromium', () => {
+  const out = path.join(__dirname, '..', '..', '..', 'test-output');
+  const screenshot = path.join(out, 'report.png');
+  let report: { dom: string; pageRequests: string[] };
+  let control: { dom: string; pageRequests: string[] };
+
+  beforeAll(() => {
+    mkdirSync(out, { recursive: true });
+    rmSync(screenshot, { force: true });
+    writeFileSync(path.join(out, 'report.html'), html);
+    report = openInChromium(path.join(out, 'report.html'), screenshot);
+    // The check's control: a page with one external image must show up as a page request.
+    writeFileSync(path.join(out, 'external-control.html'), '<!doctype html><title>control</title><img src="http://127.0.0.1:9/pixel.png">');
+    control = openInChromium(path.join(out, 'external-control.html'));
+  }, 120_000);
+
+  test('renders the report (screenshot in test-output/report.png)', () => {
+    expect(readFileSync(screenshot).subarray(1, 4).toString()).toBe('PNG');
+    expect(report.dom).toContain('<h1>Sweep seed-plan</h1>');
+    expect(report.dom.match(/<circle class="fold"/g)).toHaveLength(15);
+    expect(report.dom).not.toContain('<img');
+  });
+
+  test('makes no network request (a page with an external image, as a control, does)', () => {
+    expect(control.pageRequests).toEqual(['http://127.0.0.1:9/pixel.png']);
+    expect(report.pageRequests).toEqual([]);
+  });
+});
