@@ -63,6 +63,25 @@ def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
 
 
+def edit_pairs(data: Path, edit) -> None:
+    """Change a dataset's pairs.csv in place: ``edit`` gets its lines (header first) as a list to change."""
+    path = data / "pairs.csv"
+    lines = path.read_text().splitlines()
+    edit(lines)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def make_relevance_negative(data: Path, line: int = 2) -> None:
+    """Bad input the trainer refuses: relevance -1 on ``line`` of pairs.csv (the header is line 1)."""
+
+    def edit(lines: list[str]) -> None:
+        cells = lines[line - 1].split(",")
+        cells[lines[0].split(",").index("relevance")] = "-1"
+        lines[line - 1] = ",".join(cells)
+
+    edit_pairs(data, edit)
+
+
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
     """400 queries, 800 docs, 16-d embeddings, 10 judged docs per query: trains in about a second on CPU."""

@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import read_json, run_trainer
+from conftest import edit_pairs, make_relevance_negative, read_json, run_trainer
 
 from two_tower.train import main
 
@@ -24,13 +24,6 @@ def assert_refused(code, err, out, *needles):
     assert not (out / "results.json").exists()
     assert read_json(out / "status.json")["state"] == "FAILED"
     assert not (out / "checkpoints").exists()
-
-
-def edit_pairs(data, edit):
-    path = data / "pairs.csv"
-    lines = path.read_text().splitlines()
-    edit(lines)
-    path.write_text("\n".join(lines) + "\n")
 
 
 def test_fails_when_pairs_file_is_missing(make_dataset, tmp_path, capsys):
@@ -115,7 +108,7 @@ def test_fails_when_fewer_queries_than_folds(make_dataset, tmp_path, capsys):
 
 def test_fails_when_relevance_is_negative(make_dataset, tmp_path, capsys):
     data = make_dataset()
-    edit_pairs(data, lambda lines: lines.__setitem__(5, ",".join(lines[5].split(",")[:2]) + ",-1,0"))
+    make_relevance_negative(data, line=6)
     code, err = run_main(capsys, data, tmp_path / "out")
     assert_refused(code, err, tmp_path / "out", "pairs.csv", "line 6, column relevance", "negative")
 

@@ -47,7 +47,7 @@ def imds():
 
 def test_spot_notice_requests_a_stop(imds):
     stop = StopRequest()
-    poller = SpotPoller(stop, endpoint=imds, interval_s=0.02)
+    poller = SpotPoller(stop.set, endpoint=imds, interval_s=0.02)
     assert poller.start_if_on_ec2()
     time.sleep(0.1)
     assert not stop.requested
@@ -60,11 +60,20 @@ def test_spot_notice_requests_a_stop(imds):
 
 
 def test_poller_does_not_start_off_ec2():
-    poller = SpotPoller(StopRequest(), endpoint="http://127.0.0.1:9", timeout_s=0.2)
+    poller = SpotPoller(StopRequest().set, endpoint="http://127.0.0.1:9", timeout_s=0.2)
     assert not poller.start_if_on_ec2()
     assert not poller.is_alive()
 
 
 def test_endpoint_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("SPOT_SWEEP_IMDS_ENDPOINT", "http://10.0.0.1:8080/")
-    assert SpotPoller(StopRequest()).endpoint == "http://10.0.0.1:8080"
+    assert SpotPoller(StopRequest().set).imds.url == "http://10.0.0.1:8080"
+
+
+def test_poll_interval_comes_from_the_environment_and_defaults_to_5_seconds(monkeypatch):
+    monkeypatch.delenv("SPOT_SWEEP_SPOT_POLL_SECONDS", raising=False)
+    assert SpotPoller(StopRequest().set).interval_s == 5.0
+    monkeypatch.setenv("SPOT_SWEEP_SPOT_POLL_SECONDS", "0.25")
+    assert SpotPoller(StopRequest().set).interval_s == 0.25
+    monkeypatch.setenv("SPOT_SWEEP_SPOT_POLL_SECONDS", "soon")
+    assert SpotPoller(StopRequest().set).interval_s == 5.0

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +17,19 @@ from pathlib import Path
 
 import pytest
 import torch
-from jobkit import TRAINING, FakeImds, S3Bucket, job_doc, moto_endpoint, run_job, start_job, states, wait_for
+from conftest import make_relevance_negative
+from jobkit import (
+    TRAINING,
+    FakeImds,
+    S3Bucket,
+    job_doc,
+    moto_endpoint,
+    run_job,
+    start_job,
+    start_job_until,
+    states,
+    wait_for,
+)
 
 TIMING_KEYS = {"seconds", "totalSeconds", "examplesPerSecond"}
 TRAIN = {"epochs": 4, "batchSize": 16, "checkpointMinutes": 0.005}  # a mid-epoch checkpoint every 0.3 s
@@ -131,18 +144,15 @@ def test_runs_a_job_from_job_json_to_results_in_the_bucket(world, baseline):
 def test_resumes_from_the_uploaded_checkpoint_after_the_trainer_is_killed_mid_fold(world, baseline):
     job = world.put_job("killed")
     work = world.root / "killed-work"
-    proc = start_job(job, work, "--sync-seconds", "0.2")
     # Kill at the second checkpoint of the first fold (the runner uploads it, at a tick or after the kill):
     # TRAIN["epochs"] leaves at least two more epochs of that fold to be interrupted.
-    local_log = work / "train.log"
-    wait_for(
-        lambda: (
-            local_log.exists()
-            and "checkpoint: ckpt-00000002.pt (0 folds done; fold 1:" in local_log.read_text()
-        ),
+    proc = start_job_until(
+        job,
+        work,
+        "checkpoint: ckpt-00000002.pt (0 folds done; fold 1:",
         "the second checkpoint of fold 1",
-        timeout=90,
-        proc=proc,
+        "--sync-seconds",
+        "0.2",
     )
     pid = int((work / "child.pid").read_text())
     os.kill(pid, signal.SIGKILL)
@@ -212,16 +222,13 @@ def test_resumes_from_the_uploaded_checkpoint_after_the_trainer_is_killed_mid_fo
 def test_sigterm_checkpoints_at_once_and_the_replacement_repeats_no_work(world, baseline):
     job = world.put_job("sigterm")
     work = world.root / "sigterm-work"
-    proc = start_job(job, work, "--sync-seconds", "0.2")
-    local_log = work / "train.log"
-    wait_for(
-        lambda: (
-            local_log.exists()
-            and "checkpoint: ckpt-00000001.pt (0 folds done; fold 1:" in local_log.read_text()
-        ),
+    proc = start_job_until(
+        job,
+        work,
+        "checkpoint: ckpt-00000001.pt (0 folds done; fold 1:",
         "the first checkpoint of fold 1",
-        timeout=90,
-        proc=proc,
+        "--sync-seconds",
+        "0.2",
     )
 
     proc.send_signal(signal.SIGTERM)
@@ -263,7 +270,11 @@ def test_spot_notice_checkpoints_uploads_and_exits_as_interrupted(world):
     try:
         job = world.put_job("spot", epochs=20)
         proc = start_job(
-            job, world.root / "spot-work", "--sync-seconds", "0.5", env={"SPOT_SWEEP_IMDS_ENDPOINT": imds.url}
+            job,
+            world.root / "spot-work",
+            "--sync-seconds",
+            "0.5",
+            env={"SPOT_SWEEP_IMDS_ENDPOINT": imds.url, "SPOT_SWEEP_SPOT_POLL_SECONDS": "0.2"},
         )
         wait_for(lambda: "checkpoint:" in world.log("spot"), "training to start", timeout=90, proc=proc)
         imds.notice()
@@ -284,14 +295,8 @@ def test_spot_notice_checkpoints_uploads_and_exits_as_interrupted(world):
 
 def test_fails_with_the_trainers_message_when_the_data_is_bad(world, tmp_path):
     data = tmp_path / "bad-data"
-    data.mkdir()
-    for name in ("query_embeddings.npy", "query_ids.txt", "doc_embeddings.npy", "doc_ids.txt"):
-        (data / name).write_bytes((world.root / "data" / name).read_bytes())
-    lines = (world.root / "data" / "pairs.csv").read_text().splitlines()
-    head, first = lines[0], lines[1].split(",")
-    relevance = head.split(",").index("relevance")
-    first[relevance] = "-1"
-    (data / "pairs.csv").write_text("\n".join([head, ",".join(first), *lines[2:]]) + "\n")
+    shutil.copytree(world.root / "data", data)
+    make_relevance_negative(data)
 
     done = run_job(world.put_job("bad", data=str(data)), tmp_path / "work")
 

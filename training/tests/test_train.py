@@ -35,13 +35,13 @@ def baselines(data_dir, tmp_path):
         10,
     )
     torch.manual_seed(0)
-    untrained, _ = trainer._evaluate(TwoTower(data.input_dim, 64), 0)
+    untrained, _ = trainer.evaluator.evaluate(TwoTower(data.input_dim, 64), 0)
     _, test = split_rows(trainer.pair_fold, data.weak, 0)
     queries, q_local = np.unique(data.pair_query[test], return_inverse=True)
     scores = np.random.default_rng(0).random(len(test))
     rand = ndcg_at_k(
         q_local,
-        trainer.doc_order[data.pair_doc[test]],
+        trainer.evaluator.doc_order[data.pair_doc[test]],
         scores,
         data.relevance[test],
         q_local,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,6 +110,14 @@ def _row_name(path: Path, index: int) -> str:
     return f"line {index + 2}" if path.suffix == ".csv" else f"row {index + 1}"
 
 
+def _reject_first(bad: object, path: Path, column: str, problem: Callable[[int], str], fix: str) -> None:
+    """Stop at the first row where ``bad`` is true, naming the file, the row, the column and the fix."""
+    rows = np.flatnonzero(np.asarray(bad))
+    if len(rows):
+        i = int(rows[0])
+        raise UserError(problem(i), file=str(path), where=f"{_row_name(path, i)}, column {column}", fix=fix)
+
+
 def _read_pairs(data_dir: Path, max_examples: int | None) -> tuple[Path, pd.DataFrame]:
     csv_path, parquet_path = data_dir / "pairs.csv", data_dir / "pairs.parquet"
     if csv_path.exists():
@@ -152,35 +161,27 @@ def _read_pairs(data_dir: Path, max_examples: int | None) -> tuple[Path, pd.Data
         )
     frame = frame.reset_index(drop=True)
     relevance = pd.to_numeric(frame["relevance"], errors="coerce")
-    bad = relevance.isna() | (relevance != np.floor(relevance))
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise UserError(
-            f"relevance {frame['relevance'][i]!r} is not an integer.",
-            file=str(path),
-            where=f"{_row_name(path, i)}, column relevance",
-            fix="use integers >= 0 (0 = not relevant).",
-        )
-    if (relevance < 0).any():
-        i = int(np.flatnonzero((relevance < 0).to_numpy())[0])
-        raise UserError(
-            f"relevance {int(relevance[i])} is negative.",
-            file=str(path),
-            where=f"{_row_name(path, i)}, column relevance",
-            fix="use integers >= 0 (0 = not relevant).",
-        )
+    fix = "use integers >= 0 (0 = not relevant)."
+    _reject_first(
+        relevance.isna() | (relevance != np.floor(relevance)),
+        path,
+        "relevance",
+        lambda i: f"relevance {frame['relevance'][i]!r} is not an integer.",
+        fix,
+    )
+    _reject_first(
+        relevance < 0, path, "relevance", lambda i: f"relevance {int(relevance[i])} is negative.", fix
+    )
     frame["relevance"] = relevance.astype(np.int64)
     if "weak" in frame.columns:
         weak = pd.to_numeric(frame["weak"].replace("", "0"), errors="coerce")
-        bad = ~weak.isin([0, 1])
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise UserError(
-                f"weak {frame['weak'][i]!r} is not 0 or 1.",
-                file=str(path),
-                where=f"{_row_name(path, i)}, column weak",
-                fix="use 1 for a weak label, 0 (or empty) otherwise.",
-            )
+        _reject_first(
+            ~weak.isin([0, 1]),
+            path,
+            "weak",
+            lambda i: f"weak {frame['weak'][i]!r} is not 0 or 1.",
+            "use 1 for a weak label, 0 (or empty) otherwise.",
+        )
         frame["weak"] = weak.astype(bool)
     else:
         frame["weak"] = False
@@ -301,14 +302,15 @@ def _read_texts(path: Path, id_column: str) -> tuple[list[str], np.ndarray, Path
 def _resolve(pairs: pd.DataFrame, pairs_path: Path, column: str, ids: list[str], id_file: str) -> np.ndarray:
     index = pd.Index(ids).get_indexer(pairs[column])
     missing = index < 0
-    if missing.any():
-        i = int(np.flatnonzero(missing)[0])
-        raise UserError(
-            f"{column} {pairs[column][i]!r} has no entry in {id_file} ({int(missing.sum())} rows like this).",
-            file=str(pairs_path),
-            where=f"{_row_name(pairs_path, i)}, column {column}",
-            fix=f"add it (and its embedding or text) to {id_file}, or remove the rows that use it.",
-        )
+    _reject_first(
+        missing,
+        pairs_path,
+        column,
+        lambda i: (
+            f"{column} {pairs[column][i]!r} has no entry in {id_file} ({int(missing.sum())} rows like this)."
+        ),
+        f"add it (and its embedding or text) to {id_file}, or remove the rows that use it.",
+    )
     return index.astype(np.int64)
 
 

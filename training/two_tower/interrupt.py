@@ -2,25 +2,19 @@
 
 The training loop checks ``requested`` between optimizer steps; when set, it saves a checkpoint and exits
 with code 75 (see .ci/CONTRACTS.md). The spot poller reads IMDSv2 ``/latest/meta-data/spot/instance-action``
-every 5 s, as AWS recommends; the item is absent (404) until EC2 schedules the stop or termination, then
-holds ``{"action": "terminate"|"stop"|"hibernate", "time": "..."}`` about two minutes ahead.
+every 5 s by default, as AWS recommends (``imds.poll_seconds``); the item is absent (404) until EC2 schedules
+the stop or termination, then holds ``{"action": "terminate"|"stop"|"hibernate", "time": "..."}`` about two
+minutes ahead. The job runner's script mode uses the same poller to stop a user's script.
 @see https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/spot-instance-termination-notices.html
-@see https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/configuring-instance-metadata-service.html (IMDSv2:
-PUT /latest/api/token with X-aws-ec2-metadata-token-ttl-seconds, then GET with X-aws-ec2-metadata-token)
 """
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
-import urllib.error
-import urllib.request
+from collections.abc import Callable
 
-EXIT_INTERRUPTED = 75
-IMDS_ENV = "SPOT_SWEEP_IMDS_ENDPOINT"
-IMDS_DEFAULT = "http://169.254.169.254"
-TOKEN_TTL_SECONDS = 21600
+from .imds import Imds, poll_seconds
 
 
 class StopRequest:
@@ -51,64 +45,36 @@ def install_signal_handlers(stop: StopRequest) -> None:
 
 
 class SpotPoller(threading.Thread):
-    """Background thread polling the spot interruption notice; started only when IMDS answers quickly."""
+    """Background thread polling the spot interruption notice; started only when IMDS answers quickly.
+
+    ``on_notice`` is called once, with ``"spot interruption notice <instance-action JSON>"`` (a
+    ``StopRequest.set`` fits)."""
 
     def __init__(
-        self, stop: StopRequest, endpoint: str | None = None, interval_s: float = 5.0, timeout_s: float = 1.0
+        self,
+        on_notice: Callable[[str], object],
+        endpoint: str | None = None,
+        interval_s: float | None = None,
+        timeout_s: float = 1.0,
     ):
         super().__init__(name="spot-poller", daemon=True)
-        self.stop_request = stop
-        self.endpoint = (endpoint or os.environ.get(IMDS_ENV) or IMDS_DEFAULT).rstrip("/")
-        self.interval_s = interval_s
-        self.timeout_s = timeout_s
+        self.on_notice = on_notice
+        self.imds = Imds(endpoint, timeout_s)
+        self.interval_s = poll_seconds() if interval_s is None else interval_s
         self._halt = threading.Event()
-        self._token: str | None = None
-
-    def fetch_token(self) -> str | None:
-        request = urllib.request.Request(
-            f"{self.endpoint}/latest/api/token",
-            method="PUT",
-            headers={"X-aws-ec2-metadata-token-ttl-seconds": str(TOKEN_TTL_SECONDS)},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                return response.read().decode().strip()
-        except (urllib.error.URLError, OSError, ValueError):
-            return None
-
-    def check_once(self) -> str | None:
-        """The instance-action JSON when a notice is posted, else None."""
-        if self._token is None:
-            self._token = self.fetch_token()
-            if self._token is None:
-                return None
-        request = urllib.request.Request(
-            f"{self.endpoint}/latest/meta-data/spot/instance-action",
-            headers={"X-aws-ec2-metadata-token": self._token},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                return response.read().decode().strip()
-        except urllib.error.HTTPError as err:
-            if err.code == 401:  # token expired: fetch a new one next time
-                self._token = None
-            return None
-        except (urllib.error.URLError, OSError):
-            return None
 
     def start_if_on_ec2(self) -> bool:
         """Start polling when the token PUT succeeds within timeout_s (i.e. we run on EC2 or a stand-in)."""
-        self._token = self.fetch_token()
-        if self._token is None:
+        if not self.imds.connect():
             return False
         self.start()
         return True
 
     def run(self) -> None:
         while not self._halt.wait(self.interval_s):
-            notice = self.check_once()
+            notice = self.imds.spot_notice()
             if notice:
-                self.stop_request.set(f"spot interruption notice {notice}")
+                self.on_notice(f"spot interruption notice {notice}")
                 return
 
     def halt(self) -> None:

@@ -13,534 +13,48 @@ Exit codes (the bootstrap relies on them): 0 success (or the job had already suc
 is retrained); 2 bad job file, data, script patch or trainer input (FAILED, one message, no
 traceback); 75 interrupted by SIGTERM, SIGINT or a spot notice (checkpoint uploaded; status
 PENDING so a replacement resumes, or STOPPED when stopped on purpose); 1 anything else (FAILED).
+Under torchrun the trainer's own code is read from its status.json (``exits.trainer_exit``).
+
+Env ``SPOT_SWEEP_NPROC=N`` starts N processes under torchrun whatever the device: for tests and
+trying DDP (gloo) on a CPU; on an instance the job's ``gpus`` decides.
+
+The runner's parts: ``jobfile`` (job.json), ``status_board`` (status.json), ``fetch`` (the data),
+``sync`` (checkpoints and log into the store), ``supervisor`` (the child process), ``imds``
+(instance facts, with ``interrupt.SpotPoller`` for scripts).
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
 import hashlib
 import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 import traceback
-import urllib.error
-import urllib.request
-from datetime import datetime, timezone
 from pathlib import Path
 
-from .storage import StorageError, Store, is_s3, local_path, open_store, read_object, split_object_uri
-from .user_script import Patch, ScriptError, ScriptSpec, apply_patches, collect_results, command, fetch_code
+from .clock import utcnow
+from .exits import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, trainer_exit
+from .fetch import fetch_data
+from .imds import instance_facts
+from .interrupt import SpotPoller
+from .jobfile import fallback_store, parse_job, script_spec
+from .runlog import JobError, log
+from .status_board import StatusBoard, record_failure
+from .storage import StorageError, open_store, read_object
+from .supervisor import Supervisor, python_command
+from .sync import CHECKPOINTS, CheckpointSync, upload_log
+from .user_script import ScriptError, apply_patches, collect_results, command, fetch_code
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 75
-
-JOB_VERSION = 1
-CHECKPOINTS = "checkpoints/"
-FETCH_MANIFEST = ".spot-sweep-fetch.json"
-PROGRESS_KEYS = (
-    "fold",
-    "folds",
-    "epoch",
-    "epochs",
-    "step",
-    "progress",
-    "examplesPerSecond",
-    "etaSeconds",
-    "loss",
-)
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-
-
-class JobError(Exception):
-    """A failure the user can fix, with the exit code it maps to."""
-
-    def __init__(self, message: str, code: int = EXIT_BAD_INPUT):
-        super().__init__(message)
-        self.message = message
-        self.code = code
+NPROC_ENV = "SPOT_SWEEP_NPROC"
 
 
 class Interrupted(Exception):
     """SIGTERM/SIGINT arrived before the trainer was started."""
-
-
-def utcnow() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def log(message: str) -> None:
-    print(f"[job {utcnow()}] {message}", file=sys.stderr, flush=True)
-
-
-# --------------------------------------------------------------------------------------------
-# job.json
-
-
-def _problem(problems: list[str], field: str, rule: str, value: object) -> None:
-    problems.append(f"`{field}` {rule} (got {json.dumps(value)})")
-
-
-def parse_job(data: bytes, uri: str) -> dict:
-    """Validate job.json (version 1, see .ci/CONTRACTS.md); collect every problem and raise once."""
-    fix = "Fix: regenerate the file from the sweep spec (`npx spot-sweep local …` or `npx cdk deploy`)."
-    try:
-        job = json.loads(data)
-    except UnicodeDecodeError as e:
-        raise JobError(f"Job file {uri} is not UTF-8 text ({e.reason}). {fix}") from e
-    except json.JSONDecodeError as e:
-        raise JobError(
-            f"Job file {uri} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}. {fix}"
-        ) from e
-    if not isinstance(job, dict):
-        raise JobError(f"Job file {uri} must hold a JSON object, not {type(job).__name__}. {fix}")
-    problems: list[str] = []
-    if job.get("version") != JOB_VERSION:
-        _problem(
-            problems,
-            "version",
-            f"must be {JOB_VERSION}: this runner reads job files of version {JOB_VERSION}",
-            job.get("version"),
-        )
-    for key in ("sweep", "config", "store"):
-        if not isinstance(job.get(key), str) or not job.get(key):
-            _problem(problems, key, "must be a non-empty string", job.get(key))
-    store = job.get("store")
-    if isinstance(store, str) and store and not (is_s3(store) or store.startswith(("file:///", "/"))):
-        _problem(
-            problems, "store", "must be s3://bucket/prefix/, file:///absolute/dir/ or an absolute path", store
-        )
-    gpus = job.get("gpus")
-    if not isinstance(gpus, int) or isinstance(gpus, bool) or gpus < 1:
-        _problem(problems, "gpus", "must be an integer >= 1", gpus)
-    examples = job.get("examples")
-    if examples is not None and (not isinstance(examples, int) or isinstance(examples, bool) or examples < 1):
-        _problem(problems, "examples", "must be an integer >= 1 or null (all)", examples)
-    script = job.get("script")
-    data_uri = job.get("data")
-    if script is None:
-        if not isinstance(data_uri, str) or not data_uri:
-            _problem(
-                problems,
-                "data",
-                "must name the dataset (s3://bucket/prefix/ or an absolute directory)",
-                data_uri,
-            )
-        if not isinstance(job.get("train"), dict):
-            _problem(problems, "train", "must be an object with the trainer settings", job.get("train"))
-    else:
-        if data_uri is not None and (not isinstance(data_uri, str) or not data_uri):
-            _problem(problems, "data", "must be a location string or null", data_uri)
-        _check_script(script, problems)
-    if problems:
-        raise JobError(f"Job file {uri} has {len(problems)} problem(s): " + "; ".join(problems) + f". {fix}")
-    return job
-
-
-def _check_script(script: object, problems: list[str]) -> None:
-    if not isinstance(script, dict):
-        _problem(problems, "script", "must be an object or null", script)
-        return
-    for key in ("code", "entrypoint", "results"):
-        if not isinstance(script.get(key), str) or not script.get(key):
-            _problem(problems, f"script.{key}", "must be a non-empty string", script.get(key))
-    args = script.get("args", [])
-    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
-        _problem(problems, "script.args", "must be a list of strings", args)
-    patches = script.get("patches", [])
-    if not isinstance(patches, list):
-        _problem(problems, "script.patches", "must be a list", patches)
-        return
-    for i, p in enumerate(patches):
-        if not isinstance(p, dict):
-            _problem(problems, f"script.patches[{i}]", "must be an object with file, find, replace", p)
-            continue
-        for key in ("file", "find"):
-            if not isinstance(p.get(key), str) or not p.get(key):
-                _problem(problems, f"script.patches[{i}].{key}", "must be a non-empty string", p.get(key))
-        if not isinstance(p.get("replace"), str):
-            _problem(problems, f"script.patches[{i}].replace", "must be a string", p.get("replace"))
-
-
-def script_spec(job: dict) -> ScriptSpec:
-    s = job["script"]
-    return ScriptSpec(
-        code=s["code"],
-        entrypoint=s["entrypoint"],
-        args=tuple(s.get("args", [])),
-        patches=tuple(Patch(p["file"], p["find"], p["replace"]) for p in s.get("patches", [])),
-        results=s["results"],
-    )
-
-
-def fallback_store(job_uri: str) -> str | None:
-    """Where a job file that cannot be read lives: its folder, when it is named job.json (the
-    CDK app and local mode write it there), so its FAILED status lands where users look."""
-    directory, name = split_object_uri(job_uri)
-    return directory if name == "job.json" else None
-
-
-# --------------------------------------------------------------------------------------------
-# instance metadata (IMDSv2)
-
-# IMDSv2: PUT /latest/api/token with header X-aws-ec2-metadata-token-ttl-seconds, then send the token in
-# X-aws-ec2-metadata-token. instance-life-cycle is "spot" or "on-demand"; spot/instance-action appears
-# only when an interruption is scheduled.
-# @see https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/configuring-instance-metadata-service.html
-# @see https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/spot-instance-termination-notices.html
-
-
-def imds_endpoint() -> str:
-    return os.environ.get("SPOT_SWEEP_IMDS_ENDPOINT", "http://169.254.169.254").rstrip("/")
-
-
-def imds_token(timeout: float = 1.0) -> str | None:
-    request = urllib.request.Request(
-        imds_endpoint() + "/latest/api/token",
-        method="PUT",
-        headers={"X-aws-ec2-metadata-token-ttl-seconds": "21600"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.read().decode()
-    except (OSError, urllib.error.URLError):
-        return None
-
-
-def imds_get(path: str, token: str, timeout: float = 2.0) -> str | None:
-    request = urllib.request.Request(
-        imds_endpoint() + "/latest/meta-data/" + path, headers={"X-aws-ec2-metadata-token": token}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.read().decode().strip()
-    except (OSError, urllib.error.URLError):
-        return None
-
-
-def instance_facts() -> dict:
-    """instanceType and market from IMDS, or "local" for both off EC2."""
-    token = imds_token()
-    if token is None:
-        return {"instanceType": "local", "market": "local"}
-    return {
-        "instanceType": imds_get("instance-type", token) or "unknown",
-        "market": imds_get("instance-life-cycle", token) or "unknown",
-    }
-
-
-class SpotNoticeWatcher(threading.Thread):
-    """Polls spot/instance-action every few seconds (AWS recommends 5 s) and calls back once.
-
-    Used in script mode only: the two_tower trainer watches for the notice itself."""
-
-    def __init__(self, on_notice):
-        super().__init__(daemon=True, name="spot-notice")
-        self.on_notice = on_notice
-        self.interval = float(os.environ.get("SPOT_SWEEP_SPOT_POLL_SECONDS", "5"))
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        token = imds_token()
-        if token is None:
-            return
-        while not self.stopped.wait(self.interval):
-            body = imds_get("spot/instance-action", token)
-            if body:
-                self.on_notice(body)
-                return
-
-    def stop(self) -> None:
-        self.stopped.set()
-
-
-# --------------------------------------------------------------------------------------------
-# status.json
-
-
-class StatusBoard:
-    """The store's status.json: the runner's view of the job, merged with the trainer's progress."""
-
-    def __init__(self, store: Store, doc: dict):
-        self.store = store
-        self.doc = doc
-
-    @classmethod
-    def load(cls, store: Store) -> StatusBoard:
-        raw = store.get_bytes("status.json")
-        doc: dict = {}
-        if raw:
-            try:
-                doc = json.loads(raw)
-            except json.JSONDecodeError:
-                log(f"warning: {store.describe('status.json')} is not valid JSON; starting a fresh status")
-            if not isinstance(doc, dict):
-                doc = {}
-        return cls(store, doc)
-
-    @property
-    def state(self) -> str | None:
-        return self.doc.get("state")
-
-    def set(self, state: str, **fields: object) -> None:
-        """Change state (appending to ``history``); a message is kept only when given with the state."""
-        changed = state != self.doc.get("state")
-        if "message" not in fields:
-            self.doc.pop("message", None)
-        self.doc.update(fields, state=state)
-        if changed:
-            entry = {"state": state, "at": utcnow(), "attempt": self.doc.get("attempts", 0)}
-            self.doc.setdefault("history", []).append(entry)
-        self.write()
-
-    def progress(self, trainer_status: dict) -> None:
-        changed = False
-        for key in PROGRESS_KEYS:
-            if key in trainer_status and self.doc.get(key) != trainer_status[key]:
-                self.doc[key] = trainer_status[key]
-                changed = True
-        if changed:
-            self.write()
-
-    def write(self) -> None:
-        self.doc["updatedAt"] = utcnow()
-        try:
-            self.store.put_bytes("status.json", json.dumps(self.doc, indent=2).encode())
-        except StorageError as e:
-            log(f"warning: status not written: {e}")
-
-
-def record_failure(store_uri: str | None, message: str, endpoint_url: str | None) -> None:
-    """Best effort FAILED status for failures before (or outside) a normal run."""
-    if not store_uri:
-        return
-    try:
-        board = StatusBoard.load(open_store(store_uri, endpoint_url))
-        board.set("FAILED", message=message)
-    except StorageError as e:
-        log(f"warning: could not record FAILED in {store_uri}: {e}")
-
-
-# --------------------------------------------------------------------------------------------
-# data and checkpoints
-
-
-def fetch_data(data_uri: str, dest: Path, endpoint_url: str | None) -> Path:
-    """The dataset on local disk. A local directory is used in place. An S3 prefix is copied into
-    ``dest``, skipping files already there with the same content: a manifest beside the data
-    records each file's S3 ETag and size and the local file's size and mtime at download; a file
-    is fetched again when any of them differ."""
-    if not is_s3(data_uri):
-        path = local_path(data_uri)
-        if not path.is_dir() or not any(path.iterdir()):
-            raise JobError(
-                f"Data directory {path} (job field `data`) does not exist or is empty. "
-                "Fix: create the dataset there or point `data` at it."
-            )
-        return path
-    try:
-        store = open_store(data_uri, endpoint_url)
-        objects = [o for o in store.list() if not o.key.endswith("/")]
-    except StorageError as e:
-        raise JobError(
-            f"Data {data_uri} (job field `data`) is unreachable: {e}. "
-            "Fix: upload the dataset there or correct `data`."
-        ) from e
-    if not objects:
-        raise JobError(
-            f"Data {data_uri} (job field `data`) holds no files. "
-            "Fix: upload the dataset there or correct `data`."
-        )
-    dest.mkdir(parents=True, exist_ok=True)
-    manifest_path = dest / FETCH_MANIFEST
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (OSError, json.JSONDecodeError):
-        manifest = {}
-    fetched = skipped = 0
-    nbytes = 0
-    for obj in objects:
-        local = dest / obj.key
-        seen = manifest.get(obj.key, {})
-        if local.is_file() and seen.get("etag") == obj.etag and seen.get("size") == obj.size:
-            st = local.stat()
-            if st.st_size == obj.size and seen.get("mtimeNs") == st.st_mtime_ns:
-                skipped += 1
-                continue
-        try:
-            store.download(obj.key, local)
-        except StorageError as e:
-            raise JobError(
-                f"Data file {store.describe(obj.key)} could not be fetched: {e}. Fix: check the dataset."
-            ) from e
-        st = local.stat()
-        manifest[obj.key] = {"etag": obj.etag, "size": obj.size, "mtimeNs": st.st_mtime_ns}
-        manifest_path.write_text(json.dumps(manifest, indent=1))
-        fetched += 1
-        nbytes += obj.size
-    log(
-        f"data: {fetched} file(s) fetched ({nbytes / 1e6:.1f} MB), {skipped} already present, from {data_uri}"
-    )
-    return dest
-
-
-def is_complete_checkpoint(path: Path) -> bool:
-    """The trainer gives a checkpoint its final name only when complete; temporaries start with a dot or
-    end in .tmp/.part/.partial."""
-    name = path.name
-    return path.is_file() and not name.startswith(".") and not name.endswith((".tmp", ".part", ".partial"))
-
-
-class CheckpointSync:
-    """Mirrors OUT/checkpoints/ into <store>/checkpoints/: new files up, dropped files removed from the
-    store once a newer one is there, so the store always holds a complete checkpoint."""
-
-    def __init__(self, store: Store, local_dir: Path):
-        self.store = store
-        self.local_dir = local_dir
-        self.uploaded: dict[str, tuple[int, int]] = {}
-        self.uploads = 0
-
-    def fetch(self) -> list[str]:
-        """Download the checkpoints the store holds (at most the newest two) that are not here yet."""
-        self.local_dir.mkdir(parents=True, exist_ok=True)
-        names = []
-        for obj in self.store.list(CHECKPOINTS):
-            name = obj.key[len(CHECKPOINTS) :]
-            if "/" in name or name.startswith("."):
-                continue
-            local = self.local_dir / name
-            if not (local.is_file() and local.stat().st_size == obj.size):
-                self.store.download(obj.key, local)
-            st = local.stat()
-            self.uploaded[name] = (st.st_size, st.st_mtime_ns)
-            names.append(name)
-        return names
-
-    def sync(self) -> None:
-        if not self.local_dir.is_dir():
-            return
-        present = {}
-        found = []
-        for path in self.local_dir.iterdir():
-            try:  # the trainer may drop an old checkpoint at any moment
-                if is_complete_checkpoint(path):
-                    found.append((path.stat(), path))
-            except FileNotFoundError:
-                continue
-        for st, path in sorted(found, key=lambda item: item[0].st_mtime_ns):
-            present[path.name] = (st.st_size, st.st_mtime_ns)
-            if self.uploaded.get(path.name) == present[path.name]:
-                continue
-            try:
-                self.store.upload(path, CHECKPOINTS + path.name)
-            except StorageError as e:
-                if path.exists():
-                    log(f"warning: checkpoint {path.name} not uploaded: {e}")
-                present.pop(path.name, None)
-                continue
-            self.uploaded[path.name] = present[path.name]
-            self.uploads += 1
-            log(f"checkpoint uploaded: {self.store.describe(CHECKPOINTS + path.name)}")
-        if not present:
-            return
-        for name in [n for n in self.uploaded if n not in present]:
-            try:
-                self.store.delete(CHECKPOINTS + name)
-                del self.uploaded[name]
-            except StorageError as e:
-                log(f"warning: old checkpoint {name} not removed: {e}")
-
-
-# --------------------------------------------------------------------------------------------
-# running the trainer or script
-
-
-class Supervisor:
-    """Runs one child process: output teed to a log file and our stderr, a tick every ``sync_seconds``,
-    SIGTERM/SIGINT forwarded as SIGTERM (then SIGKILL after ``grace_seconds``)."""
-
-    def __init__(
-        self,
-        cmd: list[str],
-        cwd: Path,
-        env: dict,
-        log_path: Path,
-        sync_seconds: float,
-        grace_seconds: float,
-        on_tick,
-        pid_file: Path,
-    ):
-        self.cmd, self.cwd, self.env = cmd, cwd, env
-        self.log_path = log_path
-        self.sync_seconds = sync_seconds
-        self.grace_seconds = grace_seconds
-        self.on_tick = on_tick
-        self.pid_file = pid_file
-        self.proc: subprocess.Popen | None = None
-        self.stop_reason: str | None = None
-        self.kill_at: float | None = None
-        self.tail: collections.deque[str] = collections.deque(maxlen=30)
-
-    def request_stop(self, reason: str) -> None:
-        if self.stop_reason is None:
-            self.stop_reason = reason
-        if self.proc is not None and self.proc.poll() is None:
-            log(f"{reason}: asking the process to checkpoint and stop (SIGTERM)")
-            self.proc.send_signal(signal.SIGTERM)
-            if self.kill_at is None:
-                self.kill_at = time.monotonic() + self.grace_seconds
-
-    def _tee(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        with self.log_path.open("ab") as fh:
-            for line in iter(self.proc.stdout.readline, b""):
-                fh.write(line)
-                fh.flush()
-                sys.stderr.buffer.write(line)
-                sys.stderr.flush()
-                text = line.decode(errors="replace").rstrip()
-                if text:
-                    self.tail.append(text)
-
-    def run(self) -> int:
-        log("running: " + " ".join(self.cmd))
-        # Own session: a Ctrl-C at the terminal reaches only the runner, which forwards one SIGTERM.
-        self.proc = subprocess.Popen(
-            self.cmd,
-            cwd=self.cwd,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.pid_file.write_text(str(self.proc.pid))
-        tee = threading.Thread(target=self._tee, daemon=True, name="tee")
-        tee.start()
-        if self.stop_reason is not None:
-            self.request_stop(self.stop_reason)
-        next_tick = time.monotonic() + self.sync_seconds
-        while self.proc.poll() is None:
-            time.sleep(0.2)
-            now = time.monotonic()
-            if self.kill_at is not None and now > self.kill_at:
-                log(f"the process did not stop within {self.grace_seconds:.0f} s of SIGTERM; killing it")
-                self.proc.kill()
-                self.kill_at = None
-            if now >= next_tick:
-                self.on_tick()
-                next_tick = now + self.sync_seconds
-        tee.join(timeout=10)
-        self.pid_file.unlink(missing_ok=True)
-        return self.proc.returncode
 
 
 class Runner:
@@ -658,13 +172,17 @@ class Runner:
         return env
 
     def upload_log(self) -> None:
-        try:
-            self.store.upload(self.log_path, "train.log")
-        except StorageError as e:
-            log(f"warning: log not uploaded: {e}")
+        upload_log(self.store, self.log_path)
 
     def nproc(self) -> int:
-        """Processes to start: the job's gpus when CUDA has that many, else 1 (plain python)."""
+        """Processes to start: the job's gpus when CUDA has that many, else 1 (plain python); env
+        SPOT_SWEEP_NPROC=N forces N processes under torchrun on any device (tests: DDP over gloo on CPU)."""
+        forced = os.environ.get(NPROC_ENV)
+        if forced:
+            if not forced.isdigit() or int(forced) < 1:
+                raise JobError(f"{NPROC_ENV}={forced!r} must be an integer >= 1. Fix: correct or unset it.")
+            log(f"{NPROC_ENV}={forced}: starting {forced} process(es) whatever the device")
+            return int(forced)
         gpus = self.job["gpus"]
         if gpus <= 1:
             return 1
@@ -681,7 +199,9 @@ class Runner:
             )
         return gpus
 
-    def supervise(self, cmd: list[str], cwd: Path, env: dict, on_tick) -> tuple[int, str | None]:
+    def supervise(self, cmd: list[str], cwd: Path, env: dict, on_tick) -> tuple[int, Supervisor]:
+        """Run the child to its end (status TRAINING meanwhile); the log goes up at every tick."""
+
         def tick() -> None:
             self.upload_log()
             on_tick()
@@ -697,8 +217,7 @@ class Runner:
             self.work / "child.pid",
         )
         self.board.set("TRAINING")
-        rc = self.supervisor.run()
-        return rc, self.supervisor.stop_reason
+        return self.supervisor.run(), self.supervisor
 
     # trainer mode ---------------------------------------------------------------------------------
 
@@ -713,39 +232,32 @@ class Runner:
             ) from e
         if resumed:
             log(f"resuming: checkpoint(s) from the store: {', '.join(resumed)}")
-        nproc = self.nproc()
-        base = [sys.executable, "-m"]
-        if nproc > 1:
-            base += ["torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m"]
-        cmd = base + [
-            "two_tower.train",
-            "--config",
-            str(self.work / "job.json"),
-            "--data",
-            str(data),
-            "--out",
-            str(self.out),
-        ]
+        cmd = python_command(
+            self.nproc(),
+            *("-m", "two_tower.train", "--config", str(self.work / "job.json")),
+            *("--data", str(data), "--out", str(self.out)),
+        )
 
         def tick() -> None:
             sync.sync()
             self.board.progress(read_json(self.out / "status.json") or {})
 
-        rc, stop_reason = self.supervise(cmd, self.work, self.child_env(), tick)
+        # An earlier attempt's status must not speak for this one (see trainer_exit).
+        (self.out / "status.json").unlink(missing_ok=True)
+        rc, child = self.supervise(cmd, self.work, self.child_env(), tick)
         sync.sync()
         self.upload_log()
-        self.board.progress(read_json(self.out / "status.json") or {})
+        trainer_status = read_json(self.out / "status.json")
+        self.board.progress(trainer_status if isinstance(trainer_status, dict) else {})
+        rc, cause = trainer_exit(rc, trainer_status)
         if rc == EXIT_OK:  # even when a stop came too late to matter: the results are there
             return self.succeed_trainer()
-        if stop_reason is not None or rc == EXIT_INTERRUPTED:
-            return self.interrupted(stop_reason or "spot interruption notice", checkpoints=sync)
-        tail = self.supervisor.tail if self.supervisor else []
+        if child.stop_reason is not None or rc == EXIT_INTERRUPTED:
+            return self.interrupted(child.stop_reason or "spot interruption notice", checkpoints=sync)
         if rc == EXIT_BAD_INPUT:
-            cause = tail[-1] if tail else "the trainer rejected its input"
+            cause = cause or (child.tail[-1] if child.tail else "the trainer rejected its input")
             return self.fail(f"The trainer stopped on bad input: {cause}", EXIT_BAD_INPUT)
-        how = f"was killed by signal {-rc}" if rc < 0 else f"exited with code {rc}"
-        last = " | ".join(list(tail)[-3:])
-        return self.fail(f"The trainer {how}. Last log lines: {last}", EXIT_FAILED)
+        return self.fail(f"The trainer {child.ending(rc)}", EXIT_FAILED)
 
     def succeed_trainer(self) -> int:
         results = read_json(self.out / "results.json")
@@ -780,27 +292,23 @@ class Runner:
             cmd = command(spec, code_dir, nproc)
         except ScriptError as e:
             raise JobError(f"Script mode: {e}") from e
-        env["SPOT_SWEEP_DEVICE"] = default_device()
+        from .runtime import auto_device  # torch only when a job runs: `--fail` must work without it
+
+        env["SPOT_SWEEP_DEVICE"] = auto_device()[0]
         env["SPOT_SWEEP_OUT_DIR"] = str(self.out)
         env["SPOT_SWEEP_GPUS"] = str(nproc)
-        watcher = SpotNoticeWatcher(
-            lambda body: self.supervisor and self.supervisor.request_stop(f"spot interruption notice {body}")
-        )
-        watcher.start()
+        # The trainer polls for the spot notice itself; a user's script does not, so the runner does.
+        watcher = SpotPoller(lambda reason: self.supervisor and self.supervisor.request_stop(reason))
+        watcher.start_if_on_ec2()
         try:
-            rc, stop_reason = self.supervise(cmd, code_dir, env, lambda: None)
+            rc, child = self.supervise(cmd, code_dir, env, lambda: None)
         finally:
-            watcher.stop()
+            watcher.halt()
         self.upload_log()
-        if rc != EXIT_OK and (stop_reason is not None or rc == EXIT_INTERRUPTED):
-            return self.interrupted(stop_reason or "the script exited with code 75", checkpoints=None)
+        if rc != EXIT_OK and (child.stop_reason is not None or rc == EXIT_INTERRUPTED):
+            return self.interrupted(child.stop_reason or "the script exited with code 75", checkpoints=None)
         if rc != EXIT_OK:
-            tail = self.supervisor.tail if self.supervisor else []
-            how = f"was killed by signal {-rc}" if rc < 0 else f"exited with code {rc}"
-            return self.fail(
-                f"The script {spec.entrypoint} {how}. Last log lines: {' | '.join(list(tail)[-3:])}",
-                EXIT_FAILED,
-            )
+            return self.fail(f"The script {spec.entrypoint} {child.ending(rc)}", EXIT_FAILED)
         try:
             files = collect_results(spec, code_dir)
         except ScriptError as e:
@@ -844,31 +352,18 @@ class Runner:
 
     def interrupted(self, reason: str, checkpoints: CheckpointSync | None) -> int:
         """An interrupted attempt: PENDING so the replacement instance resumes, or STOPPED when the user
-        pressed Ctrl-C (SIGINT) or someone marked the job STOPPED in the store while it ran."""
-        try:
-            current = StatusBoard.load(self.store).state
-        except StorageError:
-            current = None
-        stopped = reason == "SIGINT" or current == "STOPPED"
+        pressed Ctrl-C (SIGINT) or someone marked the job STOPPED in the store while it ran (the board
+        keeps that STOPPED)."""
         interruptions = int(self.board.doc.get("interruptions") or 0) + 1
         saved = sorted(checkpoints.uploaded) if checkpoints else []
         resume = f"; the next attempt resumes from {saved[-1]}" if saved else ""
         message = f"attempt {self.board.doc.get('attempts')} interrupted by {reason}{resume}"
         self.upload_log()
-        self.board.set("STOPPED" if stopped else "PENDING", interruptions=interruptions, message=message)
+        self.board.set(
+            "STOPPED" if reason == "SIGINT" else "PENDING", interruptions=interruptions, message=message
+        )
         log(message)
         return EXIT_INTERRUPTED
-
-
-def default_device() -> str:
-    """cuda → mps → cpu, exported to user scripts as SPOT_SWEEP_DEVICE (patches may read it)."""
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
 
 
 def read_json(path: Path) -> object | None:

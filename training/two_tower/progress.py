@@ -6,9 +6,33 @@ import json
 import os
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
+
+from .clock import utcnow
+
+PROGRESS_KEYS = (
+    "fold",
+    "folds",
+    "epoch",
+    "epochs",
+    "step",
+    "progress",
+    "examplesPerSecond",
+    "etaSeconds",
+    "loss",
+)
+"""How far the run is: the job runner copies these into the store's status.json."""
+STATUS_KEYS = (*PROGRESS_KEYS, "message")
+"""OUT/status.json's keys besides state and updatedAt (.ci/CONTRACTS.md); null when unknown."""
+
+
+def status_doc(state: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """OUT/status.json's content: every contract key present (null when unknown), plus ``fields``."""
+    doc: dict[str, Any] = dict.fromkeys(STATUS_KEYS)
+    doc.update(fields)
+    doc.update(state=state, updatedAt=utcnow())
+    return doc
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
@@ -104,19 +128,7 @@ class Progress:
     def write_status(self, state: str, **fields: Any) -> None:
         if not self.enabled:
             return
-        self.state.update({"state": state, "folds": self.folds, "epochs": self.epochs, **fields})
-        for key in (
-            "fold",
-            "epoch",
-            "step",
-            "progress",
-            "examplesPerSecond",
-            "etaSeconds",
-            "loss",
-            "message",
-        ):
-            self.state.setdefault(key, None)
-        self.state["updatedAt"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.state = status_doc(state, {**self.state, "folds": self.folds, "epochs": self.epochs, **fields})
         write_json_atomic(self.out_dir / "status.json", self.state)
 
 

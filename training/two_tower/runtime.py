@@ -17,10 +17,30 @@ import torch.distributed as dist
 from .errors import UserError
 
 
+def is_rank0() -> bool:
+    """True in a single process and in torchrun's rank 0 (torchrun sets RANK in every worker), also before
+    the process group is set up."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def print0(*args: object, **kwargs: object) -> None:
-    """print on rank 0 only (torchrun sets RANK in every worker)."""
-    if int(os.environ.get("RANK", "0")) == 0:
+    """print on rank 0 only."""
+    if is_rank0():
         print(*args, **kwargs, flush=True)  # type: ignore[call-overload]
+
+
+def mps_available() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
+def auto_device() -> tuple[str, str]:
+    """The device type to use, cuda -> mps -> cpu, and why: the one place this choice is made (the
+    trainer's ``--device auto`` and the job runner's SPOT_SWEEP_DEVICE for user scripts)."""
+    if torch.cuda.is_available():
+        return "cuda", "CUDA is available"
+    if mps_available():
+        return "mps", "no CUDA, Apple MPS is available"
+    return "cpu", "neither CUDA nor MPS is available"
 
 
 @dataclass
@@ -69,12 +89,7 @@ def setup_runtime(device: str = "auto", precision: str = "auto", compile_mode: s
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
 
     if device == "auto":
-        if torch.cuda.is_available():
-            device_type, why = "cuda", "CUDA is available"
-        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            device_type, why = "mps", "no CUDA, Apple MPS is available"
-        else:
-            device_type, why = "cpu", "neither CUDA nor MPS is available"
+        device_type, why = auto_device()
         reasons.append(f"device {device_type}: {why} (--device overrides)")
     else:
         device_type = device
@@ -85,9 +100,7 @@ def setup_runtime(device: str = "auto", precision: str = "auto", compile_mode: s
                 where="flag --device",
                 fix="use --device auto or cpu, or install a CUDA build of torch.",
             )
-        if device == "mps" and not (
-            getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
-        ):
+        if device == "mps" and not mps_available():
             raise UserError(
                 "--device mps was given but MPS is not available.",
                 where="flag --device",

@@ -30,17 +30,13 @@ from .config import DEVICES, EVAL_CANDIDATES, PRECISIONS, TrainConfig, build_con
 from .cv import assign_folds, query_folds, split_rows
 from .data import Dataset, file_digests, load_dataset
 from .errors import UserError
-from .interrupt import EXIT_INTERRUPTED, SpotPoller, StopRequest, install_signal_handlers
+from .evaluate import FoldEvaluator
+from .exits import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED
+from .interrupt import SpotPoller, StopRequest, install_signal_handlers
 from .loss import gather_with_grad, in_batch_softmax_loss
-from .metrics import ndcg_at_k
 from .model import TwoTower
-from .progress import Progress, write_json_atomic
-from .runtime import Runtime, print0, setup_runtime
-
-EXIT_BAD_INPUT = 2
-NDCG_K = 10
-CORPUS_TOPK_MARGIN = 32
-"""--eval-candidates corpus keeps the top k + this many documents per query before trec_eval's tie break."""
+from .progress import Progress, status_doc, write_json_atomic
+from .runtime import Runtime, is_rank0, print0, setup_runtime
 
 
 class Interrupted(Exception):
@@ -156,9 +152,7 @@ class Trainer:
         self.pq = torch.from_numpy(data.pair_query).to(dev)
         self.pd = torch.from_numpy(data.pair_doc).to(dev)
         self.pair_fold = query_folds(data.query_ids, assignment)[data.pair_query]
-        self.doc_order = np.argsort(
-            np.argsort(np.array(data.doc_ids, dtype=object), kind="stable"), kind="stable"
-        )
+        self.evaluator = FoldEvaluator(data, self.qf, self.df, self.pair_fold, rt, config.eval_candidates)
         self.positive = data.relevance > 0
         self.fold_train = [split_rows(self.pair_fold, data.weak, f)[0] for f in range(config.folds)]
         self.fold_train = [rows[self.positive[rows]] for rows in self.fold_train]
@@ -313,7 +307,7 @@ class Trainer:
             self._snapshot(state, model, optimizer, scaler, fold_start, train_start, epoch + 1, 0)
             last_ckpt = time.monotonic()
 
-        ndcg, n_queries = self._evaluate(model, fold) if rt.is_master else (0.0, 0)
+        ndcg, n_queries = self.evaluator.evaluate(model, fold) if rt.is_master else (0.0, 0)
         seconds = time.monotonic() - fold_start
         result = {
             "fold": fold,
@@ -411,75 +405,6 @@ class Trainer:
             value /= self.rt.world_size
         return float(value)
 
-    @torch.no_grad()
-    def _evaluate(self, model: TwoTower, fold: int) -> tuple[float, int]:
-        data, rt = self.data, self.rt
-        model.eval()
-        _, test = split_rows(self.pair_fold, data.weak, fold)
-        keys = data.pair_query[test] * len(data.doc_ids) + data.pair_doc[test]
-        _, first = np.unique(keys, return_index=True)  # a judged pair listed twice counts once
-        test = test[np.sort(first)]
-        queries, q_local = np.unique(data.pair_query[test], return_inverse=True)
-        with rt.autocast():
-            qv = torch.cat(
-                [
-                    model.encode_queries(self.qf[torch.from_numpy(c).to(rt.device)]).float()
-                    for c in np.array_split(queries, max(1, len(queries) // 8192 + 1))
-                ]
-            )
-            if self.config.eval_candidates == "labeled":
-                docs, d_local = np.unique(data.pair_doc[test], return_inverse=True)
-                dv = torch.cat(
-                    [
-                        model.encode_docs(self.df[torch.from_numpy(c).to(rt.device)]).float()
-                        for c in np.array_split(docs, max(1, len(docs) // 8192 + 1))
-                    ]
-                )
-                qi, di = torch.from_numpy(q_local).to(rt.device), torch.from_numpy(d_local).to(rt.device)
-                scores = torch.cat(  # row-wise dot products, in chunks to bound memory
-                    [(qv[a] * dv[b]).sum(-1) for a, b in zip(qi.split(65536), di.split(65536), strict=True)]
-                )
-                run_q, run_doc, run_score = q_local, docs[d_local], scores.cpu().numpy()
-                run_gain = data.relevance[test]
-            else:
-                all_docs = np.arange(len(data.doc_ids))
-                dv = torch.cat(
-                    [
-                        model.encode_docs(self.df[torch.from_numpy(c).to(rt.device)]).float()
-                        for c in np.array_split(all_docs, max(1, len(all_docs) // 8192 + 1))
-                    ]
-                )
-                top = min(len(all_docs), NDCG_K + CORPUS_TOPK_MARGIN)
-                vals, idx = [], []
-                for chunk in torch.split(qv, 256):
-                    v, i = torch.topk(chunk @ dv.T, top, dim=1)
-                    vals.append(v.cpu().numpy())
-                    idx.append(i.cpu().numpy())
-                run_score, run_doc = np.concatenate(vals).ravel(), np.concatenate(idx).ravel()
-                run_q = np.repeat(np.arange(len(queries)), top)
-                judged = dict(
-                    zip(
-                        (q_local * len(data.doc_ids) + data.pair_doc[test]).tolist(),
-                        data.relevance[test].tolist(),
-                        strict=True,
-                    )
-                )
-                run_gain = np.array(
-                    [judged.get(k, 0) for k in (run_q * len(data.doc_ids) + run_doc).tolist()]
-                )
-        model.train()
-        per_query = ndcg_at_k(
-            run_q,
-            self.doc_order[run_doc],
-            run_score.astype(np.float64),
-            run_gain,
-            q_local,
-            data.relevance[test],
-            len(queries),
-            NDCG_K,
-        )
-        return float(per_query.mean()), len(queries)
-
     def _results(self, state: dict[str, Any]) -> dict[str, Any]:
         rt = self.rt
         values = [r["ndcg10"] for r in state["results"]]
@@ -528,11 +453,11 @@ def run(args: argparse.Namespace, stop: StopRequest) -> int:
             )
             write_json_atomic(out / "folds.json", dict(sorted(assignment.items())))
         rt.barrier()
-        poller = SpotPoller(stop)
+        poller = SpotPoller(stop.set)
         if rt.is_master:
             on_ec2 = poller.start_if_on_ec2()
             print0(
-                "spot: polling the interruption notice every 5 s"
+                f"spot: polling the interruption notice every {poller.interval_s:g} s"
                 if on_ec2
                 else "spot: no IMDS answer, not polling"
             )
@@ -572,41 +497,25 @@ def main(argv: list[str] | None = None) -> int:
         return run(args, stop)
     except UserError as err:
         print0(f"error: {err.message()}", file=sys.stderr)
-        _write_failed(args.out, err.message())
+        _write_failed(args.out, err.message(), EXIT_BAD_INPUT)
         return EXIT_BAD_INPUT
     except Interrupted as err:
         print0(f"interrupted ({err}): checkpoint saved; rerun with the same --out to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as err:  # noqa: BLE001 - last resort: report, mark FAILED, exit 1
         traceback.print_exc()
-        _write_failed(args.out, f"crashed: {type(err).__name__}: {err}")
-        return 1
+        _write_failed(args.out, f"crashed: {type(err).__name__}: {err}", EXIT_FAILED)
+        return EXIT_FAILED
 
 
-def _write_failed(out: Path, message: str) -> None:
-    import os
-
-    if int(os.environ.get("RANK", "0")) != 0:
+def _write_failed(out: Path, message: str, code: int) -> None:
+    """FAILED in OUT/status.json, with the exit code: under torchrun the process exits 1 whatever the
+    cause, so the job runner reads ``exitCode`` to tell bad input (2) from a crash (1)."""
+    if not is_rank0():
         return
     with contextlib.suppress(OSError):
         out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(
-            out / "status.json",
-            {
-                "state": "FAILED",
-                "fold": None,
-                "folds": None,
-                "epoch": None,
-                "epochs": None,
-                "step": None,
-                "progress": None,
-                "examplesPerSecond": None,
-                "etaSeconds": None,
-                "loss": None,
-                "message": message,
-                "updatedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            },
-        )
+        write_json_atomic(out / "status.json", status_doc("FAILED", {"message": message, "exitCode": code}))
 
 
 if __name__ == "__main__":

@@ -14,12 +14,12 @@ the job with a message naming the patch, so a script never runs unpatched on the
 from __future__ import annotations
 
 import shutil
-import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from .storage import StorageError, is_s3, local_path, read_object
+from .supervisor import python_command
 
 
 class ScriptError(Exception):
@@ -111,17 +111,7 @@ def command(spec: ScriptSpec, code_dir: Path, nproc: int) -> list[str]:
             f"script.entrypoint: {spec.entrypoint!r} does not exist in the code directory. "
             "Fix: give the entrypoint's path relative to the code root."
         )
-    if nproc > 1:
-        return [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            f"--nproc_per_node={nproc}",
-            str(entry),
-            *spec.args,
-        ]
-    return [sys.executable, str(entry), *spec.args]
+    return python_command(nproc, str(entry), *spec.args)
 
 
 def collect_results(spec: ScriptSpec, code_dir: Path) -> list[Path]:
