@@ -35,8 +35,10 @@ export function mergeStatus(text: string | undefined, patch: StatusPatch): { tex
   if (patch.stoppedMessage && !(state && FINISHED.has(state)) && !(state === 'STOPPED' && status.stoppedBy === 'budget')) {
     Object.assign(next, { state: 'STOPPED', stoppedBy: 'budget', message: patch.stoppedMessage, updatedAt: new Date().toISOString() });
   }
-  if (patch.onDemand && status.market !== 'on-demand') {
-    Object.assign(next, { market: 'on-demand', marketSince: patch.onDemand.since, marketReason: patch.onDemand.reason });
+  // Own keys, not `market`: that one is the runner's (the market of the instance running now), and
+  // the runner rewrites its own keys on every update.
+  if (patch.onDemand && status.onDemandSince === undefined) {
+    Object.assign(next, { onDemandSince: patch.onDemand.since, onDemandReason: patch.onDemand.reason });
   }
   if (text !== undefined && JSON.stringify(next) === JSON.stringify(status)) return { unchanged: true };
   return { text: `${JSON.stringify(next, null, 2)}\n` };

@@ -163,7 +163,7 @@ describe('budget guard: spot-then-on-demand', () => {
     expect(r.switchedToOnDemand).toEqual(['SpotSweep-demo-c']);
     expect(r.ledger.configs.c).toMatchObject({ onDemandSince: at('12:30').toISOString(), interruptions: 1, spotLaunchFailures: 1 });
     expect(r.ledger.configs.c.onDemandReason).toMatch(/1 spot interruption\(s\) and 1 failed spot launch\(es\) reached the limit of 2/);
-    expect(aws.json(statusKey('demo', 'c'))).toMatchObject({ state: 'TRAINING', attempts: 2, market: 'on-demand', marketSince: at('12:30').toISOString() });
+    expect(aws.json(statusKey('demo', 'c'))).toMatchObject({ state: 'TRAINING', attempts: 2, onDemandSince: at('12:30').toISOString() });
 
     // Later runs keep the decision (and re-apply it, in case a redeploy reset the group) without recording it again.
     aws.launchFailures.set('SpotSweep-demo-c', 5);
