@@ -1,0 +1,376 @@
+import * as path from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
+import type { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import type { CloudFormationClient } from '@aws-sdk/client-cloudformation';
+import type { EC2Client } from '@aws-sdk/client-ec2';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { SSMClient } from '@aws-sdk/client-ssm';
+import { loadSpec } from '../spec/load';
+import { SweepSpec, sweepStackName } from '../spec/types';
+import { hasAwsCredentials } from './spot-prices';
+import { SweepStore } from './store';
+
+/**
+ * Shared by `status`, `logs`, `results` and `stop`: command-line options common to them, the AWS
+ * clients (credentials, region and endpoints from the environment the CLI was given), the stack
+ * look-ups and the translation of AWS errors into sentences a user can act on.
+ */
+
+/** Exit code of a command that could not reach or use AWS (credentials, region, stack, permissions). */
+export const AWS_EXIT = { aws: 5 } as const;
+
+/** A problem with the AWS setup, said as a sentence; the CLI prints it and exits {@link AWS_EXIT}. */
+export class AwsSetupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AwsSetupError';
+  }
+}
+
+/** A wrong command line; the CLI prints it with the command's usage and exits 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/**
+ * The foundation stack's name; the same as FOUNDATION_STACK in lib/foundation-stack.ts (a test
+ * checks), repeated so the CLI does not load aws-cdk-lib.
+ */
+export const FOUNDATION_STACK = 'SpotSweep-Foundation';
+
+export const NO_CREDENTIALS = 'no AWS credentials: run aws configure or set AWS_PROFILE (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).';
+
+/** Options every AWS command accepts. */
+export interface AwsOptions {
+  /** `--region`; @default - AWS_REGION, AWS_DEFAULT_REGION, then the profile's region */
+  readonly region?: string;
+  /** `--bucket`; @default - the FoundationStack's ArtifactBucketName output */
+  readonly bucket?: string;
+}
+
+/** A parsed command line: positional arguments, value flags and boolean flags. */
+export interface ParsedArgs {
+  readonly positional: readonly string[];
+  readonly values: ReadonlyMap<string, string>;
+  readonly flags: ReadonlySet<string>;
+}
+
+export interface ArgSpec {
+  /** Flags that take a value (`--bucket NAME` or `--bucket=NAME`). */
+  readonly values?: readonly string[];
+  /** Flags that stand alone. */
+  readonly flags?: readonly string[];
+  /**
+   * Flags whose value is optional: given as `--flag=VALUE`, or as the next argument when `accepts`
+   * says it is one (so `--watch 10` works and `--watch spec.json` stays a spec).
+   */
+  readonly optional?: Readonly<Record<string, (next: string) => boolean>>;
+}
+
+/** Parses `args`; throws UsageError naming an unknown option or a missing value. */
+export function parseArgs(args: readonly string[], spec: ArgSpec): ParsedArgs {
+  const valueFlags = new Set(['--region', '--bucket', ...(spec.values ?? [])]);
+  const boolFlags = new Set(spec.flags ?? []);
+  const optional = spec.optional ?? {};
+  const positional: string[] = [];
+  const values = new Map<string, string>();
+  const flags = new Set<string>();
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (!arg.startsWith('--')) {
+      if (arg.startsWith('-') && arg !== '-') throw new UsageError(`unknown option "${arg}".`);
+      positional.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const [flag, inline] = eq > 0 ? [arg.slice(0, eq), arg.slice(eq + 1)] : [arg, undefined];
+    if (valueFlags.has(flag)) {
+      const value = inline ?? args[++i];
+      if (value === undefined || value === '' || (inline === undefined && value.startsWith('--'))) throw new UsageError(`${flag} needs a value.`);
+      values.set(flag, value);
+    } else if (flag in optional) {
+      flags.add(flag);
+      const next = args[i + 1];
+      const value = inline ?? (next !== undefined && optional[flag](next) ? args[++i] : undefined);
+      if (value !== undefined) values.set(flag, value);
+    } else if (boolFlags.has(flag) && inline === undefined) {
+      flags.add(flag);
+    } else {
+      throw new UsageError(`unknown option "${arg}".`);
+    }
+  }
+  return { positional, values, flags };
+}
+
+/** A positive number of seconds from a flag value; throws UsageError otherwise. */
+export function seconds(flag: string, value: string | undefined, fallback: number, min = 0): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < min) throw new UsageError(`${flag} ${value}: give a number of seconds${min > 0 ? ` of at least ${min}` : ''}.`);
+  return n;
+}
+
+/** The spec for a command; SpecError propagates (the CLI prints it and exits 1). */
+export function loadSweep(file: string | undefined, usage: string): SweepSpec {
+  if (file === undefined) throw new UsageError(`no spec file given. Usage: ${usage}`);
+  return loadSpec(file);
+}
+
+type ServiceId = 'S3' | 'CLOUDFORMATION' | 'AUTO_SCALING' | 'EC2' | 'SSM';
+
+/**
+ * The AWS clients of one CLI run, built from the environment the CLI was given (so tests pass their
+ * own): credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY when set, else the SDK's default
+ * chain for AWS_PROFILE (profiles, SSO, web identity); endpoints from AWS_ENDPOINT_URL_<SERVICE> or
+ * AWS_ENDPOINT_URL (a local emulator such as moto_server).
+ * @see https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html
+ */
+export class AwsSession {
+  private readonly cache = new Map<ServiceId, unknown>();
+
+  private constructor(
+    public readonly region: string,
+    private readonly env: NodeJS.ProcessEnv,
+  ) {}
+
+  /** Checks credentials and region before any call; throws AwsSetupError with the fix. */
+  static async open(options: AwsOptions, env: NodeJS.ProcessEnv): Promise<AwsSession> {
+    if (!hasAwsCredentials(env)) throw new AwsSetupError(NO_CREDENTIALS);
+    const region = options.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? (await profileRegion(env));
+    if (!region) {
+      throw new AwsSetupError('no AWS region: pass --region (e.g. --region us-east-1), set AWS_REGION, or set a region in your AWS profile (aws configure).');
+    }
+    return new AwsSession(region, env);
+  }
+
+  private config(service: ServiceId): Record<string, unknown> {
+    const env = this.env;
+    const endpoint = env[`AWS_ENDPOINT_URL_${service}`] ?? env.AWS_ENDPOINT_URL;
+    return {
+      region: this.region,
+      maxAttempts: 3,
+      ...(env.AWS_PROFILE ? { profile: env.AWS_PROFILE } : {}),
+      ...(env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
+        ? { credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, sessionToken: env.AWS_SESSION_TOKEN } }
+        : {}),
+      ...(endpoint ? { endpoint } : {}),
+    };
+  }
+
+  private client<T>(service: ServiceId, make: (config: Record<string, unknown>) => T): T {
+    if (!this.cache.has(service)) this.cache.set(service, make(this.config(service)));
+    return this.cache.get(service) as T;
+  }
+
+  // The SDK packages are loaded when first used: each takes a noticeable moment to load.
+  s3(): S3Client {
+    return this.client('S3', (c) => {
+      const { S3Client: Client } = require('@aws-sdk/client-s3') as typeof import('@aws-sdk/client-s3');
+      // Path-style addressing for emulators, whose endpoint has no bucket subdomains.
+      return new Client({ ...c, forcePathStyle: c.endpoint !== undefined, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
+    });
+  }
+
+  cloudFormation(): CloudFormationClient {
+    return this.client('CLOUDFORMATION', (c) => new (require('@aws-sdk/client-cloudformation') as typeof import('@aws-sdk/client-cloudformation')).CloudFormationClient(c));
+  }
+
+  autoScaling(): AutoScalingClient {
+    return this.client('AUTO_SCALING', (c) => new (require('@aws-sdk/client-auto-scaling') as typeof import('@aws-sdk/client-auto-scaling')).AutoScalingClient(c));
+  }
+
+  ec2(): EC2Client {
+    return this.client('EC2', (c) => new (require('@aws-sdk/client-ec2') as typeof import('@aws-sdk/client-ec2')).EC2Client(c));
+  }
+
+  ssm(): SSMClient {
+    return this.client('SSM', (c) => new (require('@aws-sdk/client-ssm') as typeof import('@aws-sdk/client-ssm')).SSMClient(c));
+  }
+
+  /** Releases the clients' sockets so the process can exit. */
+  close(): void {
+    for (const c of this.cache.values()) (c as { destroy(): void }).destroy();
+    this.cache.clear();
+  }
+
+  /**
+   * The outputs of a deployed stack; throws AwsSetupError with the deploy command when it is not
+   * deployed in this region.
+   */
+  async stackOutputs(stackName: string, deployHint: string): Promise<ReadonlyMap<string, string>> {
+    const { DescribeStacksCommand } = await import('@aws-sdk/client-cloudformation');
+    const notFound = new AwsSetupError(`stack ${stackName} not found in ${this.region}: deploy it with ${deployHint}.`);
+    let stack;
+    try {
+      stack = (await this.cloudFormation().send(new DescribeStacksCommand({ StackName: stackName }))).Stacks?.[0];
+    } catch (err) {
+      // DescribeStacks answers ValidationError "Stack with id X does not exist" for an unknown stack.
+      // @see https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_DescribeStacks.html
+      if ((err as Error).name === 'ValidationError' && /does not exist/.test((err as Error).message)) throw notFound;
+      throw explainAwsError(err, `CloudFormation DescribeStacks ${stackName}`);
+    }
+    if (!stack || stack.StackStatus === 'DELETE_COMPLETE') throw notFound;
+    return new Map((stack.Outputs ?? []).filter((o) => o.OutputKey && o.OutputValue !== undefined).map((o) => [o.OutputKey as string, o.OutputValue as string]));
+  }
+
+  /** The artifact bucket: `--bucket`, else the FoundationStack's ArtifactBucketName output. */
+  async bucket(options: AwsOptions): Promise<string> {
+    if (options.bucket) return options.bucket;
+    const outputs = await this.stackOutputs(FOUNDATION_STACK, `npx cdk deploy ${FOUNDATION_STACK}`);
+    const name = outputs.get('ArtifactBucketName');
+    if (!name) throw new AwsSetupError(`stack ${FOUNDATION_STACK} in ${this.region} has no ArtifactBucketName output: deploy the current version with npx cdk deploy ${FOUNDATION_STACK}, or pass --bucket NAME.`);
+    return name;
+  }
+
+  /** Throws AwsSetupError unless the sweep's stack is deployed. */
+  async requireSweepStack(spec: SweepSpec): Promise<void> {
+    const file = spec.specFile ? relativeSpec(spec.specFile) : `sweeps/${spec.name}.json`;
+    await this.stackOutputs(sweepStackName(spec.name), `npx cdk deploy -c sweep=${file} --all`);
+  }
+}
+
+function relativeSpec(file: string): string {
+  const rel = path.relative(process.cwd(), file);
+  return rel.startsWith('..') ? file : rel;
+}
+
+/** The region of the profile in the shared config file, through the SDK's own resolution. */
+async function profileRegion(env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  const { S3Client: Client } = await import('@aws-sdk/client-s3');
+  const probe = new Client(env.AWS_PROFILE ? { profile: env.AWS_PROFILE } : {});
+  try {
+    return await probe.config.region();
+  } catch {
+    return undefined;
+  } finally {
+    probe.destroy();
+  }
+}
+
+const CREDENTIAL_ERRORS = new Set([
+  'CredentialsProviderError',
+  'ExpiredToken',
+  'ExpiredTokenException',
+  'InvalidClientTokenId',
+  'UnrecognizedClientException',
+  'InvalidAccessKeyId',
+  'SignatureDoesNotMatch',
+  'AuthFailure',
+]);
+
+/**
+ * An AWS SDK error as a sentence: credentials, permissions or network. Anything else keeps the
+ * service's own message, with the call that failed.
+ */
+export function explainAwsError(err: unknown, call: string): AwsSetupError {
+  const e = err as { name?: string; message?: string; code?: string };
+  const name = e.name ?? 'Error';
+  const message = (e.message ?? String(err)).split('\n')[0];
+  if (name === 'CredentialsProviderError' || /Could not load credentials/i.test(message)) return new AwsSetupError(NO_CREDENTIALS);
+  if (CREDENTIAL_ERRORS.has(name)) {
+    return new AwsSetupError(`AWS refused the credentials (${name}: ${message}) during ${call}: refresh them (aws sso login, or aws configure) and try again.`);
+  }
+  if (/AccessDenied|UnauthorizedOperation|Forbidden/.test(name)) {
+    return new AwsSetupError(`access denied during ${call} (${message}): the identity you use needs that permission.`);
+  }
+  if (/ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|socket hang up/.test(`${e.code ?? ''} ${message}`)) {
+    return new AwsSetupError(`cannot reach AWS during ${call} (${message}): check the network, or AWS_ENDPOINT_URL if you set one.`);
+  }
+  return new AwsSetupError(`${call} failed: ${name}: ${message}`);
+}
+
+/** Runs an AWS call and turns its errors into {@link AwsSetupError}s naming the call. */
+export async function aws<T>(call: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    if (err instanceof AwsSetupError) throw err;
+    throw explainAwsError(err, call);
+  }
+}
+
+/**
+ * The sweep store in the artifact bucket, through the session's S3 client (so `--region` and the
+ * endpoint apply); the same {@link SweepStore} interface `local` uses, plus ranged reads for `logs`.
+ */
+export interface BucketStore extends SweepStore {
+  /** Size in bytes of an object, or undefined when there is none. */
+  size(key: string): Promise<number | undefined>;
+  /** Bytes from `start` to the end of an object. */
+  readFrom(key: string, start: number): Promise<Buffer>;
+}
+
+export async function bucketStore(session: AwsSession, bucket: string): Promise<BucketStore> {
+  const { GetObjectCommand, HeadObjectCommand, PutObjectCommand } = await import('@aws-sdk/client-s3');
+  const s3 = session.s3();
+  const missing = (err: unknown): boolean => ['NoSuchKey', 'NotFound'].includes((err as Error).name);
+  const noBucket = (err: unknown): boolean => (err as Error).name === 'NoSuchBucket';
+  const bucketGone = (): AwsSetupError =>
+    new AwsSetupError(`bucket ${bucket} does not exist in this account: check --bucket, or deploy the foundation with npx cdk deploy ${FOUNDATION_STACK}.`);
+  return {
+    root: `s3://${bucket}`,
+    env: {},
+    async read(key) {
+      try {
+        const r = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+        return await r.Body?.transformToString('utf8');
+      } catch (err) {
+        if (missing(err)) return undefined;
+        if (noBucket(err)) throw bucketGone();
+        throw explainAwsError(err, `S3 GetObject s3://${bucket}/${key}`);
+      }
+    },
+    async write(key, body) {
+      await aws(`S3 PutObject s3://${bucket}/${key}`, () =>
+        s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: key.endsWith('.html') ? 'text/html' : 'application/json' })),
+      );
+    },
+    async size(key) {
+      try {
+        const r = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+        return r.ContentLength;
+      } catch (err) {
+        if (missing(err) || (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
+        throw explainAwsError(err, `S3 HeadObject s3://${bucket}/${key}`);
+      }
+    },
+    async readFrom(key, start) {
+      const r = await aws(`S3 GetObject s3://${bucket}/${key}`, () => s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${start}-` })));
+      return Buffer.from((await r.Body?.transformToByteArray()) ?? new Uint8Array());
+    },
+  };
+}
+
+/** Text from a stream of byte chunks, never splitting a UTF-8 character between two chunks. */
+export function utf8Stream(): (chunk: Buffer) => string {
+  const decoder = new StringDecoder('utf8');
+  return (chunk) => decoder.write(chunk);
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+    function done(): void {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+  });
+}
+
+/** States after which a config's job does not run again by itself. */
+export const FINAL_STATES: ReadonlySet<string> = new Set(['SUCCEEDED', 'FAILED', 'STOPPED']);
+
+/** The Auto Scaling group of a config (CONTRACTS.md "Issue 5 — shared names"). */
+export function groupName(sweep: string, config: string): string {
+  return `SpotSweep-${sweep}-${config}`;
+}
+
+/** The instance tag the sweep stack propagates at launch, `spot-sweep:job=<sweep>/<config>`. */
+export const JOB_TAG = 'spot-sweep:job';

@@ -1,0 +1,111 @@
+import { CfnOutput, Duration, Stack, StackProps } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import { Construct } from 'constructs';
+
+export const GITHUB_OIDC_STACK_NAME = 'SpotSweep-GitHubOidc';
+
+/** The GitHub environment the deploy workflow runs in; the deploy role trusts only that environment. */
+export const GITHUB_DEPLOY_ENVIRONMENT = 'deploy';
+
+/**
+ * GitHub's OIDC issuer and the audience aws-actions/configure-aws-credentials asks for.
+ * @see https://docs.github.com/en/actions/how-tos/secure-your-work/security-harden-deployments/oidc-in-aws
+ */
+const GITHUB_ISSUER = 'token.actions.githubusercontent.com';
+const AUDIENCE = 'sts.amazonaws.com';
+
+/** The qualifier `cdk bootstrap` uses unless told otherwise. */
+export const DEFAULT_BOOTSTRAP_QUALIFIER = 'hnb659fds';
+
+/**
+ * `owner/repo`, or with immutable subject claims `owner@123/repo@456` (the default for repositories
+ * created or renamed on github.com since 18 June 2026).
+ * @see https://github.blog/changelog/2026-04-23-immutable-subject-claims-for-github-actions-oidc-tokens
+ */
+const REPOSITORY = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:@\d+)?\/[A-Za-z0-9._-]{1,100}(?:@\d+)?$/;
+
+/** Checks `-c github=...`; returns a sentence with the fix, or undefined when it is fine. */
+export function checkRepository(value: unknown): string | undefined {
+  if (typeof value === 'string' && REPOSITORY.test(value) && !value.split('/')[1].startsWith('.')) return undefined;
+  return (
+    `-c github=${String(value)}: give the GitHub repository as owner/repo (e.g. -c github=octo-org/spot-sweep), ` +
+    'or owner@OWNER_ID/repo@REPO_ID when its OIDC tokens use immutable subject claims.'
+  );
+}
+
+export interface GitHubOidcStackProps extends StackProps {
+  /** The repository whose workflows may deploy: `owner/repo` or `owner@ID/repo@ID` (see {@link checkRepository}). */
+  readonly repository: string;
+  /**
+   * ARN of the account's existing GitHub OIDC provider (an account holds one per issuer URL).
+   * @default - the stack creates the provider
+   */
+  readonly existingProviderArn?: string;
+  /**
+   * The qualifier the account was bootstrapped with (`cdk bootstrap --qualifier`).
+   * @default DEFAULT_BOOTSTRAP_QUALIFIER
+   */
+  readonly bootstrapQualifier?: string;
+}
+
+/**
+ * What GitHub Actions needs to run `cdk diff` and `cdk deploy` in this account without long-lived
+ * keys: GitHub's OIDC provider and two roles, each assumable only by the repository's workflows
+ * with a token for `sts.amazonaws.com`, and each allowed nothing but `sts:AssumeRole` on CDK
+ * bootstrap roles (which hold the actual permissions):
+ * - the diff role, from pull requests: the lookup role only (read-only; `cdk diff --method=template`);
+ * - the deploy role, from jobs in the `deploy` environment (protect it with required reviewers):
+ *   the deploy, file-publishing, image-publishing and lookup roles, as `cdk deploy` uses them.
+ */
+export class GitHubOidcStack extends Stack {
+  public readonly diffRole: iam.Role;
+  public readonly deployRole: iam.Role;
+
+  constructor(scope: Construct, id: string, props: GitHubOidcStackProps) {
+    super(scope, id, {
+      description: `spot-sweep CI: GitHub OIDC provider and the roles ${props.repository} assumes for cdk diff and cdk deploy`,
+      ...props,
+    });
+    const problem = checkRepository(props.repository);
+    if (problem) throw new Error(problem);
+
+    // IAM no longer needs thumbprints for GitHub: it checks the issuer's certificate against its own
+    // trusted root CAs, so the native provider is created without any (and without a custom resource).
+    // @see https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreateOpenIDConnectProvider.html
+    const provider: iam.IOidcProvider = props.existingProviderArn
+      ? iam.OidcProviderNative.fromOidcProviderArn(this, 'GitHubProvider', props.existingProviderArn)
+      : new iam.OidcProviderNative(this, 'GitHubProvider', { url: `https://${GITHUB_ISSUER}`, clientIds: [AUDIENCE] });
+
+    const qualifier = props.bootstrapQualifier ?? DEFAULT_BOOTSTRAP_QUALIFIER;
+    // Names from the bootstrap template: cdk-<qualifier>-<kind>-role-<account>-<region>.
+    // @see https://github.com/aws/aws-cdk-cli/blob/main/packages/aws-cdk/lib/api/bootstrap/bootstrap-template.yaml
+    const bootstrapRole = (kind: string): string => `arn:${this.partition}:iam::${this.account}:role/cdk-${qualifier}-${kind}-role-${this.account}-${this.region}`;
+
+    const trust = (subject: string): iam.IPrincipal =>
+      new iam.OpenIdConnectPrincipal(provider, {
+        StringEquals: { [`${GITHUB_ISSUER}:aud`]: AUDIENCE, [`${GITHUB_ISSUER}:sub`]: `repo:${props.repository}:${subject}` },
+      });
+
+    this.diffRole = new iam.Role(this, 'DiffRole', {
+      description: `cdk diff from pull requests of ${props.repository}: may only assume the CDK lookup role`,
+      assumedBy: trust('pull_request'),
+      maxSessionDuration: Duration.hours(1),
+    });
+    this.diffRole.addToPolicy(new iam.PolicyStatement({ actions: ['sts:AssumeRole'], resources: [bootstrapRole('lookup')] }));
+
+    this.deployRole = new iam.Role(this, 'DeployRole', {
+      description: `cdk deploy from the "${GITHUB_DEPLOY_ENVIRONMENT}" environment of ${props.repository}: may only assume the CDK bootstrap roles`,
+      assumedBy: trust(`environment:${GITHUB_DEPLOY_ENVIRONMENT}`),
+      maxSessionDuration: Duration.hours(1),
+    });
+    this.deployRole.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ['sts:AssumeRole'],
+        resources: ['deploy', 'file-publishing', 'image-publishing', 'lookup'].map(bootstrapRole),
+      }),
+    );
+
+    new CfnOutput(this, 'DiffRoleArn', { value: this.diffRole.roleArn, description: 'GitHub repository variable AWS_DIFF_ROLE_ARN' });
+    new CfnOutput(this, 'DeployRoleArn', { value: this.deployRole.roleArn, description: 'GitHub repository variable AWS_DEPLOY_ROLE_ARN' });
+  }
+}

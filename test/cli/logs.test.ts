@@ -1,0 +1,75 @@
+import { EXIT, main } from '../../lib/cli/main';
+import { cli, deployFoundation, Moto, putObjects, startMoto, writeSpec } from './aws-fixture';
+
+/** logs against moto_server: the config's train.log in the bucket, printed and followed. */
+// Each call loads SDK clients and talks to the emulator: slow on a busy machine, never hanging.
+jest.setTimeout(30_000);
+
+let moto: Moto;
+const BUCKET = 'spot-sweep-artifacts-logs';
+const SWEEP = 'tail';
+const spec = writeSpec(SWEEP, ['a', 'b']);
+const prefix = `sweeps/${SWEEP}`;
+const FIRST = '=== attempt 1 on g5.xlarge (spot) at 2026-11-28T10:00:00Z ===\nfold 1/3 epoch 1/2 loss 2.31\n';
+const MORE = 'fold 1/3 epoch 2/2 loss 1.87 — nDCG@10 0.44\n';
+const LAST = 'done: results.json written\n';
+
+beforeAll(async () => {
+  moto = await startMoto();
+  await deployFoundation(moto, BUCKET);
+  await putObjects(moto, BUCKET, {
+    [`${prefix}/a/train.log`]: FIRST,
+    [`${prefix}/a/status.json`]: { state: 'TRAINING', progress: 0.2 },
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await moto?.stop();
+});
+
+test('logs prints the config\'s train.log from the bucket', async () => {
+  const r = await cli(moto.env, ['logs', spec, 'a']);
+  expect(r.code).toBe(0);
+  expect(r.stdout).toBe(FIRST);
+});
+
+/** Resolves once `condition` holds (checked every 50 ms). */
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((r) => setTimeout(r, 50));
+}
+
+test('logs --follow prints only the bytes added, and stops when the config has finished', async () => {
+  let stdout = '';
+  let stderr = '';
+  const run = main(['logs', spec, 'a', '--follow', '--interval', '0.2'], { out: (t) => (stdout += t), err: (t) => (stderr += t), env: moto.env });
+  await until(() => stdout.length > 0);
+  expect(stdout).toBe(FIRST);
+  await putObjects(moto, BUCKET, { [`${prefix}/a/train.log`]: FIRST + MORE });
+  await until(() => stdout.length > FIRST.length);
+  expect(stdout).toBe(FIRST + MORE);
+  // As the runner does at the end: the full log first, then the final state.
+  await putObjects(moto, BUCKET, { [`${prefix}/a/train.log`]: FIRST + MORE + LAST });
+  await putObjects(moto, BUCKET, { [`${prefix}/a/status.json`]: { state: 'SUCCEEDED', progress: 1 } });
+  expect(await run).toBe(0);
+  expect(stdout).toBe(FIRST + MORE + LAST);
+  expect(stderr).toMatch(/a is SUCCEEDED; stopping --follow/);
+});
+
+test('logs says so when the job has not uploaded a log yet', async () => {
+  const r = await cli(moto.env, ['logs', spec, 'b']);
+  expect(r.code).toBe(0);
+  expect(r.stdout).toBe('');
+  expect(r.stderr).toMatch(/no train\.log for b yet/);
+});
+
+test('fails when the config is not in the spec: lists the configs', async () => {
+  const r = await cli(moto.env, ['logs', spec, 'c']);
+  expect(r.code).toBe(EXIT.usage);
+  expect(r.stderr).toMatch(/the sweep "tail" has no config "c"; its configs are a, b\.\nUsage: spot-sweep logs/);
+});
+
+test('fails when the foundation stack is not deployed in the region', async () => {
+  const r = await cli({ ...moto.env, AWS_REGION: 'eu-west-3' }, ['logs', spec, 'a']);
+  expect(r.code).toBe(EXIT.aws);
+  expect(r.stderr).toBe('spot-sweep logs: stack SpotSweep-Foundation not found in eu-west-3: deploy it with npx cdk deploy SpotSweep-Foundation.\n');
+});
