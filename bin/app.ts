@@ -3,11 +3,13 @@ import { App, Tags, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { readAppContext } from '../lib/app-context';
 import { FOUNDATION_STACK_NAME, FoundationStack } from '../lib/foundation-stack';
-import { SpecError, loadSpec } from '../lib/spec';
+import { checkRepository, GITHUB_OIDC_STACK_NAME, GitHubOidcStack } from '../lib/github-oidc-stack';
+import { SpecError, SweepSpec, loadSpec, sweepStackName } from '../lib/spec';
+import { SweepStack } from '../lib/sweep-stack';
 
 /**
  * The CDK app: `npx cdk synth|deploy|destroy [-c sweep=sweeps/x.json] [-c destroyData=true]
- * [-c vpcId=... -c subnetIds=... -c availabilityZones=...]`.
+ * [-c vpcId=... -c subnetIds=... -c availabilityZones=...] [-c amiParameter=/ssm/name]`.
  *
  * Stacks are environment-agnostic (no account or region at synth), so synth needs no credentials
  * and makes no context lookups; `cdk deploy` deploys to the CLI's account and region.
@@ -20,21 +22,56 @@ if (problems.length > 0) {
   console.error(`spot-sweep: ${problems.length === 1 ? '1 problem' : `${problems.length} problems`} in the -c context values:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
   process.exit(1);
 }
+let spec: SweepSpec | undefined;
 if (context.sweep !== undefined) {
   try {
-    loadSpec(context.sweep);
+    spec = loadSpec(context.sweep);
   } catch (err) {
     if (!(err instanceof SpecError)) throw err;
     console.error(err.message);
     process.exit(1);
   }
-  // The sweep's own stack (SpotSweep-<name>) comes with the SweepStack; for now the spec is validated.
+}
+// `-c amiParameter=/name`: one SSM parameter for every config's AMI instead of the Deep Learning AMI
+// parameters (an emulator refuses parameters under /aws/; or to pin your own image).
+const amiParameter: unknown = app.node.tryGetContext('amiParameter');
+if (amiParameter !== undefined && (typeof amiParameter !== 'string' || !/^\/[A-Za-z0-9_.\-/]+$/.test(amiParameter))) {
+  console.error(`spot-sweep: -c amiParameter=${String(amiParameter)}: give an SSM parameter name that holds an AMI id, e.g. -c amiParameter=/spot-sweep/ami-id.`);
+  process.exit(1);
 }
 
-new FoundationStack(app, FOUNDATION_STACK_NAME, {
+const foundation = new FoundationStack(app, FOUNDATION_STACK_NAME, {
   destroyData: context.destroyData,
   existingVpc: context.existingVpc,
 });
 
-Tags.of(app).add('project', 'spot-sweep');
+if (spec !== undefined) {
+  new SweepStack(app, sweepStackName(spec.name), {
+    spec,
+    bucket: foundation.bucket,
+    vpc: foundation.vpc,
+    subnets: foundation.subnets,
+    securityGroup: foundation.securityGroup,
+    instanceRole: foundation.instanceRole,
+    instanceProfile: foundation.instanceProfile,
+    trainDocument: foundation.trainDocument,
+    amiParameterName: amiParameter as string | undefined,
+  });
+}
+
+// `-c github=owner/repo [-c githubOidcProviderArn=arn:...]`: the GitHub OIDC provider and the roles
+// GitHub Actions runs cdk diff / cdk deploy with (README "CI deployments").
+const github: unknown = app.node.tryGetContext('github');
+if (github !== undefined) {
+  const problem = checkRepository(github);
+  if (problem !== undefined) {
+    console.error(`spot-sweep: ${problem}`);
+    process.exit(1);
+  }
+  const providerArn: unknown = app.node.tryGetContext('githubOidcProviderArn');
+  new GitHubOidcStack(app, GITHUB_OIDC_STACK_NAME, { repository: github as string, existingProviderArn: typeof providerArn === 'string' ? providerArn : undefined });
+}
+
+// cfn-lint's resource schemas have no Tags on these two types (CDK's do): leave them untagged.
+Tags.of(app).add('project', 'spot-sweep', { excludeResourceTypes: ['AWS::SSM::Association', 'AWS::CloudWatch::Dashboard'] });
 Validations.of(app).addPlugins(new AwsSolutionsChecks(app));

@@ -47,7 +47,7 @@ fi
 # Debian tools the checks use: shellcheck (bash linter) and Chromium (renders report.html headless).
 missing=()
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
-[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x "${CHROMIUM:-/usr/bin/chromium}" ] || missing+=(chromium)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test: installing ${missing[*]} (Debian packages)"

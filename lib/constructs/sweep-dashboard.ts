@@ -1,0 +1,109 @@
+import { Duration } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import { Construct } from 'constructs';
+import { gpuUtilizationMetric, spendMetric, trainingMetric } from '../monitoring/metrics';
+
+/** What the dashboard shows of one config. */
+export interface DashboardConfig {
+  readonly config: string;
+  /** The config's Auto Scaling group name. */
+  readonly groupName: string;
+  /** Alarms of the config (idle GPU, maximum runtime). */
+  readonly alarms: readonly cloudwatch.IAlarm[];
+}
+
+export interface SweepDashboardProps {
+  readonly sweepName: string;
+  /** The sweep budget, drawn as a horizontal line on the spend graph. */
+  readonly budgetUsd: number;
+  readonly configs: readonly DashboardConfig[];
+  /**
+   * The sweep's spend so far (the budget guard's metric).
+   * @default - `SpotSweep SpendUsd {Sweep}` (lib/monitoring/metrics.ts)
+   */
+  readonly spendMetric?: cloudwatch.IMetric;
+  /**
+   * Sweep-level alarms shown with the configs' (e.g. the budget alarm).
+   * @default - none
+   */
+  readonly sweepAlarms?: readonly cloudwatch.IAlarm[];
+}
+
+/**
+ * One CloudWatch dashboard per sweep (`SpotSweep-<sweep>`): GPU utilisation per config, training
+ * progress and throughput per config (the job runner's EMF metrics), spend against the budget, and the
+ * state of every alarm.
+ * @see https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Dashboards.html
+ */
+export class SweepDashboard extends Construct {
+  public readonly dashboard: cloudwatch.Dashboard;
+  public readonly dashboardName: string;
+
+  constructor(scope: Construct, id: string, props: SweepDashboardProps) {
+    super(scope, id);
+    if (props.configs.length === 0) {
+      throw new Error(`sweep "${props.sweepName}": the dashboard needs at least one config; add a config to the spec.`);
+    }
+    if (!(props.budgetUsd > 0)) {
+      throw new Error(`sweep "${props.sweepName}": budgetUsd ${props.budgetUsd} must be above 0 to draw the budget line; set e.g. "budgetUsd": 50.`);
+    }
+    const { sweepName } = props;
+    this.dashboardName = `SpotSweep-${sweepName}`;
+    const width = 12;
+    const height = 6;
+
+    const gpu = new cloudwatch.GraphWidget({
+      title: 'GPU utilisation per config (%)',
+      left: props.configs.map((c) => gpuUtilizationMetric(c.groupName, { label: c.config })),
+      leftYAxis: { min: 0, max: 100, showUnits: false },
+      width,
+      height,
+    });
+    const progress = new cloudwatch.GraphWidget({
+      title: 'Training progress per config (0-1)',
+      left: props.configs.map((c) => trainingMetric('Progress', sweepName, c.config)),
+      leftYAxis: { min: 0, max: 1, showUnits: false },
+      width,
+      height,
+    });
+    const throughput = new cloudwatch.GraphWidget({
+      title: 'Examples per second per config',
+      left: props.configs.map((c) => trainingMetric('ExamplesPerSecond', sweepName, c.config)),
+      leftYAxis: { min: 0, showUnits: false },
+      width,
+      height,
+    });
+    const spend = new cloudwatch.GraphWidget({
+      title: `Spend against the budget (USD ${props.budgetUsd})`,
+      left: [props.spendMetric ?? spendMetric(sweepName)],
+      leftAnnotations: [{ value: props.budgetUsd, label: 'budget', color: cloudwatch.Color.RED }],
+      leftYAxis: { min: 0, showUnits: false },
+      width,
+      height,
+    });
+    const alarms = [...props.configs.flatMap((c) => c.alarms), ...(props.sweepAlarms ?? [])];
+    const alarmStatus = new cloudwatch.AlarmStatusWidget({
+      title: 'Alarms (each one scales its config, or the sweep, to zero)',
+      alarms,
+      width: 24,
+      height: Math.max(2, Math.ceil(alarms.length / 4) + 1),
+    });
+
+    this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
+      dashboardName: this.dashboardName,
+      defaultInterval: Duration.hours(12),
+      widgets: [
+        [
+          new cloudwatch.TextWidget({
+            markdown: `# spot-sweep: ${sweepName}\nConfigs: ${props.configs.map((c) => `\`${c.config}\``).join(', ')}. Budget USD ${props.budgetUsd}. Progress and throughput come from the job runner's embedded-metric log lines; GPU metrics start when training starts.`,
+            width: 24,
+            height: 2,
+          }),
+        ],
+        [alarmStatus],
+        [gpu, spend],
+        [progress, throughput],
+      ],
+    });
+  }
+}

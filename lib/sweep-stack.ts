@@ -1,0 +1,306 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync } from 'node:fs';
+import * as path from 'node:path';
+import { Annotations, Aws, CfnOutput, RemovalPolicy, Stack, StackProps, Validations } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
+import * as s3deploy from 'aws-cdk-lib/aws-s3-deployment';
+import * as cr from 'aws-cdk-lib/custom-resources';
+import { Construct } from 'constructs';
+import { BudgetGuard } from './constructs/budget-guard';
+import { ConfigFleet } from './constructs/config-fleet';
+import { ResultsCollector } from './constructs/results-collector';
+import { SweepDashboard } from './constructs/sweep-dashboard';
+import { TrainDocument } from './constructs/train-document';
+import { ResolvedConfig, SweepSpec, renderJob, storePrefix, sweepStackName } from './spec';
+
+/** The Python side the instances run: `training/` zipped, without tests, caches or virtual environments. */
+export const TRAINING_DIR = path.join(__dirname, '..', 'training');
+export const TRAINING_EXCLUDE = ['tests', '**/__pycache__', '.venv', '**/*.pyc', '.pytest_cache', '.ruff_cache'];
+
+export interface SweepStackProps extends StackProps {
+  /** The validated sweep spec. */
+  readonly spec: SweepSpec;
+  /** The foundation's artifact bucket: job files, results, checkpoints. */
+  readonly bucket: s3.IBucket;
+  readonly vpc: ec2.IVpc;
+  readonly subnets: ec2.SubnetSelection;
+  readonly securityGroup: ec2.ISecurityGroup;
+  /** The foundation's instance role: this stack attaches a policy for the code asset and other data buckets. */
+  readonly instanceRole: iam.IRole;
+  readonly instanceProfile: iam.IInstanceProfile;
+  readonly trainDocument: TrainDocument;
+  /**
+   * SSM parameter with the AMI id for every config (`-c amiParameter=...`), e.g. a stand-in for an
+   * emulator that refuses `/aws/` parameters.
+   * @default - the Deep Learning AMI parameter matching each instance type's GPU
+   */
+  readonly amiParameterName?: string;
+}
+
+/**
+ * One sweep: `SpotSweep-<name>`. The training code as an asset, each config's job.json in the
+ * artifact bucket, one {@link ConfigFleet} per config, and a dashboard. Nothing here keeps running
+ * after `cdk destroy`: the groups (and their instances), alarms, policies and associations go with the
+ * stack; job files and results stay in the foundation bucket.
+ */
+export class SweepStack extends Stack {
+  public readonly fleets: readonly ConfigFleet[];
+  public readonly dashboard: SweepDashboard;
+  public readonly budgetGuard: BudgetGuard;
+  public readonly results: ResultsCollector;
+  private readonly deployLogs: logs.LogGroup;
+  private readonly dataRoles: iam.Role[] = [];
+  /** `s3://` URI of the zipped training code, as the association passes it (CodeUri). */
+  public readonly codeUri: string;
+
+  constructor(scope: Construct, id: string, props: SweepStackProps) {
+    const { spec, bucket, vpc, subnets, securityGroup, instanceRole, instanceProfile, trainDocument, amiParameterName, ...stackProps } = props;
+    super(scope, id, {
+      stackName: sweepStackName(spec.name),
+      description: `spot-sweep sweep "${spec.name}": ${spec.configs.length} config(s), budget USD ${spec.budgetUsd}`,
+      ...stackProps,
+    });
+    if (spec.configs.length === 0) {
+      throw new Error(`sweep "${spec.name}" has no configs; add at least one to "configs" in the spec.`);
+    }
+
+    // Read by the train document on every instance (aws s3 cp CodeUri); the asset is a zip file.
+    const code = new s3assets.Asset(this, 'TrainingCode', { path: TRAINING_DIR, exclude: TRAINING_EXCLUDE });
+    this.codeUri = code.s3ObjectUrl;
+    const instanceReads: iam.PolicyStatement[] = [
+      new iam.PolicyStatement({ sid: 'ReadTrainingCode', actions: ['s3:GetObject'], resources: [code.bucket.arnForObjects(code.s3ObjectKey)] }),
+    ];
+
+    const root = `s3://${props.bucket.bucketName}`;
+    const dataUploads = new Map<string, string>();
+    const external: { bucket: string; prefix: string }[] = [];
+    // Logs of the deploy-time functions below; removed with the stack (their default log group is kept).
+    this.deployLogs = new logs.LogGroup(this, 'DeployLogs', { retention: logs.RetentionDays.ONE_WEEK, removalPolicy: RemovalPolicy.DESTROY });
+    const jobFiles: cr.AwsCustomResource[] = [];
+    for (const config of spec.configs) {
+      const data = this.dataLocation(spec, config, root, dataUploads, external);
+      const scriptCode = this.scriptCodeLocation(config, instanceReads, external);
+      const job = renderJob(spec, config.name, { store: storePrefix(root, spec.name, config.name), data, code: scriptCode });
+      jobFiles.push(this.jobFile(props.bucket, `sweeps/${spec.name}/${config.name}/job.json`, job, config.name));
+    }
+    const uploads = [...dataUploads].map(([dir, prefix]) => this.dataUpload(props.bucket, dir, prefix));
+
+    // Data sets (and script bundles) in other buckets: read-only, limited to the prefix the spec names.
+    for (const { bucket, prefix } of dedupe(external)) {
+      const bucketArn = `arn:${Aws.PARTITION}:s3:::${bucket}`;
+      instanceReads.push(
+        new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [`${bucketArn}/${prefix}*`] }),
+        new iam.PolicyStatement({
+          actions: ['s3:ListBucket'],
+          resources: [bucketArn],
+          ...(prefix ? { conditions: { StringLike: { 's3:prefix': [`${prefix}*`] } } } : {}),
+        }),
+      );
+    }
+    const instanceAccess = new iam.Policy(this, 'InstanceAccess', { roles: [props.instanceRole], statements: instanceReads });
+
+    this.fleets = spec.configs.map(
+      (config) =>
+        new ConfigFleet(this, `Config-${config.name}`, {
+          sweepName: spec.name,
+          config,
+          vpc: props.vpc,
+          subnets: props.subnets,
+          securityGroup: props.securityGroup,
+          instanceProfile: props.instanceProfile,
+          trainDocument: props.trainDocument,
+          bucket: props.bucket,
+          jobUri: `${storePrefix(root, spec.name, config.name)}job.json`,
+          codeUri: this.codeUri,
+          amiParameterName: props.amiParameterName,
+        }),
+    );
+    this.fleets.forEach((fleet, i) => {
+      // An instance must find its job.json and data, and be allowed to read the code, before the group starts it.
+      fleet.group.node.addDependency(jobFiles[i], ...uploads, instanceAccess);
+    });
+
+    // Spend so far, published as a metric and merged into each status.json; all groups to zero at the budget.
+    this.budgetGuard = new BudgetGuard(this, 'BudgetGuard', {
+      sweepName: spec.name,
+      budgetUsd: spec.budgetUsd,
+      bucket: props.bucket,
+      groups: this.fleets.map((f, i) => ({ config: spec.configs[i].name, groupName: f.groupName, market: f.market, instanceTypes: f.instanceTypes })),
+    });
+    // leaderboard.json and report.html, rebuilt on every new results.json of the sweep.
+    this.results = new ResultsCollector(this, 'Results', { sweepName: spec.name, bucket: props.bucket, configs: spec.configs.map((c) => c.name) });
+
+    this.dashboard = new SweepDashboard(this, 'Dashboard', {
+      sweepName: spec.name,
+      budgetUsd: spec.budgetUsd,
+      configs: this.fleets.map((f, i) => ({ config: spec.configs[i].name, groupName: f.groupName, alarms: [f.idleAlarm, f.runtimeAlarm] })),
+      spendMetric: this.budgetGuard.spendMetric,
+      sweepAlarms: [this.budgetGuard.alarm],
+    });
+
+    new CfnOutput(this, 'DashboardName', { value: this.dashboard.dashboardName });
+    new CfnOutput(this, 'CodeUri', { value: this.codeUri });
+    new CfnOutput(this, 'GroupNames', { value: this.fleets.map((f) => f.groupName).join(',') });
+
+    this.acknowledgeFindings(instanceAccess, external);
+  }
+
+  /**
+   * Where the instance reads the config's data: an `s3://` URI as given (in another bucket: granted
+   * below), or a local directory uploaded at deploy to `datasets/<sweep>/<dir>-<hash>/` of the artifact
+   * bucket (which the instance role reads already). Large data sets belong in S3 beforehand: the upload
+   * goes through a Lambda function with limited disk.
+   */
+  private dataLocation(
+    spec: SweepSpec,
+    config: ResolvedConfig,
+    root: string,
+    uploads: Map<string, string>,
+    external: { bucket: string; prefix: string }[],
+  ): string {
+    if (config.data.startsWith('s3://')) {
+      external.push(splitS3Uri(config.data));
+      return config.data;
+    }
+    let prefix = uploads.get(config.data);
+    if (prefix === undefined) {
+      const slug = `${path.basename(config.data).toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '') || 'data'}-${createHash('sha256').update(config.data).digest('hex').slice(0, 8)}`;
+      prefix = `datasets/${spec.name}/${slug}/`;
+      if (existsSync(config.data)) {
+        uploads.set(config.data, prefix);
+      } else {
+        Annotations.of(this).addWarningV2(
+          'spot-sweep:localDataMissing',
+          `config "${config.name}": data directory ${config.data} does not exist, so nothing is uploaded; the job reads ${root}/${prefix}. ` +
+            'Create the directory before deploying, upload the data there yourself, or point "data" at an s3:// URI.',
+        );
+      }
+    }
+    return `${root}/${prefix}`;
+  }
+
+  /** Script mode: a local code directory becomes a zip asset the instance may read; an s3:// zip is granted. */
+  private scriptCodeLocation(config: ResolvedConfig, reads: iam.PolicyStatement[], external: { bucket: string; prefix: string }[]): string | undefined {
+    if (!config.script) return undefined;
+    const codeDir = config.script.codeDir;
+    if (codeDir.startsWith('s3://')) {
+      external.push(splitS3Uri(codeDir));
+      return codeDir;
+    }
+    if (!existsSync(codeDir)) {
+      throw new Error(`config "${config.name}": script.codeDir ${codeDir} does not exist; point it at your code directory (relative to the spec file) or at an s3:// .zip.`);
+    }
+    const asset = new s3assets.Asset(this, `ScriptCode-${config.name}`, { path: codeDir });
+    reads.push(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [asset.bucket.arnForObjects(asset.s3ObjectKey)] }));
+    return asset.s3ObjectUrl;
+  }
+
+  /**
+   * Writes one job.json at deploy (S3 PutObject through a custom resource; on every update too). Its
+   * function may write that one object and nothing else. Kept on destroy, like the results beside it.
+   * @see https://docs.aws.amazon.com/cdk/api/v2/docs/aws-cdk-lib.custom_resources.AwsCustomResource.html
+   */
+  private jobFile(bucket: s3.IBucket, key: string, job: object, config: string): cr.AwsCustomResource {
+    const call: cr.AwsSdkCall = {
+      service: 'S3',
+      action: 'putObject',
+      parameters: { Bucket: bucket.bucketName, Key: key, Body: this.toJsonString(job), ContentType: 'application/json' },
+      physicalResourceId: cr.PhysicalResourceId.of(key),
+    };
+    return new cr.AwsCustomResource(this, `JobFile-${config}`, {
+      onCreate: call,
+      onUpdate: call,
+      installLatestAwsSdk: false,
+      logGroup: this.deployLogs,
+      policy: cr.AwsCustomResourcePolicy.fromStatements([new iam.PolicyStatement({ actions: ['s3:PutObject'], resources: [bucket.arnForObjects(key)] })]),
+    });
+  }
+
+  /**
+   * Uploads a local data directory at deploy (BucketDeployment, no Docker needed). Its role may read the
+   * staged asset and write exactly the files found at synth, under the prefix; prune off, kept on destroy.
+   */
+  private dataUpload(bucket: s3.IBucket, dir: string, prefix: string): s3deploy.BucketDeployment {
+    const files = listFiles(dir);
+    if (files.length === 0 || files.length > MAX_UPLOADED_DATA_FILES) {
+      throw new Error(
+        `data directory ${dir} holds ${files.length} files; a local data set is uploaded at deploy only with 1 to ${MAX_UPLOADED_DATA_FILES} files. ` +
+          `Upload it yourself (aws s3 sync ${dir} s3://<bucket>/${prefix}) and put that s3:// URI in the spec's "data".`,
+      );
+    }
+    const role = new iam.Role(this, `DataUploadRole${prefix.split('/').at(-2)}`, {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName('service-role/AWSLambdaBasicExecutionRole')],
+    });
+    this.dataRoles.push(role);
+    const asset = new s3assets.Asset(this, `DataAsset${prefix.split('/').at(-2)}`, { path: dir });
+    const deployment = new s3deploy.BucketDeployment(this, `Data${prefix.split('/').at(-2)}`, {
+      sources: [s3deploy.Source.bucket(asset.bucket, asset.s3ObjectKey)],
+      destinationBucket: bucket,
+      destinationKeyPrefix: prefix,
+      prune: false,
+      retainOnDelete: true,
+      logGroup: this.deployLogs,
+      // The deployment grants itself read/write on the whole bucket; an immutable role drops that grant,
+      // and the policy below allows only what the upload does.
+      role: role.withoutPolicyUpdates(),
+    });
+    role.addToPolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [asset.bucket.arnForObjects(asset.s3ObjectKey)] }));
+    role.addToPolicy(new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucket.bucketArn] }));
+    role.addToPolicy(new iam.PolicyStatement({ actions: ['s3:PutObject'], resources: files.map((f) => bucket.arnForObjects(`${prefix}${f}`)) }));
+    return deployment;
+  }
+
+  /** cdk-nag findings that are intended, each with its reason. */
+  private acknowledgeFindings(instanceAccess: iam.Policy, external: { bucket: string; prefix: string }[]): void {
+    for (const { bucket, prefix } of dedupe(external)) {
+      Validations.of(instanceAccess).acknowledge({
+        id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::${bucket}/${prefix}*]`,
+        reason: `The spec reads its data from s3://${bucket}/${prefix}; the job lists and downloads every object under that prefix (read-only).`,
+      });
+    }
+    // The deploy-time functions CDK provides (job files: AwsCustomResource; local data: BucketDeployment).
+    const providerId = `AWS${cr.AwsCustomResource.PROVIDER_FUNCTION_UUID.replace(/-/g, '')}`;
+    const helpers = this.node.children.filter((c) => c.node.id === providerId || c.node.id.startsWith('Custom::CDKBucketDeployment'));
+    for (const helper of [...helpers, ...this.dataRoles]) {
+      Validations.of(helper).acknowledge({
+        id: 'AwsSolutions-L1',
+        reason: 'A CDK-provided deploy-time function (AwsCustomResource / BucketDeployment) on the runtime its library pins; it runs only while CloudFormation deploys.',
+      });
+      Validations.of(helper).acknowledge({
+        id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+        reason: 'The deploy-time function only writes its own logs with it; AWSLambdaBasicExecutionRole is the AWS-maintained minimum for that.',
+      });
+    }
+  }
+}
+
+/**
+ * A local data set is uploaded at deploy only when it is this small in files: the upload role lists every
+ * file's key (an IAM policy holds at most 10,240 characters inline).
+ * @see https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html
+ */
+export const MAX_UPLOADED_DATA_FILES = 40;
+
+/** Every file under dir, as paths relative to it with `/` separators. */
+function listFiles(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => path.relative(dir, path.join(e.parentPath, e.name)).split(path.sep).join('/'))
+    .sort();
+}
+
+/** `s3://bucket/a/b/` -> { bucket, prefix: 'a/b/' } (prefix '' for a whole bucket). */
+function splitS3Uri(uri: string): { bucket: string; prefix: string } {
+  const rest = uri.slice('s3://'.length);
+  const slash = rest.indexOf('/');
+  return slash < 0 ? { bucket: rest, prefix: '' } : { bucket: rest.slice(0, slash), prefix: rest.slice(slash + 1) };
+}
+
+function dedupe(items: { bucket: string; prefix: string }[]): { bucket: string; prefix: string }[] {
+  return [...new Map(items.map((i) => [`${i.bucket}/${i.prefix}`, i])).values()];
+}

@@ -1,0 +1,76 @@
+import { App, Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import { ConfigFleet, ConfigFleetProps, DLAMI_PARAMETERS, ROOT_DEVICE_NAME, configGroupName } from '../../lib/constructs/config-fleet';
+import { TrainDocument } from '../../lib/constructs/train-document';
+import { ResolvedConfig, validateSpec } from '../../lib/spec';
+
+/** A bare stack with what a fleet needs (no foundation, no Lambdas: quick to synthesize). */
+function fleet(config: Partial<ResolvedConfig> & { name: string }, extra: Partial<ConfigFleetProps> = {}): { fleet: ConfigFleet; template: Template } {
+  const app = new App();
+  const stack = new Stack(app, 'Test');
+  const vpc = new ec2.Vpc(stack, 'Vpc', { natGateways: 0, subnetConfiguration: [{ name: 'public', subnetType: ec2.SubnetType.PUBLIC }] });
+  const role = new iam.Role(stack, 'Role', { assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com') });
+  const bucket = new s3.Bucket(stack, 'Bucket');
+  const resolved = validateSpec({ name: 'fx', budgetUsd: 5, data: 's3://data-bucket/x/', configs: [{ name: config.name }] }).configs[0];
+  const construct = new ConfigFleet(stack, 'Fleet', {
+    sweepName: 'fx',
+    config: { ...resolved, ...config },
+    vpc,
+    subnets: { subnetType: ec2.SubnetType.PUBLIC },
+    securityGroup: new ec2.SecurityGroup(stack, 'Sg', { vpc }),
+    instanceProfile: new iam.InstanceProfile(stack, 'Profile', { role }),
+    trainDocument: new TrainDocument(stack, 'Train', { bucket }),
+    bucket,
+    jobUri: 's3://bucket/sweeps/fx/a/job.json',
+    codeUri: 's3://bucket/code.zip',
+    ...extra,
+  });
+  return { fleet: construct, template: Template.fromStack(stack) };
+}
+
+const imageParameter = (template: Template, lt: any): string => template.toJSON().Parameters[lt.Properties.LaunchTemplateData.ImageId.Ref].Default;
+
+describe('ConfigFleet', () => {
+  test('names the group SpotSweep-<sweep>-<config>', () => {
+    expect(configGroupName('seed-plan', 'o')).toBe('SpotSweep-seed-plan-o');
+  });
+
+  test('a config mixing V100 and newer GPUs gets one launch template per AMI, same root device', () => {
+    const { fleet: f, template } = fleet({ name: 'a', instanceTypes: ['p3.2xlarge', 'g5.2xlarge', 'p3.8xlarge'], gpus: 1 });
+    expect(f.launchTemplates.size).toBe(2);
+    const lts = template.findResources('AWS::EC2::LaunchTemplate');
+    const group = Object.values(template.findResources('AWS::AutoScaling::AutoScalingGroup'))[0];
+    const amiOf = (type: string) =>
+      imageParameter(template, lts[group.Properties.MixedInstancesPolicy.LaunchTemplate.Overrides.find((o: any) => o.InstanceType === type).LaunchTemplateSpecification.LaunchTemplateId.Ref]);
+    expect(['p3.2xlarge', 'g5.2xlarge', 'p3.8xlarge'].map(amiOf)).toEqual([DLAMI_PARAMETERS.volta, DLAMI_PARAMETERS.modern, DLAMI_PARAMETERS.volta]);
+    for (const lt of Object.values(lts)) expect(lt.Properties.LaunchTemplateData.BlockDeviceMappings[0].DeviceName).toBe(ROOT_DEVICE_NAME);
+  });
+
+  test('an AMI parameter override (for emulators) gives a single launch template reading it', () => {
+    const { template } = fleet({ name: 'a', instanceTypes: ['p3.2xlarge', 'g5.xlarge'], gpus: 1 }, { amiParameterName: '/spot-sweep/ami-id' });
+    const lts = Object.values(template.findResources('AWS::EC2::LaunchTemplate'));
+    expect(lts).toHaveLength(1);
+    expect(imageParameter(template, lts[0])).toBe('/spot-sweep/ami-id');
+  });
+
+  test('the association is not tagged (cfn-lint has no Tags on AWS::SSM::Association) and has no schedule', () => {
+    const [association] = Object.values(fleet({ name: 'a' }).template.findResources('AWS::SSM::Association'));
+    expect(association.Properties.Tags).toBeUndefined();
+    expect(association.Properties.ScheduleExpression).toBeUndefined();
+  });
+
+  test('fails when an instance type is not a GPU type of the price table', () => {
+    expect(() => fleet({ name: 'a', instanceTypes: ['m5.large'] })).toThrow(/instance type "m5.large" is not a GPU type/);
+  });
+
+  test('fails when the AMI parameter override is not a parameter name', () => {
+    expect(() => fleet({ name: 'a' }, { amiParameterName: 'ami-0123456789abcdef0' })).toThrow(/amiParameter "ami-0123456789abcdef0" is not an SSM parameter name/);
+  });
+
+  test('fails when maxRuntimeHours is beyond the 48 h of SSM runShellScript', () => {
+    expect(() => fleet({ name: 'a', maxRuntimeHours: 49 })).toThrow(/allows 1 to 172800 s/);
+  });
+});
