@@ -8,7 +8,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import * as s3deploy from 'aws-cdk-lib/aws-s3-deployment';
-import * as cr from 'aws-cdk-lib/custom-resources';
+import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { BudgetGuard } from './constructs/budget-guard';
 import { ConfigFleet } from './constructs/config-fleet';
@@ -16,6 +16,16 @@ import { ResultsCollector } from './constructs/results-collector';
 import { SweepDashboard } from './constructs/sweep-dashboard';
 import { TrainDocument } from './constructs/train-document';
 import { ResolvedConfig, SweepSpec, renderJob, storePrefix, sweepStackName } from './spec';
+
+/** SSM parameter holding one config's job.json. */
+export function jobParameterName(sweep: string, config: string): string {
+  return `/spot-sweep/${sweep}/${config}/job`;
+}
+
+/** The job URI the train document passes to bootstrap.sh and the job runner (`ssm:<parameter name>`). */
+export function jobUri(sweep: string, config: string): string {
+  return `ssm:${jobParameterName(sweep, config)}`;
+}
 
 /** The Python side the instances run: `training/` zipped, without tests, caches or virtual environments. */
 export const TRAINING_DIR = path.join(__dirname, '..', 'training');
@@ -80,13 +90,16 @@ export class SweepStack extends Stack {
     const external: { bucket: string; prefix: string }[] = [];
     // Logs of the deploy-time functions below; removed with the stack (their default log group is kept).
     this.deployLogs = new logs.LogGroup(this, 'DeployLogs', { retention: logs.RetentionDays.ONE_WEEK, removalPolicy: RemovalPolicy.DESTROY });
-    const jobFiles: cr.AwsCustomResource[] = [];
+    const jobParameters: ssm.StringParameter[] = [];
     for (const config of spec.configs) {
       const data = this.dataLocation(spec, config, root, dataUploads, external);
       const scriptCode = this.scriptCodeLocation(config, instanceReads, external);
       const job = renderJob(spec, config.name, { store: storePrefix(root, spec.name, config.name), data, code: scriptCode });
-      jobFiles.push(this.jobFile(props.bucket, `sweeps/${spec.name}/${config.name}/job.json`, job, config.name));
+      jobParameters.push(this.jobParameter(spec.name, config.name, job));
     }
+    instanceReads.push(
+      new iam.PolicyStatement({ sid: 'ReadJobParameters', actions: ['ssm:GetParameter'], resources: jobParameters.map((p) => p.parameterArn) }),
+    );
     const uploads = [...dataUploads].map(([dir, prefix]) => this.dataUpload(props.bucket, dir, prefix));
 
     // Data sets (and script bundles) in other buckets: read-only, limited to the prefix the spec names.
@@ -114,14 +127,14 @@ export class SweepStack extends Stack {
           instanceProfile: props.instanceProfile,
           trainDocument: props.trainDocument,
           bucket: props.bucket,
-          jobUri: `${storePrefix(root, spec.name, config.name)}job.json`,
+          jobUri: jobUri(spec.name, config.name),
           codeUri: this.codeUri,
           amiParameterName: props.amiParameterName,
         }),
     );
     this.fleets.forEach((fleet, i) => {
       // An instance must find its job.json and data, and be allowed to read the code, before the group starts it.
-      fleet.group.node.addDependency(jobFiles[i], ...uploads, instanceAccess);
+      fleet.group.node.addDependency(jobParameters[i], ...uploads, instanceAccess);
     });
 
     // Spend so far, published as a metric and merged into each status.json; all groups to zero at the budget.
@@ -200,23 +213,19 @@ export class SweepStack extends Stack {
   }
 
   /**
-   * Writes one job.json at deploy (S3 PutObject through a custom resource; on every update too). Its
-   * function may write that one object and nothing else. Kept on destroy, like the results beside it.
-   * @see https://docs.aws.amazon.com/cdk/api/v2/docs/aws-cdk-lib.custom_resources.AwsCustomResource.html
+   * One config's job.json, as an SSM parameter `/spot-sweep/<sweep>/<config>/job` that CloudFormation
+   * itself writes (the bucket name in it resolved at deploy): no deploy-time Lambda, so it deploys
+   * wherever CloudFormation does. The job runner reads it from there and keeps a copy in the store
+   * (`sweeps/<sweep>/<config>/job.json`). Intelligent tiering keeps it a free standard parameter up to
+   * 4 KB and moves a larger job (long script patches) to the advanced tier (8 KB).
+   * @see https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-advanced-parameters.html
    */
-  private jobFile(bucket: s3.IBucket, key: string, job: object, config: string): cr.AwsCustomResource {
-    const call: cr.AwsSdkCall = {
-      service: 'S3',
-      action: 'putObject',
-      parameters: { Bucket: bucket.bucketName, Key: key, Body: this.toJsonString(job), ContentType: 'application/json' },
-      physicalResourceId: cr.PhysicalResourceId.of(key),
-    };
-    return new cr.AwsCustomResource(this, `JobFile-${config}`, {
-      onCreate: call,
-      onUpdate: call,
-      installLatestAwsSdk: false,
-      logGroup: this.deployLogs,
-      policy: cr.AwsCustomResourcePolicy.fromStatements([new iam.PolicyStatement({ actions: ['s3:PutObject'], resources: [bucket.arnForObjects(key)] })]),
+  private jobParameter(sweep: string, config: string, job: object): ssm.StringParameter {
+    return new ssm.StringParameter(this, `Job-${config}`, {
+      parameterName: jobParameterName(sweep, config),
+      description: `spot-sweep job.json of config ${config} of sweep ${sweep}`,
+      stringValue: this.toJsonString(job),
+      tier: ssm.ParameterTier.INTELLIGENT_TIERING,
     });
   }
 
@@ -263,13 +272,12 @@ export class SweepStack extends Stack {
         reason: `The spec reads its data from s3://${bucket}/${prefix}; the job lists and downloads every object under that prefix (read-only).`,
       });
     }
-    // The deploy-time functions CDK provides (job files: AwsCustomResource; local data: BucketDeployment).
-    const providerId = `AWS${cr.AwsCustomResource.PROVIDER_FUNCTION_UUID.replace(/-/g, '')}`;
-    const helpers = this.node.children.filter((c) => c.node.id === providerId || c.node.id.startsWith('Custom::CDKBucketDeployment'));
+    // The deploy-time function CDK provides for local data sets (BucketDeployment).
+    const helpers = this.node.children.filter((c) => c.node.id.startsWith('Custom::CDKBucketDeployment'));
     for (const helper of [...helpers, ...this.dataRoles]) {
       Validations.of(helper).acknowledge({
         id: 'AwsSolutions-L1',
-        reason: 'A CDK-provided deploy-time function (AwsCustomResource / BucketDeployment) on the runtime its library pins; it runs only while CloudFormation deploys.',
+        reason: 'A CDK-provided deploy-time function (BucketDeployment of a local data set) on the runtime its library pins; it runs only while CloudFormation deploys.',
       });
       Validations.of(helper).acknowledge({
         id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',

@@ -204,7 +204,7 @@ describe('SweepStack', () => {
       expect(p.Targets).toEqual([{ Key: 'tag:spot-sweep:job', Values: [`tt/${config}`] }]);
       expect(p.Parameters.WheelIndex).toEqual([wheel]);
       expect(p.Parameters.ExecutionTimeout).toEqual([timeout]);
-      expect(flatten(p.Parameters.JobUri[0])).toBe(`s3://<ref>/sweeps/tt/${config}/job.json`);
+      expect(p.Parameters.JobUri).toEqual([`ssm:/spot-sweep/tt/${config}/job`]);
       expect(flatten(p.Parameters.CodeUri[0])).toMatch(/^s3:\/\/cdk-[a-z0-9]+-assets-<ref>-<ref>\/[0-9a-f]{64}\.zip$/);
       expect(p.OutputLocation.S3Location.OutputS3KeyPrefix).toBe(`sweeps/tt/${config}/ssm/`);
       expect(p.Name).toBeDefined();
@@ -259,17 +259,15 @@ describe('SweepStack', () => {
     }
   });
 
-  test('each config job.json is written at deploy with the spec settings and its store', () => {
-    const jobFiles = byType('Custom::AWS');
-    expect(jobFiles.length).toBeGreaterThanOrEqual(SPEC.configs.length);
+  test('each config job.json is written at deploy, by CloudFormation, as an SSM parameter with the spec settings and its store', () => {
     const jobs = new Map<string, any>();
-    for (const [, r] of jobFiles) {
-      const call = JSON.parse(flatten(r.Properties.Create));
-      if (call.action !== 'putObject') continue;
-      expect(JSON.parse(flatten(r.Properties.Update))).toEqual(call);
-      jobs.set(call.parameters.Key, JSON.parse(call.parameters.Body));
+    for (const [, r] of byType('AWS::SSM::Parameter')) {
+      expect(r.Properties.Tier).toBe('Intelligent-Tiering');
+      jobs.set(r.Properties.Name, JSON.parse(flatten(r.Properties.Value)));
     }
-    expect([...jobs.keys()].sort()).toEqual(SPEC.configs.map((c) => `sweeps/tt/${c.name}/job.json`).sort());
+    expect([...jobs.keys()].sort()).toEqual(SPEC.configs.map((c) => `/spot-sweep/tt/${c.name}/job`).sort());
+    expect(byType('Custom::AWS')).toEqual([]);
+    for (const c of SPEC.configs) jobs.set(`sweeps/tt/${c.name}/job.json`, jobs.get(`/spot-sweep/tt/${c.name}/job`));
     const volta = jobs.get('sweeps/tt/volta/job.json');
     expect(volta).toMatchObject({
       version: 1,
@@ -292,7 +290,7 @@ describe('SweepStack', () => {
 
   test('each group starts only after its job.json exists and the instance may read the code', () => {
     const deps = group('single').DependsOn ?? [];
-    expect(deps.some((d) => d.startsWith('JobFilesingle'))).toBe(true);
+    expect(deps.some((d) => d.startsWith('Jobsingle'))).toBe(true);
     expect(deps.some((d) => d.startsWith('InstanceAccess'))).toBe(true);
   });
 
@@ -351,11 +349,10 @@ describe('SweepStack', () => {
     expect(nagFindings(app)).toEqual([]);
   });
 
-  test('cdk destroy removes everything the sweep stack made (nothing retained; job files stay in the bucket)', () => {
+  test('cdk destroy removes everything the sweep stack made (nothing retained; the job copies and results stay in the bucket)', () => {
     for (const [id, r] of Object.entries(resources) as [string, Resource & { DeletionPolicy?: string }][]) {
       expect(`${id}: ${r.DeletionPolicy ?? 'Delete'}`).toBe(`${id}: Delete`);
     }
-    for (const [, r] of byType('Custom::AWS')) expect(r.Properties.Delete).toBeUndefined();
   });
 
   test('the foundation template is not changed by the sweep (no grant added to it)', () => {

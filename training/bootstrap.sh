@@ -215,6 +215,9 @@ done_phase
 begin job
 job_file="$workdir/job.json"
 case $job_uri in
+  # Sweep stacks deliver job.json as an SSM parameter that CloudFormation writes.
+  ssm:*) aws ssm get-parameter --name "${job_uri#ssm:}" --query Parameter.Value --output text \
+    ${region:+--region "$region"} >"$job_file" ;;
   s3://*) aws s3 cp --only-show-errors "$job_uri" "$job_file" ;;
   file://*) cp "${job_uri#file://}" "$job_file" ;;
   *) cp "$job_uri" "$job_file" ;;
@@ -289,16 +292,15 @@ done_phase
 begin gpu-metrics
 # GPU utilisation goes to CloudWatch only from here on, aggregated by Auto Scaling group: the idle-GPU
 # alarm treats missing data as not breaching, so the setup phases above (driver, wheels, data) can
-# never look like an idle GPU. The metric is CWAgent nvidia_smi_utilization_gpu {AutoScalingGroupName}.
+# never look like an idle GPU. The metric is CWAgent nvidia_smi_utilization_gpu {AutoScalingGroupName}:
+# the instance's user data (ConfigFleet) already set the namespace and the dimensions; repeating them
+# in an appended config breaks the agent's merge, so this file holds only what to collect.
 # @see https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch-Agent-NVIDIA-GPU.html
 if [ -x "$cw_agent" ]; then
   metrics_config="$workdir/cloudwatch-gpu-metrics.json"
   cat >"$metrics_config" <<'GPU_METRICS'
 {
   "metrics": {
-    "namespace": "CWAgent",
-    "append_dimensions": { "AutoScalingGroupName": "${aws:AutoScalingGroupName}" },
-    "aggregation_dimensions": [["AutoScalingGroupName"]],
     "metrics_collected": {
       "nvidia_gpu": { "measurement": ["utilization_gpu", "memory_used", "memory_total"], "metrics_collection_interval": 60 }
     }

@@ -42,7 +42,7 @@ export interface TrainDocumentProps {
  * fetches the code bundle from S3, unpacks it and hands over to `bootstrap.sh`, which prepares
  * CUDA PyTorch, runs the job and removes the instance when the job ends.
  *
- * Parameters: `JobUri` (the config's job.json), `CodeUri` (the zipped `training/` folder),
+ * Parameters: `JobUri` (the config's job.json: `ssm:/spot-sweep/<sweep>/<config>/job`), `CodeUri` (the zipped `training/` folder),
  * `WheelIndex` (CUDA wheel index for the instance's GPU), `ExecutionTimeout` (seconds, from
  * `maxRuntimeHours`, at most 48 h). Output goes to CloudWatch Logs (through the CloudWatch agent,
  * because State Manager associations can only send command output to S3) and to S3 (the
@@ -142,9 +142,10 @@ export class TrainDocument extends Construct {
         parameters: {
           JobUri: {
             type: 'String',
-            description: 'S3 URI of the config job.json, e.g. s3://bucket/sweeps/<sweep>/<config>/job.json',
+            description:
+              'Where the config job.json is: ssm:/spot-sweep/<sweep>/<config>/job (what sweep stacks pass) or s3://bucket/key.json',
             // Quoted into the shell script below: the patterns keep quotes and spaces out.
-            allowedPattern: '^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[A-Za-z0-9._/-]+\\.json$',
+            allowedPattern: '^(ssm:/spot-sweep/[a-z0-9][a-z0-9-]*/[a-z0-9][a-z0-9-]*/job|s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[A-Za-z0-9._/-]+\\.json)$',
           },
           CodeUri: {
             type: 'String',

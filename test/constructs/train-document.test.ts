@@ -69,6 +69,8 @@ describe('TrainDocument', () => {
     const job = new RegExp(content.parameters.JobUri.allowedPattern);
     const code = new RegExp(content.parameters.CodeUri.allowedPattern);
     expect(job.test('s3://my-bucket/sweeps/seed-plan/o/job.json')).toBe(true);
+    expect(job.test('ssm:/spot-sweep/seed-plan/o/job')).toBe(true);
+    for (const bad of ["ssm:/spot-sweep/x/o/job';reboot;'", 'ssm:/aws/service/x', 'ssm:/spot-sweep/X/o/job']) expect(job.test(bad)).toBe(false);
     expect(code.test('s3://cdk-hnb659fds-assets-111111111111-us-east-1/4f1c.zip')).toBe(true);
     for (const bad of ["s3://b/x';rm -rf /;'.json", 's3://b/a b.json', 'https://b/job.json', 's3://b/job.json.sh']) expect(job.test(bad)).toBe(false);
     expect(code.test("s3://bucket/code.zip'")).toBe(false);

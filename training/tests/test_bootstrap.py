@@ -103,6 +103,12 @@ elif args[:2] == ["s3", "sync"]:
     src, dst = local(paths[0]), local(paths[1])
     if src.is_dir():
         shutil.copytree(src, dst, dirs_exist_ok=True)
+elif args[:2] == ["ssm", "get-parameter"]:
+    name = args[args.index("--name") + 1]
+    value = root / "ssm" / name.lstrip("/")
+    if not value.is_file():
+        sys.exit(f"An error occurred (ParameterNotFound) when calling the GetParameter operation: {name}")
+    sys.stdout.write(value.read_text() + "\n")
 elif args[:1] != ["autoscaling"]:
     sys.exit(f"aws stand-in: unexpected {args}")
 """
@@ -245,8 +251,25 @@ def test_publishes_gpu_metrics_by_group_only_once_setup_is_over(instance):
     assert agent < order.index("-m two_tower.job")
     metrics = rows[agent]["config"]["metrics"]
     assert rows[agent]["args"][:2] == ["-a", "append-config"]
-    assert metrics["aggregation_dimensions"] == [["AutoScalingGroupName"]]
+    assert set(metrics) == {"metrics_collected"}  # dimensions come from the user data's base config
     assert "utilization_gpu" in metrics["metrics_collected"]["nvidia_gpu"]["measurement"]
+
+
+def test_reads_the_job_from_its_ssm_parameter(instance):
+    parameter = instance.s3 / "ssm" / "spot-sweep" / "s" / "c" / "job"
+    parameter.parent.mkdir(parents=True)
+    parameter.write_text(json.dumps({"version": 1, "gpus": 2}))
+    args = instance.args()
+    args[args.index(JOB_URI)] = "ssm:/spot-sweep/s/c/job"
+
+    done = subprocess.run(
+        args, env={**instance.env, "FAKE_SYSTEM_TORCH": "cuda:1"}, capture_output=True, text=True
+    )
+
+    # The job's gpus (2) came from the parameter: this instance has 1, so the gpus phase refuses it.
+    assert done.returncode == 1, done.stdout
+    assert "the job asks for gpus=2 but torch.cuda.device_count() is 1" in done.stdout
+    assert ["ssm", "get-parameter", "--name", "/spot-sweep/s/c/job"] == instance.calls("aws")[0][:4]
 
 
 def test_installs_torch_from_the_wheel_cache_without_downloading(instance):

@@ -87,6 +87,39 @@ def test_fails_when_the_local_data_directory_is_missing(tmp_path):
     assert "no-data (job field `data`) does not exist or is empty" in status_of(store)["message"]
 
 
+def test_keeps_the_job_file_it_ran_in_the_store_when_it_comes_from_elsewhere(tmp_path):
+    # On AWS the job arrives as a deploy asset (another bucket); the store keeps the copy that ran.
+    store = tmp_path / "store"
+    shipped = tmp_path / "assets" / "0a1b2c.json"
+    shipped.parent.mkdir()
+    shipped.write_text(json.dumps(job_doc(store.as_uri() + "/", str(tmp_path / "no-data"))))
+
+    assert run_job(str(shipped), tmp_path / "work").returncode == 2
+    assert (store / "job.json").read_bytes() == shipped.read_bytes()
+
+
+def test_reads_its_job_from_the_ssm_parameter_the_sweep_stack_writes(tmp_path, s3):  # noqa: F811
+    import boto3
+
+    store = tmp_path / "store"
+    doc = job_doc(store.as_uri() + "/", str(tmp_path / "no-data"))
+    ssm = boto3.client("ssm", endpoint_url=s3.endpoint, region_name="us-east-1")
+    ssm.put_parameter(Name="/spot-sweep/t/c/job", Value=json.dumps(doc), Type="String")
+
+    done = run_job("ssm:/spot-sweep/t/c/job", tmp_path / "work")
+
+    assert done.returncode == 2, done.stderr  # it got as far as the (missing) data
+    assert json.loads((store / "job.json").read_text()) == doc
+    assert status_of(store)["state"] == "FAILED"
+
+
+def test_fails_when_the_job_parameter_does_not_exist(tmp_path, s3):  # noqa: F811
+    done = run_job("ssm:/spot-sweep/t/none/job", tmp_path / "work")
+
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "SSM parameter /spot-sweep/t/none/job does not exist" in done.stderr
+
+
 def test_a_failure_never_deletes_an_earlier_result(tmp_path):
     store = tmp_path / "store"
     store.mkdir()

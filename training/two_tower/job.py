@@ -102,6 +102,10 @@ class Runner:
         self.work = work
         if changed:
             self.start_over(work)
+        if self.store.get_bytes("job.json") != raw:
+            # The sweep stack ships job.json as a deploy asset; the store keeps the copy that ran,
+            # beside its status and results (sweeps/<sweep>/<config>/job.json).
+            self.store.put_bytes("job.json", raw)
         if board.state is None:
             board.set("PENDING", sweep=job["sweep"], config=job["config"], attempts=0, interruptions=0)
         attempts = int(board.doc.get("attempts") or 0) + 1

@@ -290,8 +290,31 @@ def split_object_uri(uri: str) -> tuple[str, str]:
     return head + "/", name
 
 
+def read_parameter(name: str, endpoint_url: str | None = None) -> bytes:
+    """The value of an SSM parameter. Sweep stacks deliver each config's job.json as the parameter
+    /spot-sweep/<sweep>/<config>/job, written by CloudFormation itself (no deploy-time Lambda)."""
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
+    config = Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 3, "mode": "standard"})
+    try:
+        client = boto3.client("ssm", endpoint_url=endpoint, config=config)
+        return client.get_parameter(Name=name)["Parameter"]["Value"].encode()
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") == "ParameterNotFound":
+            raise StorageError(f"SSM parameter {name} does not exist") from e
+        raise StorageError(f"cannot read SSM parameter {name}: {e}") from e
+    except BotoCoreError as e:
+        raise StorageError(f"cannot read SSM parameter {name}: {e}") from e
+
+
 def read_object(uri: str, endpoint_url: str | None = None) -> bytes:
-    """The content of one object (s3://..., file://... or a path); StorageError when it is missing."""
+    """The content of one object (s3://..., ssm:/parameter/name, file://... or a path); StorageError
+    when it is missing."""
+    if uri.startswith("ssm:"):
+        return read_parameter(uri[len("ssm:") :], endpoint_url)
     if is_s3(uri):
         directory, name = split_object_uri(uri)
         data = open_store(directory, endpoint_url).get_bytes(name)
