@@ -32,14 +32,6 @@ if (context.sweep !== undefined) {
     process.exit(1);
   }
 }
-// `-c amiParameter=/name`: one SSM parameter for every config's AMI instead of the Deep Learning AMI
-// parameters (an emulator refuses parameters under /aws/; or to pin your own image).
-const amiParameter: unknown = app.node.tryGetContext('amiParameter');
-if (amiParameter !== undefined && (typeof amiParameter !== 'string' || !/^\/[A-Za-z0-9_.\-/]+$/.test(amiParameter))) {
-  console.error(`spot-sweep: -c amiParameter=${String(amiParameter)}: give an SSM parameter name that holds an AMI id, e.g. -c amiParameter=/spot-sweep/ami-id.`);
-  process.exit(1);
-}
-
 const foundation = new FoundationStack(app, FOUNDATION_STACK_NAME, {
   destroyData: context.destroyData,
   existingVpc: context.existingVpc,
@@ -55,7 +47,7 @@ if (spec !== undefined) {
     instanceRole: foundation.instanceRole,
     instanceProfile: foundation.instanceProfile,
     trainDocument: foundation.trainDocument,
-    amiParameterName: amiParameter as string | undefined,
+    amiParameterName: context.amiParameter,
   });
 }
 

@@ -8,6 +8,11 @@ export interface AppContext {
   readonly destroyData: boolean;
   /** `-c vpcId=vpc-... -c subnetIds=subnet-a,subnet-b -c availabilityZones=us-east-1a,us-east-1b`. */
   readonly existingVpc?: ExistingVpcAttributes;
+  /**
+   * `-c amiParameter=/name`: one SSM parameter with the AMI id for every config, instead of the Deep
+   * Learning AMI parameters (to pin your own image, or for an emulator that refuses `/aws/` parameters).
+   */
+  readonly amiParameter?: string;
 }
 
 const list = (v: unknown): string[] =>
@@ -56,8 +61,17 @@ export function readAppContext(get: (key: string) => unknown): { context: AppCon
   } else if (subnetIds.length > 0 || availabilityZones.length > 0) {
     problems.push('-c subnetIds / -c availabilityZones only apply with -c vpcId=vpc-...; add the VPC id or drop them.');
   }
+  const amiParameter = get('amiParameter');
+  if (amiParameter !== undefined && (typeof amiParameter !== 'string' || !/^\/[A-Za-z0-9_.\-/]+$/.test(amiParameter))) {
+    problems.push(`-c amiParameter=${String(amiParameter)}: give the name of an SSM parameter that holds an AMI id, e.g. -c amiParameter=/spot-sweep/ami-id.`);
+  }
   return {
-    context: { ...(typeof sweep === 'string' && sweep !== '' ? { sweep } : {}), destroyData, ...(existingVpc ? { existingVpc } : {}) },
+    context: {
+      ...(typeof sweep === 'string' && sweep !== '' ? { sweep } : {}),
+      destroyData,
+      ...(existingVpc ? { existingVpc } : {}),
+      ...(typeof amiParameter === 'string' && problems.length === 0 ? { amiParameter } : {}),
+    },
     problems,
   };
 }

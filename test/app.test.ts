@@ -6,6 +6,10 @@ const ROOT = path.join(__dirname, '..');
 const ctx = (values: Record<string, unknown>) => readAppContext((key) => values[key]);
 
 describe('app context (-c values)', () => {
+  test('an AMI parameter name replaces the Deep Learning AMI parameters', () => {
+    expect(ctx({ amiParameter: '/spot-sweep/ami-id' })).toEqual({ context: { destroyData: false, amiParameter: '/spot-sweep/ami-id' }, problems: [] });
+  });
+
   test('defaults: no sweep, keep data, new VPC', () => {
     expect(ctx({})).toEqual({ context: { destroyData: false }, problems: [] });
   });
@@ -27,8 +31,9 @@ describe('app context (-c values)', () => {
   });
 
   test('fails when context values are wrong, listing every problem', () => {
-    const { problems } = ctx({ destroyData: 'yes', vpcId: 'vpc-xyz', subnetIds: 'sub-1' });
-    expect(problems).toHaveLength(4);
+    const { problems } = ctx({ destroyData: 'yes', vpcId: 'vpc-xyz', subnetIds: 'sub-1', amiParameter: "ami-123'" });
+    expect(problems).toHaveLength(5);
+    expect(problems.join('\n')).toMatch(/amiParameter=ami-123': give the name of an SSM parameter that holds an AMI id/);
     expect(problems.join('\n')).toMatch(/destroyData=yes: use true or false/);
     expect(problems.join('\n')).toMatch(/not a VPC id/);
     expect(problems.join('\n')).toMatch(/"sub-1" is not a subnet id/);
