@@ -64,6 +64,10 @@ if (github !== undefined) {
   new GitHubOidcStack(app, GITHUB_OIDC_STACK_NAME, { repository: github as string, existingProviderArn: typeof providerArn === 'string' ? providerArn : undefined });
 }
 
-// cfn-lint's resource schemas have no Tags on these two types (CDK's do): leave them untagged.
-Tags.of(app).add('project', 'spot-sweep', { excludeResourceTypes: ['AWS::SSM::Association', 'AWS::CloudWatch::Dashboard'] });
+// Left untagged: cfn-lint's resource schemas have no Tags on associations and dashboards (CDK's do),
+// and the moto emulator the deploy smoke test uses fails on an SSM parameter's Tags map (it expects a
+// list); the job parameters are found by their name, /spot-sweep/<sweep>/<config>/job.
+Tags.of(app).add('project', 'spot-sweep', {
+  excludeResourceTypes: ['AWS::SSM::Association', 'AWS::CloudWatch::Dashboard', 'AWS::SSM::Parameter'],
+});
 Validations.of(app).addPlugins(new AwsSolutionsChecks(app));

@@ -163,6 +163,7 @@ export class BudgetGuard extends Construct {
       period: Duration.minutes(Math.max(5, schedule.toMinutes())),
     });
     this.alarm = new cloudwatch.Alarm(this, 'BudgetAlarm', {
+      alarmName: `SpotSweep-${sweep}-budget`,
       alarmDescription: `spot-sweep ${sweep}: the sweep has spent its budget of ${props.budgetUsd} USD; the budget guard scales every config to zero.`,
       metric: this.spendMetric,
       threshold: props.budgetUsd,

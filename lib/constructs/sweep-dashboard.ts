@@ -1,4 +1,4 @@
-import { Duration } from 'aws-cdk-lib';
+import { Duration, Token } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { Construct } from 'constructs';
 import { gpuUtilizationMetric, spendMetric, trainingMetric } from '../monitoring/metrics';
@@ -81,7 +81,13 @@ export class SweepDashboard extends Construct {
       width,
       height,
     });
-    const alarms = [...props.configs.flatMap((c) => c.alarms), ...(props.sweepAlarms ?? [])];
+    // Alarms by name rather than by Fn::GetAtt: the widget needs only their ARNs, and a dashboard that
+    // does not reference the alarm resources deploys wherever they are skipped (the moto emulator of
+    // the deploy smoke test ignores alarms). Every spot-sweep alarm has an explicit name.
+    const alarms = [...props.configs.flatMap((c) => c.alarms), ...(props.sweepAlarms ?? [])].map((alarm, i) => {
+      const name = literalAlarmName(alarm);
+      return name === undefined ? alarm : cloudwatch.Alarm.fromAlarmName(this, `AlarmRef${i}`, name);
+    });
     const alarmStatus = new cloudwatch.AlarmStatusWidget({
       title: 'Alarms (each one scales its config, or the sweep, to zero)',
       alarms,
@@ -106,4 +112,10 @@ export class SweepDashboard extends Construct {
       ],
     });
   }
+}
+
+/** The name an alarm was given in this app (its `alarmName` prop), or undefined when CloudFormation names it. */
+function literalAlarmName(alarm: cloudwatch.IAlarm): string | undefined {
+  const cfn = alarm.node.defaultChild;
+  return cfn instanceof cloudwatch.CfnAlarm && typeof cfn.alarmName === 'string' && !Token.isUnresolved(cfn.alarmName) ? cfn.alarmName : undefined;
 }

@@ -152,6 +152,11 @@ async function main(): Promise<void> {
       );
     }
 
+    const { GetParameterCommand } = await import('@aws-sdk/client-ssm');
+    const artifacts = (await cfn.send(new DescribeStacksCommand({ StackName: FOUNDATION }))).Stacks?.[0]?.Outputs?.find((o) => o.OutputKey === 'ArtifactBucketName')?.OutputValue;
+    const job = JSON.parse((await ssm.send(new GetParameterCommand({ Name: `/spot-sweep/${sweep.name}/o/job` }))).Parameter?.Value ?? '{}');
+    check('config o: its job.json is in /spot-sweep/<sweep>/o/job with the artifact bucket as its store', job.config === 'o' && job.store === `s3://${artifacts}/sweeps/${sweep.name}/o/`, JSON.stringify(job).slice(0, 200));
+
     // Update: a new config and a changed one; the stack updates in place.
     const updated = JSON.parse(readFileSync(spec, 'utf8'));
     updated.configs.push({ name: 's', description: 'added by the smoke test', examples: 876000 });
