@@ -38,17 +38,7 @@ const foundation = new FoundationStack(app, FOUNDATION_STACK_NAME, {
 });
 
 if (spec !== undefined) {
-  new SweepStack(app, sweepStackName(spec.name), {
-    spec,
-    bucket: foundation.bucket,
-    vpc: foundation.vpc,
-    subnets: foundation.subnets,
-    securityGroup: foundation.securityGroup,
-    instanceRole: foundation.instanceRole,
-    instanceProfile: foundation.instanceProfile,
-    trainDocument: foundation.trainDocument,
-    amiParameterName: context.amiParameter,
-  });
+  new SweepStack(app, sweepStackName(spec.name), { spec, foundation, amiParameterName: context.amiParameter });
 }
 
 // `-c github=owner/repo [-c githubOidcProviderArn=arn:...]`: the GitHub OIDC provider and the roles

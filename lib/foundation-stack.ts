@@ -23,11 +23,22 @@ export interface FoundationStackProps extends StackProps {
   readonly existingVpc?: ExistingVpcAttributes;
 }
 
+/** What every sweep stack uses from the foundation. */
+export interface SweepFoundation {
+  readonly bucket: s3.IBucket;
+  readonly vpc: ec2.IVpc;
+  readonly subnets: ec2.SubnetSelection;
+  readonly securityGroup: ec2.ISecurityGroup;
+  readonly instanceRole: iam.IRole;
+  readonly instanceProfile: iam.IInstanceProfile;
+  readonly trainDocument: TrainDocument;
+}
+
 /**
  * Deployed once per account and region; every sweep stack uses what it exports. Nothing in it
  * costs money while idle except the objects stored in the bucket.
  */
-export class FoundationStack extends Stack {
+export class FoundationStack extends Stack implements SweepFoundation {
   public readonly bucket: s3.IBucket;
   public readonly vpc: ec2.IVpc;
   public readonly subnets: ec2.SubnetSelection;

@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { Annotations, Aws, CfnOutput, RemovalPolicy, Stack, StackProps, Validations } from 'aws-cdk-lib';
-import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
@@ -14,7 +13,7 @@ import { BudgetGuard } from './constructs/budget-guard';
 import { ConfigFleet } from './constructs/config-fleet';
 import { ResultsCollector } from './constructs/results-collector';
 import { SweepDashboard } from './constructs/sweep-dashboard';
-import { TrainDocument } from './constructs/train-document';
+import { SweepFoundation } from './foundation-stack';
 import { ResolvedConfig, SweepSpec, renderJob, storePrefix, sweepStackName } from './spec';
 
 /** SSM parameter holding one config's job.json. */
@@ -34,15 +33,12 @@ export const TRAINING_EXCLUDE = ['tests', '**/__pycache__', '.venv', '**/*.pyc',
 export interface SweepStackProps extends StackProps {
   /** The validated sweep spec. */
   readonly spec: SweepSpec;
-  /** The foundation's artifact bucket: job files, results, checkpoints. */
-  readonly bucket: s3.IBucket;
-  readonly vpc: ec2.IVpc;
-  readonly subnets: ec2.SubnetSelection;
-  readonly securityGroup: ec2.ISecurityGroup;
-  /** The foundation's instance role: this stack attaches a policy for the code asset and other data buckets. */
-  readonly instanceRole: iam.IRole;
-  readonly instanceProfile: iam.IInstanceProfile;
-  readonly trainDocument: TrainDocument;
+  /**
+   * What the foundation provides: the artifact bucket (job copies, results, checkpoints), the network,
+   * the instance role (this stack attaches a policy for the code asset, the job parameters and other
+   * data buckets) and profile, and the train document. A {@link FoundationStack} is one.
+   */
+  readonly foundation: SweepFoundation;
   /**
    * SSM parameter with the AMI id for every config (`-c amiParameter=...`), e.g. a stand-in for an
    * emulator that refuses `/aws/` parameters.
@@ -68,7 +64,7 @@ export class SweepStack extends Stack {
   public readonly codeUri: string;
 
   constructor(scope: Construct, id: string, props: SweepStackProps) {
-    const { spec, bucket, vpc, subnets, securityGroup, instanceRole, instanceProfile, trainDocument, amiParameterName, ...stackProps } = props;
+    const { spec, foundation, amiParameterName, ...stackProps } = props;
     super(scope, id, {
       stackName: sweepStackName(spec.name),
       description: `spot-sweep sweep "${spec.name}": ${spec.configs.length} config(s), budget USD ${spec.budgetUsd}`,
@@ -85,7 +81,7 @@ export class SweepStack extends Stack {
       new iam.PolicyStatement({ sid: 'ReadTrainingCode', actions: ['s3:GetObject'], resources: [code.bucket.arnForObjects(code.s3ObjectKey)] }),
     ];
 
-    const root = `s3://${props.bucket.bucketName}`;
+    const root = `s3://${foundation.bucket.bucketName}`;
     const dataUploads = new Map<string, string>();
     const external: { bucket: string; prefix: string }[] = [];
     // Logs of the deploy-time functions below; removed with the stack (their default log group is kept).
@@ -100,7 +96,7 @@ export class SweepStack extends Stack {
     instanceReads.push(
       new iam.PolicyStatement({ sid: 'ReadJobParameters', actions: ['ssm:GetParameter'], resources: jobParameters.map((p) => p.parameterArn) }),
     );
-    const uploads = [...dataUploads].map(([dir, prefix]) => this.dataUpload(props.bucket, dir, prefix));
+    const uploads = [...dataUploads].map(([dir, prefix]) => this.dataUpload(foundation.bucket, dir, prefix));
 
     // Data sets (and script bundles) in other buckets: read-only, limited to the prefix the spec names.
     for (const { bucket, prefix } of dedupe(external)) {
@@ -114,19 +110,19 @@ export class SweepStack extends Stack {
         }),
       );
     }
-    const instanceAccess = new iam.Policy(this, 'InstanceAccess', { roles: [props.instanceRole], statements: instanceReads });
+    const instanceAccess = new iam.Policy(this, 'InstanceAccess', { roles: [foundation.instanceRole], statements: instanceReads });
 
     this.fleets = spec.configs.map(
       (config) =>
         new ConfigFleet(this, `Config-${config.name}`, {
           sweepName: spec.name,
           config,
-          vpc: props.vpc,
-          subnets: props.subnets,
-          securityGroup: props.securityGroup,
-          instanceProfile: props.instanceProfile,
-          trainDocument: props.trainDocument,
-          bucket: props.bucket,
+          vpc: foundation.vpc,
+          subnets: foundation.subnets,
+          securityGroup: foundation.securityGroup,
+          instanceProfile: foundation.instanceProfile,
+          trainDocument: foundation.trainDocument,
+          bucket: foundation.bucket,
           jobUri: jobUri(spec.name, config.name),
           codeUri: this.codeUri,
           amiParameterName: props.amiParameterName,
@@ -141,11 +137,11 @@ export class SweepStack extends Stack {
     this.budgetGuard = new BudgetGuard(this, 'BudgetGuard', {
       sweepName: spec.name,
       budgetUsd: spec.budgetUsd,
-      bucket: props.bucket,
+      bucket: foundation.bucket,
       groups: this.fleets.map((f, i) => ({ config: spec.configs[i].name, groupName: f.groupName, market: f.market, instanceTypes: f.instanceTypes })),
     });
     // leaderboard.json and report.html, rebuilt on every new results.json of the sweep.
-    this.results = new ResultsCollector(this, 'Results', { sweepName: spec.name, bucket: props.bucket, configs: spec.configs.map((c) => c.name) });
+    this.results = new ResultsCollector(this, 'Results', { sweepName: spec.name, bucket: foundation.bucket, configs: spec.configs.map((c) => c.name) });
 
     this.dashboard = new SweepDashboard(this, 'Dashboard', {
       sweepName: spec.name,

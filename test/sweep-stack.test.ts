@@ -21,13 +21,7 @@ function build(spec: SweepSpec): { app: App; foundation: FoundationStack; stack:
   const foundation = new FoundationStack(app, 'SpotSweep-Foundation');
   const stack = new SweepStack(app, `SpotSweep-${spec.name}`, {
     spec,
-    bucket: foundation.bucket,
-    vpc: foundation.vpc,
-    subnets: foundation.subnets,
-    securityGroup: foundation.securityGroup,
-    instanceRole: foundation.instanceRole,
-    instanceProfile: foundation.instanceProfile,
-    trainDocument: foundation.trainDocument,
+    foundation,
   });
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   return { app, foundation, stack, template: Template.fromStack(stack) };
@@ -378,13 +372,7 @@ describe('example specs', () => {
       () =>
         new SweepStack(app, 'S', {
           spec,
-          bucket: foundation.bucket,
-          vpc: foundation.vpc,
-          subnets: foundation.subnets,
-          securityGroup: foundation.securityGroup,
-          instanceRole: foundation.instanceRole,
-          instanceProfile: foundation.instanceProfile,
-          trainDocument: foundation.trainDocument,
+          foundation,
         }),
     ).toThrow(/sweep "x" has no configs/);
   });

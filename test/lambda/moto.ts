@@ -68,3 +68,29 @@ export async function startMoto(): Promise<Moto> {
     },
   };
 }
+
+/**
+ * A moto server for the handler tests of this file: started before them, stopped after, with the
+ * handlers' console logging silenced and process.env restored (`.savedEnv` is the environment from
+ * before). Read `.endpoint` inside a test.
+ */
+export function useMotoForHandler(): { readonly endpoint: string; readonly savedEnv: NodeJS.ProcessEnv } {
+  let moto: Moto | undefined;
+  const saved = { ...process.env };
+  beforeAll(async () => {
+    moto = await startMoto();
+    jest.spyOn(console, 'log').mockImplementation(() => undefined);
+  }, MOTO_START_TIMEOUT_MS);
+  afterAll(async () => {
+    process.env = saved;
+    jest.restoreAllMocks();
+    await moto?.stop();
+  }, MOTO_START_TIMEOUT_MS);
+  return {
+    savedEnv: saved,
+    get endpoint(): string {
+      if (!moto) throw new Error('moto is not started yet: read .endpoint inside a test');
+      return moto.endpoint;
+    },
+  };
+}

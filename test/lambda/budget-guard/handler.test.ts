@@ -3,24 +3,13 @@ import { CloudWatchClient, ListMetricsCommand } from '@aws-sdk/client-cloudwatch
 import { CreateLaunchTemplateCommand, EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import type * as Handler from '../../../lambda/budget-guard/index';
-import { clientConfig, Moto, MOTO_START_TIMEOUT_MS, MOTO_TEST_TIMEOUT_MS, startMoto } from '../moto';
+import { clientConfig, MOTO_TEST_TIMEOUT_MS, useMotoForHandler } from '../moto';
 
 /**
  * The deployed handler (lambda/budget-guard/index.ts) end to end against moto_server: environment as
  * the construct sets it, SDK clients pointed at the emulator through AWS_ENDPOINT_URL.
  */
-let moto: Moto;
-const saved = { ...process.env };
-
-beforeAll(async () => {
-  moto = await startMoto();
-  jest.spyOn(console, 'log').mockImplementation(() => undefined);
-}, MOTO_START_TIMEOUT_MS);
-afterAll(async () => {
-  process.env = saved;
-  jest.restoreAllMocks();
-  await moto?.stop();
-}, MOTO_START_TIMEOUT_MS);
+const moto = useMotoForHandler();
 
 test('one run writes the ledger, the metric and status.json, and stops the sweep once it is over budget', async () => {
   const config = clientConfig(moto.endpoint);
@@ -53,7 +42,7 @@ test('one run writes the ledger, the metric and status.json, and stops the sweep
   await new Promise((r) => setTimeout(r, 1100));
 
   process.env = {
-    ...saved,
+    ...moto.savedEnv,
     AWS_ENDPOINT_URL: moto.endpoint,
     AWS_REGION: 'us-east-1',
     AWS_ACCESS_KEY_ID: 'testing',

@@ -1,21 +1,10 @@
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import type * as Handler from '../../../lambda/results-collector/index';
-import { clientConfig, Moto, MOTO_START_TIMEOUT_MS, MOTO_TEST_TIMEOUT_MS, startMoto } from '../moto';
+import { clientConfig, MOTO_TEST_TIMEOUT_MS, useMotoForHandler } from '../moto';
 import { ARTIFACTS, SPEND } from './fixtures';
 
 /** The deployed handler (lambda/results-collector/index.ts) against moto_server's S3. */
-let moto: Moto;
-const saved = { ...process.env };
-
-beforeAll(async () => {
-  moto = await startMoto();
-  jest.spyOn(console, 'log').mockImplementation(() => undefined);
-}, MOTO_START_TIMEOUT_MS);
-afterAll(async () => {
-  process.env = saved;
-  jest.restoreAllMocks();
-  await moto?.stop();
-}, MOTO_START_TIMEOUT_MS);
+const moto = useMotoForHandler();
 
 test('rebuilds leaderboard.json and report.html from every config, reporting the malformed results file', async () => {
   const s3 = new S3Client({ ...clientConfig(moto.endpoint), forcePathStyle: true });
@@ -28,7 +17,7 @@ test('rebuilds leaderboard.json and report.html from every config, reporting the
   await put('sweeps/seed-plan/spend.json', SPEND);
 
   process.env = {
-    ...saved,
+    ...moto.savedEnv,
     AWS_ENDPOINT_URL: moto.endpoint,
     AWS_REGION: 'us-east-1',
     AWS_ACCESS_KEY_ID: 'testing',
