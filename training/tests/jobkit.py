@@ -247,15 +247,32 @@ def run_job(
     )
 
 
+class DrainedProcess(subprocess.Popen):
+    """A child whose output is read as it comes, by a thread: a job that logs more than a pipe holds
+    (~64 KB: hundreds of checkpoint lines) must never block on a full pipe while a test waits for it.
+    ``communicate()`` returns everything it printed; ``output()`` what it printed so far."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+        self._chunks: list[str] = []
+        self._reader = threading.Thread(target=self._drain, daemon=True, name="drain")
+        self._reader.start()
+
+    def _drain(self) -> None:
+        for line in self.stdout:
+            self._chunks.append(line)
+
+    def output(self) -> str:
+        return "".join(self._chunks)
+
+    def communicate(self, input=None, timeout=None):  # noqa: A002 - Popen's signature
+        self.wait(timeout=timeout)
+        self._reader.join(timeout=10)
+        return self.output(), None
+
+
 def start_job(job_uri: str, workdir: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen(
-        job_cmd(job_uri, workdir, *args),
-        env=child_env(env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=TRAINING,
-    )
+    return DrainedProcess(job_cmd(job_uri, workdir, *args), env=child_env(env), cwd=TRAINING)
 
 
 def local_job(root: Path, data: Path | str, **train) -> tuple[str, Path]:
@@ -293,7 +310,11 @@ def wait_for(predicate, what: str, timeout: float = 60, proc: subprocess.Popen |
         if value:
             return value
         if proc is not None and proc.poll() is not None:
-            out = proc.stdout.read() if proc.stdout else ""
+            out = (
+                proc.output()
+                if isinstance(proc, DrainedProcess)
+                else (proc.stdout.read() if proc.stdout else "")
+            )
             raise AssertionError(f"the job exited ({proc.returncode}) before {what}:\n{out}")
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
