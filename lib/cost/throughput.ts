@@ -8,14 +8,14 @@ import { GpuModel } from './instances';
  * - Work per training example: two towers of 384 -> 512 -> 256 (config O's shape) cost about
  *   1.3 MFLOP forward, ~4 MFLOP with the backward pass, plus the in-batch softmax (~1 MFLOP at
  *   batch 1024): ~5 MFLOP.
- * - Measured on CPU (2 shared cores, `python -m two_tower.bench`, 2026-11-28): ~2,000 examples/s,
- *   i.e. ~10 GFLOP/s achieved. Nothing was measured on a GPU yet.
+ * - Measured on CPU (2 cores, `python -m two_tower.bench`, 876K pairs x 384-d, 2026-11-28): 12,500
+ *   examples/s, i.e. ~60 GFLOP/s achieved. Nothing was measured on a GPU yet.
  * - GPUs: the trainer keeps the data on the device and batches are index slices, so a step is a
  *   few dozen kernels with no host work. Small MLPs reach a low fraction of peak; we assume ~5% of
  *   the dense fp16/bf16 tensor peak for a batch of 1024 (kernel launches dominate below that), e.g.
  *   V100 125 TFLOP/s -> ~6 TFLOP/s -> ~1M examples/s, then halve it for evaluation, checkpoints and
  *   launch overhead. The seed's plan hoped for ~4,500/s on a V100 (config O in 1.5 h): that is the
- *   per-example DataLoader loop, which the bench shows is capped near 120K examples/s by loading alone.
+ *   per-example DataLoader loop, which the bench shows is capped at 90-180K examples/s by loading alone.
  * - Multi-GPU: DDP over NVLink/NVSwitch (V100, A100, H100) keeps ~80% per GPU (the all-gather of
  *   in-batch negatives is on the critical path); PCIe-only parts (T4, A10G, L4, L40S) ~70%.
  * - Setup: instance boot, Deep Learning AMI start-up, code and data download, and for V100 the
