@@ -48,10 +48,11 @@ export interface SweepStackProps extends StackProps {
 }
 
 /**
- * One sweep: `SpotSweep-<name>`. The training code as an asset, each config's job.json in the
- * artifact bucket, one {@link ConfigFleet} per config, and a dashboard. Nothing here keeps running
- * after `cdk destroy`: the groups (and their instances), alarms, policies and associations go with the
- * stack; job files and results stay in the foundation bucket.
+ * One sweep: `SpotSweep-<name>`. The training code as an asset, each config's job.json as an SSM
+ * parameter, one {@link ConfigFleet} per config, the budget guard, the results collector and a
+ * dashboard. Nothing here keeps running after `cdk destroy`: the groups (and their instances), alarms,
+ * policies, parameters and associations go with the stack; the job copies and results stay in the
+ * foundation bucket.
  */
 export class SweepStack extends Stack {
   public readonly fleets: readonly ConfigFleet[];

@@ -27,14 +27,9 @@ export interface ObservedInstance {
 /** How the ledger priced an instance. */
 export type PriceSource = 'spot price history' | 'on-demand price table' | 'on-demand price table (no spot price history)' | 'unpriced';
 
-export interface LedgerInstance {
-  readonly instanceId: string;
-  readonly config: string;
-  readonly instanceType: string;
-  readonly market: Market;
-  readonly availabilityZone: string;
-  readonly launchTime: string;
-  readonly state: string;
+/** One instance as the ledger keeps it: what was observed, plus when it ran and what it cost. */
+export interface LedgerInstance
+  extends Pick<ObservedInstance, 'instanceId' | 'config' | 'instanceType' | 'market' | 'availabilityZone' | 'launchTime' | 'state'> {
   /** When the guard last saw the instance in DescribeInstances (any state). */
   readonly lastSeenAt: string;
   /** When the guard last saw it running. */

@@ -35,7 +35,7 @@ import {
   EC2Client,
 } from '@aws-sdk/client-ec2';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
-import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 
 const ROOT = path.join(__dirname, '..', '..');
 const ACCOUNT = '123456789012'; // moto's default account
@@ -152,7 +152,6 @@ async function main(): Promise<void> {
       );
     }
 
-    const { GetParameterCommand } = await import('@aws-sdk/client-ssm');
     const artifacts = (await cfn.send(new DescribeStacksCommand({ StackName: FOUNDATION }))).Stacks?.[0]?.Outputs?.find((o) => o.OutputKey === 'ArtifactBucketName')?.OutputValue;
     const job = JSON.parse((await ssm.send(new GetParameterCommand({ Name: `/spot-sweep/${sweep.name}/o/job` }))).Parameter?.Value ?? '{}');
     check('config o: its job.json is in /spot-sweep/<sweep>/o/job with the artifact bucket as its store', job.config === 'o' && job.store === `s3://${artifacts}/sweeps/${sweep.name}/o/`, JSON.stringify(job).slice(0, 200));
