@@ -2,9 +2,10 @@
 import { App, Tags, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { readAppContext } from '../lib/app-context';
-import { FOUNDATION_STACK_NAME, FoundationStack } from '../lib/foundation-stack';
-import { checkRepository, GITHUB_OIDC_STACK_NAME, GitHubOidcStack } from '../lib/github-oidc-stack';
-import { SpecError, SweepSpec, loadSpec, sweepStackName } from '../lib/spec';
+import { FOUNDATION_STACK, GITHUB_OIDC_STACK, sweepStackName, TAGS } from '../lib/contract';
+import { FoundationStack } from '../lib/foundation-stack';
+import { checkRepository, GitHubOidcStack } from '../lib/github-oidc-stack';
+import { SpecError, SweepSpec, loadSpec } from '../lib/spec';
 import { SweepStack } from '../lib/sweep-stack';
 
 /**
@@ -32,7 +33,7 @@ if (context.sweep !== undefined) {
     process.exit(1);
   }
 }
-const foundation = new FoundationStack(app, FOUNDATION_STACK_NAME, {
+const foundation = new FoundationStack(app, FOUNDATION_STACK, {
   destroyData: context.destroyData,
   existingVpc: context.existingVpc,
 });
@@ -51,13 +52,13 @@ if (github !== undefined) {
     process.exit(1);
   }
   const providerArn: unknown = app.node.tryGetContext('githubOidcProviderArn');
-  new GitHubOidcStack(app, GITHUB_OIDC_STACK_NAME, { repository: github as string, existingProviderArn: typeof providerArn === 'string' ? providerArn : undefined });
+  new GitHubOidcStack(app, GITHUB_OIDC_STACK, { repository: github as string, existingProviderArn: typeof providerArn === 'string' ? providerArn : undefined });
 }
 
 // Left untagged: cfn-lint's resource schemas have no Tags on associations and dashboards (CDK's do),
 // and the moto emulator the deploy smoke test uses fails on an SSM parameter's Tags map (it expects a
-// list); the job parameters are found by their name, /spot-sweep/<sweep>/<config>/job.
-Tags.of(app).add('project', 'spot-sweep', {
+// list); the job parameters are found by their name, lib/contract `jobParameterName`.
+Tags.of(app).add(TAGS.project, 'spot-sweep', {
   excludeResourceTypes: ['AWS::SSM::Association', 'AWS::CloudWatch::Dashboard', 'AWS::SSM::Parameter'],
 });
 Validations.of(app).addPlugins(new AwsSolutionsChecks(app));

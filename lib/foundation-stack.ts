@@ -3,12 +3,14 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { FOUNDATION_STACK } from './contract';
 import { ArtifactBucket } from './constructs/artifact-bucket';
 import { InstanceRole } from './constructs/instance-role';
 import { ExistingVpcAttributes, Network } from './constructs/network';
 import { TrainDocument } from './constructs/train-document';
 
-export const FOUNDATION_STACK_NAME = 'SpotSweep-Foundation';
+/** The foundation's stack name (lib/contract `FOUNDATION_STACK`); the CLI finds the bucket through it. */
+export const FOUNDATION_STACK_NAME = FOUNDATION_STACK;
 
 export interface FoundationStackProps extends StackProps {
   /**

@@ -1,8 +1,10 @@
 import { CfnOutput, Duration, Stack, StackProps } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
+import { GITHUB_OIDC_STACK } from './contract';
 
-export const GITHUB_OIDC_STACK_NAME = 'SpotSweep-GitHubOidc';
+/** The stack's name (lib/contract `GITHUB_OIDC_STACK`). */
+export const GITHUB_OIDC_STACK_NAME = GITHUB_OIDC_STACK;
 
 /** The GitHub environment the deploy workflow runs in; the deploy role trusts only that environment. */
 export const GITHUB_DEPLOY_ENVIRONMENT = 'deploy';

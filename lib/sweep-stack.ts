@@ -13,18 +13,9 @@ import { BudgetGuard } from './constructs/budget-guard';
 import { ConfigFleet } from './constructs/config-fleet';
 import { ResultsCollector } from './constructs/results-collector';
 import { SweepDashboard } from './constructs/sweep-dashboard';
+import { jobParameterName, jobUri, storeKeys, sweepStackName } from './contract';
 import { SweepFoundation } from './foundation-stack';
-import { ResolvedConfig, SweepSpec, renderJob, storePrefix, sweepStackName } from './spec';
-
-/** SSM parameter holding one config's job.json. */
-export function jobParameterName(sweep: string, config: string): string {
-  return `/spot-sweep/${sweep}/${config}/job`;
-}
-
-/** The job URI the train document passes to bootstrap.sh and the job runner (`ssm:<parameter name>`). */
-export function jobUri(sweep: string, config: string): string {
-  return `ssm:${jobParameterName(sweep, config)}`;
-}
+import { ResolvedConfig, SweepSpec, renderJob, storePrefix } from './spec';
 
 /** The Python side the instances run: `training/` zipped, without tests, caches or virtual environments. */
 export const TRAINING_DIR = path.join(__dirname, '..', 'training');
@@ -134,7 +125,7 @@ export class SweepStack extends Stack {
       fleet.group.node.addDependency(jobParameters[i], ...uploads, instanceAccess);
     });
 
-    // Spend so far, published as a metric and merged into each status.json; all groups to zero at the budget.
+    // Spend so far (spend.json and a metric); at the budget a stop request per job, then every group to zero.
     this.budgetGuard = new BudgetGuard(this, 'BudgetGuard', {
       sweepName: spec.name,
       budgetUsd: spec.budgetUsd,
@@ -164,6 +155,10 @@ export class SweepStack extends Stack {
    * below), or a local directory uploaded at deploy to `datasets/<sweep>/<dir>-<hash>/` of the artifact
    * bucket (which the instance role reads already). Large data sets belong in S3 beforehand: the upload
    * goes through a Lambda function with limited disk.
+   *
+   * The hash (and so the prefix in job.json and the upload's construct ids) is of the directory as the
+   * spec names it, relative to the spec file's directory, never of the absolute path: the same spec
+   * deployed from another clone or another machine must not replace the upload or change job.json.
    */
   private dataLocation(
     spec: SweepSpec,
@@ -178,8 +173,9 @@ export class SweepStack extends Stack {
     }
     let prefix = uploads.get(config.data);
     if (prefix === undefined) {
-      const slug = `${path.basename(config.data).toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '') || 'data'}-${createHash('sha256').update(config.data).digest('hex').slice(0, 8)}`;
-      prefix = `datasets/${spec.name}/${slug}/`;
+      const fromSpec = specRelative(spec, config.data);
+      const slug = `${path.basename(config.data).toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '') || 'data'}-${createHash('sha256').update(fromSpec).digest('hex').slice(0, 8)}`;
+      prefix = `${storeKeys.datasets(spec.name)}${slug}/`;
       if (existsSync(config.data)) {
         uploads.set(config.data, prefix);
       } else {
@@ -210,7 +206,7 @@ export class SweepStack extends Stack {
   }
 
   /**
-   * One config's job.json, as an SSM parameter `/spot-sweep/<sweep>/<config>/job` that CloudFormation
+   * One config's job.json, as an SSM parameter (lib/contract `jobParameterName`) that CloudFormation
    * itself writes (the bucket name in it resolved at deploy): no deploy-time Lambda, so it deploys
    * wherever CloudFormation does. The job runner reads it from there and keeps a copy in the store
    * (`sweeps/<sweep>/<config>/job.json`). Intelligent tiering keeps it a free standard parameter up to
@@ -297,6 +293,15 @@ function listFiles(dir: string): string[] {
     .filter((e) => e.isFile())
     .map((e) => path.relative(dir, path.join(e.parentPath, e.name)).split(path.sep).join('/'))
     .sort();
+}
+
+/**
+ * A local path as the spec names it: relative to the spec file's directory (to the working directory for
+ * a spec validated from memory, which resolved its paths against that), with `/` separators.
+ */
+function specRelative(spec: SweepSpec, localPath: string): string {
+  const base = spec.specFile ? path.dirname(spec.specFile) : process.cwd();
+  return path.relative(base, localPath).split(path.sep).join('/') || '.';
 }
 
 /** `s3://bucket/a/b/` -> { bucket, prefix: 'a/b/' } (prefix '' for a whole bucket). */

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every check of the project, in the order a failure is cheapest to read: linters, unit tests
-# (TypeScript, Python), then synth + cdk-nag + cfn-lint of every example spec.
+# (TypeScript, Python), then synth + cdk-nag + cfn-lint of every example spec, then the stable-ids check.
 # Each suite's pass/fail counts are added up and the last line is the plain summary
 # "N passed, N failed". Exit status: 0 only when nothing failed and every suite ran tests.
 #
@@ -130,6 +130,9 @@ for spec in sweeps/*.json; do
     record "cfn-lint-$name" 0 1
   fi
 done
+
+# --- stable ids: the same spec from two copies of the checkout in other directories gives identical templates
+check stable-ids bash test/stable-ids.sh
 
 echo
 if [ "${#failures[@]}" -gt 0 ]; then

@@ -1,6 +1,7 @@
 import { App, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import { CHECKPOINT_TAG } from '../lib/contract';
 import { FoundationStack, FoundationStackProps } from '../lib/foundation-stack';
 
 /** One app per variant; cdk-nag registered as in bin/app.ts. */
@@ -55,6 +56,8 @@ describe('FoundationStack (defaults)', () => {
         ]),
       },
     });
+    // The tag is the contract's, the one the job runner puts on every checkpoint upload.
+    expect(CHECKPOINT_TAG).toEqual({ key: 'spot-sweep-kind', value: 'checkpoint' });
   });
 
   test('the VPC has public subnets only, no NAT gateway, and an S3 gateway endpoint', () => {

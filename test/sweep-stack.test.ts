@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { App, Validations } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { DLAMI_PARAMETERS } from '../lib/constructs/config-fleet';
+import { DLAMI_PARAMETERS } from '../lib/constructs/config-launch-template';
 import { FoundationStack } from '../lib/foundation-stack';
 import { SweepSpec, loadSpec, validateSpec } from '../lib/spec';
 import { SweepStack } from '../lib/sweep-stack';
@@ -352,6 +352,36 @@ describe('SweepStack', () => {
   test('the foundation template is not changed by the sweep (no grant added to it)', () => {
     const foundationPolicies = Object.values(Template.fromStack(foundation).findResources('AWS::IAM::Policy'));
     for (const p of foundationPolicies) expect(JSON.stringify(p)).not.toContain('other-data');
+  });
+});
+
+describe('stable ids: a spec synthesizes the same from any directory', () => {
+  /** The spec at <dir>/specs/s.json reads the data directory <dir>/data (two files). */
+  function specIn(dir: string): SweepSpec {
+    mkdirSync(path.join(dir, 'specs'), { recursive: true });
+    mkdirSync(path.join(dir, 'data'), { recursive: true });
+    writeFileSync(path.join(dir, 'data', 'pairs.csv'), 'q,d\n');
+    writeFileSync(path.join(dir, 'data', 'ids.txt'), 'a\n');
+    const file = path.join(dir, 'specs', 's.json');
+    writeFileSync(file, JSON.stringify({ name: 'moved', budgetUsd: 5, data: '../data', configs: [{ name: 'a' }] }));
+    return loadSpec(file);
+  }
+
+  test('the uploaded data set prefix, the job.json and the construct ids do not depend on where the checkout is', () => {
+    const near = mkdtempSync(path.join(tmpdir(), 'spot-sweep-near-'));
+    const far = mkdtempSync(path.join(tmpdir(), 'spot-sweep-far-'));
+    const deep = path.join(far, 'x', 'y', 'z');
+    try {
+      const [a, b] = [near, deep].map((d) => build(specIn(d)).template.toJSON() as { Resources: Record<string, Resource> });
+      expect(Object.keys(b.Resources).sort()).toEqual(Object.keys(a.Resources).sort());
+      const job = (t: typeof a) => flatten(Object.values(t.Resources).find((r) => r.Type === 'AWS::SSM::Parameter')!.Properties.Value);
+      expect(job(a)).toMatch(/"data":"s3:\/\/<ref>\/datasets\/moved\/data-[0-9a-f]{8}\/"/);
+      expect(job(b)).toBe(job(a));
+      const prefix = (t: typeof a) => Object.values(t.Resources).find((r) => r.Type === 'Custom::CDKBucketDeployment')!.Properties.DestinationBucketKeyPrefix;
+      expect(prefix(b)).toBe(prefix(a));
+    } finally {
+      for (const d of [near, far]) rmSync(d, { recursive: true, force: true });
+    }
   });
 });
 

@@ -10,12 +10,12 @@
 #   requirements  pip install -r <code-dir>/requirements.txt
 #   gpus      torch.cuda.device_count() >= the job's gpus
 #   gpu-metrics  start publishing GPU utilisation (for the idle-GPU alarm) now that setup is over
-#   run       python -m two_tower.job --job URI --workdir DIR
+#   run       python -m spot_runner.job --job URI --workdir DIR
 #
 # When it ends, with success or failure but never on an interruption (exit 75: spot notice or
 # SIGTERM), the instance removes itself from its Auto Scaling group with the desired capacity
 # decremented, exactly once, so nothing is left running. A failure before the runner started is
-# recorded as FAILED in the job's status.json (python -m two_tower.job --fail MESSAGE).
+# recorded as FAILED in the job's status.json (python -m spot_runner.job --fail MESSAGE).
 #
 # Every external command (nvidia-smi, aws, curl, python3 and the candidate Pythons) is resolved
 # from PATH or given by env, so tests put stand-ins first on PATH.
@@ -29,8 +29,6 @@
 # instance, for debugging), SPOT_SWEEP_POLL_SECONDS (driver poll interval, default 5),
 # SPOT_SWEEP_CW_AGENT (amazon-cloudwatch-agent-ctl, given the GPU metrics config before the run).
 set -euo pipefail
-
-EXIT_INTERRUPTED=75
 
 job_uri=${SPOT_SWEEP_JOB:-}
 code_dir=${SPOT_SWEEP_CODE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
@@ -68,6 +66,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -n "$job_uri" ] || { echo "bootstrap.sh: --job URI (or SPOT_SWEEP_JOB) is required" >&2; usage; }
+# The exit codes shared with the job runner, from training/contract/names.json (names.sh is generated).
+# shellcheck source=contract/names.sh
+. "$code_dir/contract/names.sh" || { echo "bootstrap.sh: $code_dir/contract/names.sh is missing: pass the training/ folder as --code-dir" >&2; exit 2; }
+EXIT_INTERRUPTED=$SPOT_SWEEP_EXIT_RUNNER_INTERRUPTED
 if [ -z "$workdir" ]; then
   # The instance-store NVMe of the DLAMI when there is one, else the root volume.
   if [ -d /opt/dlami/nvme ]; then workdir=/opt/dlami/nvme/spot-sweep; else workdir=/var/tmp/spot-sweep; fi
@@ -142,7 +144,7 @@ record_failure() {
     done
   fi
   [ -n "$py" ] || return 0
-  PYTHONPATH="$code_dir${PYTHONPATH:+:$PYTHONPATH}" "$py" -m two_tower.job --job "$job_uri" --fail "$message" ||
+  PYTHONPATH="$code_dir${PYTHONPATH:+:$PYTHONPATH}" "$py" -m spot_runner.job --job "$job_uri" --fail "$message" ||
     log "could not record FAILED in the job's status.json"
 }
 
@@ -152,6 +154,9 @@ on_exit() {
   trap - EXIT
   if [ "$rc" -eq "$EXIT_INTERRUPTED" ]; then
     log "interrupted: the instance stays in its group so a replacement resumes the job (no self-removal)"
+  elif [ "$rc" -eq "$SPOT_SWEEP_EXIT_RUNNER_STOPPED" ]; then
+    log "stopped on request (control.json): the checkpoint is saved and nothing resumes; removing the instance"
+    self_remove
   else
     if [ "$rc" -ne 0 ] && [ "$runner_started" -eq 0 ]; then
       local message="bootstrap failed in phase '$phase' after $((SECONDS - phase_started)) s (exit $rc)"
@@ -316,7 +321,7 @@ done_phase
 
 begin run
 runner_started=1
-PYTHONPATH="$code_dir${PYTHONPATH:+:$PYTHONPATH}" "$python" -m two_tower.job --job "$job_uri" --workdir "$workdir" &
+PYTHONPATH="$code_dir${PYTHONPATH:+:$PYTHONPATH}" "$python" -m spot_runner.job --job "$job_uri" --workdir "$workdir" &
 runner_pid=$!
 set +e
 wait "$runner_pid"

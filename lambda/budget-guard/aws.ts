@@ -2,29 +2,27 @@ import { AutoScalingClient, DescribeScalingActivitiesCommand, UpdateAutoScalingG
 import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import { DescribeInstancesCommand, DescribeSpotPriceHistoryCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { S3Client } from '@aws-sdk/client-s3';
-import { isPreconditionFailed, readText, writeText } from '../shared/json-objects';
+import { METRICS, TAGS } from '../../lib/contract';
+import { s3Store } from '../../lib/store';
 import { GuardDeps } from './guard';
 import { ObservedInstance } from './ledger';
 import { PricePoint } from './pricing';
 
-/** Tag keys the sweep stack puts on every instance (.ci/CONTRACTS.md, "Issue 5 — shared names"). */
-export const SWEEP_TAG = 'spot-sweep:sweep';
-export const CONFIG_TAG = 'spot-sweep:config';
-/** Namespace of the guard's metrics: SpendUsd {Sweep}, InstanceHours {Sweep, Config}. */
-export const METRIC_NAMESPACE = 'SpotSweep';
+/** The guard's calls to EC2, Auto Scaling and CloudWatch; names, tags and metrics from lib/contract. */
 
 /** Every instance tagged with the sweep, in every state (DescribeInstances returns all states unless filtered). */
 export async function listSweepInstances(ec2: EC2Client, sweep: string): Promise<ObservedInstance[]> {
   const found: ObservedInstance[] = [];
   let NextToken: string | undefined;
   do {
-    const page = await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: `tag:${SWEEP_TAG}`, Values: [sweep] }], NextToken }));
+    // @see https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeInstances.html (filter `tag:<key>`)
+    const page = await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: `tag:${TAGS.sweep}`, Values: [sweep] }], NextToken }));
     for (const r of page.Reservations ?? []) {
       for (const i of r.Instances ?? []) {
         if (!i.InstanceId || !i.LaunchTime) continue;
         found.push({
           instanceId: i.InstanceId,
-          config: i.Tags?.find((t) => t.Key === CONFIG_TAG)?.Value ?? '(untagged)',
+          config: i.Tags?.find((t) => t.Key === TAGS.config)?.Value ?? '(untagged)',
           instanceType: i.InstanceType ?? 'unknown',
           // InstanceLifecycle is `spot` for spot instances and absent for on-demand ones.
           // @see https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_Instance.html
@@ -95,7 +93,8 @@ export async function countSpotLaunchFailures(autoscaling: AutoScalingClient, gr
 
 /**
  * Min, max and desired capacity 0: the group terminates its instance and launches no other. The
- * job receives the spot-style shutdown (SIGTERM through systemd) and checkpoints first.
+ * job receives the spot-style shutdown (SIGTERM through systemd) and checkpoints if it still can; the
+ * budget stop asks it to stop through control.json first (budget-stop.ts).
  * @see https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_UpdateAutoScalingGroup.html
  */
 export async function scaleGroupToZero(autoscaling: AutoScalingClient, groupName: string): Promise<void> {
@@ -126,15 +125,15 @@ export async function putSpendMetrics(
 ): Promise<void> {
   await cloudwatch.send(
     new PutMetricDataCommand({
-      Namespace: METRIC_NAMESPACE,
+      Namespace: METRICS.namespace,
       MetricData: [
         // CloudWatch has no currency unit: USD with unit None.
-        { MetricName: 'SpendUsd', Dimensions: [{ Name: 'Sweep', Value: sweep }], Value: totalUsd, Unit: 'None', Timestamp: now },
+        { MetricName: METRICS.spendUsd, Dimensions: [{ Name: METRICS.dimensions.sweep, Value: sweep }], Value: totalUsd, Unit: 'None', Timestamp: now },
         ...Object.entries(instanceHoursByConfig).map(([config, hours]) => ({
-          MetricName: 'InstanceHours',
+          MetricName: METRICS.instanceHours,
           Dimensions: [
-            { Name: 'Sweep', Value: sweep },
-            { Name: 'Config', Value: config },
+            { Name: METRICS.dimensions.sweep, Value: sweep },
+            { Name: METRICS.dimensions.config, Value: config },
           ],
           Value: hours,
           Unit: 'None' as const,
@@ -152,19 +151,17 @@ export interface AwsClients {
   readonly s3: S3Client;
 }
 
-/** The guard's dependencies on real AWS (or an emulator, through the clients' endpoints). */
+/** The guard's dependencies on real AWS (or an emulator, through the clients' endpoints); the store is the artifact bucket. */
 export function awsDeps(clients: AwsClients, bucket: string, now: () => Date = () => new Date()): GuardDeps {
   const { ec2, autoscaling, cloudwatch, s3 } = clients;
   return {
+    store: s3Store({ client: s3, bucket }),
     listInstances: (sweep) => listSweepInstances(ec2, sweep),
     spotPriceHistory: (type, az, start, end) => spotPriceHistory(ec2, type, az, start, end),
     spotLaunchFailures: (group) => countSpotLaunchFailures(autoscaling, group),
     scaleToZero: (group) => scaleGroupToZero(autoscaling, group),
     switchToOnDemand: (group) => switchGroupToOnDemand(autoscaling, group),
     putMetrics: (sweep, total, hours) => putSpendMetrics(cloudwatch, sweep, total, hours, now()),
-    read: (key) => readText(s3, bucket, key),
-    write: (key, body, ifMatch) => writeText(s3, bucket, key, body, { ifMatch }),
-    isConflict: isPreconditionFailed,
     log: (message, detail) => console.log(JSON.stringify({ level: 'INFO', message, ...detail })),
   };
 }

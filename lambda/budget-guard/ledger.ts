@@ -1,7 +1,12 @@
+import { contractProblems, storeKeys, SWEEP_FILES } from '../../lib/contract';
+import { SweepStore } from '../../lib/store';
+import { hoursBetween, onDemandUsdPerHour, PricePoint, spotCostUsd } from './pricing';
+
 /**
- * The guard's persistent ledger, `sweeps/<sweep>/spend.json`: every instance of the sweep ever seen.
- * EC2 DescribeInstances forgets a terminated instance after about an hour, so the ledger, not EC2,
- * is the record of what the sweep has spent.
+ * The spend ledger, the sweep's spend.json (lib/contract `storeKeys.sweepFile(sweep, 'spend')`, schema
+ * training/contract/spend.schema.json): every instance of the sweep ever seen, priced. EC2
+ * DescribeInstances forgets a terminated instance after about an hour, so the ledger, not EC2, is the
+ * record of what the sweep has spent. The guard is its only writer.
  * @see https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/terminating-instances.html
  */
 
@@ -162,4 +167,129 @@ export function parseLedger(text: string): { ledger?: Ledger; problem?: string }
   } catch (err) {
     return { problem: `not valid JSON (${(err as Error).message})` };
   }
+}
+
+/** What updating the ledger asks of AWS and the store. */
+export interface LedgerDeps {
+  readonly store: SweepStore;
+  /** Every instance tagged with the sweep, in every state. */
+  listInstances(sweep: string): Promise<ObservedInstance[]>;
+  spotPriceHistory(instanceType: string, availabilityZone: string, start: Date, end: Date): Promise<PricePoint[]>;
+  log(message: string, detail?: Record<string, unknown>): void;
+}
+
+export interface LedgerSettings {
+  readonly sweep: string;
+  readonly budgetUsd: number;
+  /** Every config of the sweep: each gets a row, even before its first instance. */
+  readonly configs: readonly string[];
+}
+
+const round4 = (x: number): number => Math.round(x * 10000) / 10000;
+
+const PRICING_NOTE =
+  'Spot instances: time-weighted EC2 spot price history (Linux/UNIX) of their type and AZ; on-demand instances: the on-demand price ' +
+  'table in lib/cost/instances.ts (us-east-1 list prices). EBS volumes and data transfer are not counted.';
+
+/** Prices every instance that is still running or not yet priced; ended and priced ones are kept as they are. */
+export async function priceInstances(
+  spotPriceHistory: LedgerDeps['spotPriceHistory'],
+  instances: Record<string, LedgerInstance>,
+  nowMs: number,
+): Promise<void> {
+  const open = Object.values(instances).filter((i) => !i.final);
+  const histories = new Map<string, Promise<PricePoint[]>>();
+  for (const i of open.filter((x) => x.market === 'spot')) {
+    const key = `${i.instanceType} ${i.availabilityZone}`;
+    if (histories.has(key)) continue;
+    const starts = open.filter((x) => x.market === 'spot' && `${x.instanceType} ${x.availabilityZone}` === key).map((x) => Date.parse(x.launchTime));
+    histories.set(key, spotPriceHistory(i.instanceType, i.availabilityZone, new Date(Math.min(...starts)), new Date(nowMs)));
+  }
+  for (const i of open) {
+    const startMs = Date.parse(i.launchTime);
+    const endMs = i.endedAt ? Date.parse(i.endedAt) : nowMs;
+    const hours = hoursBetween(startMs, endMs);
+    let cost: number | undefined;
+    let source: PriceSource = 'unpriced';
+    if (i.market === 'spot') {
+      cost = spotCostUsd(await histories.get(`${i.instanceType} ${i.availabilityZone}`)!, startMs, endMs);
+      if (cost !== undefined) source = 'spot price history';
+    }
+    if (cost === undefined) {
+      // On-demand instances, and spot ones without a price history (an upper bound: spot never costs more than on-demand).
+      const hourly = onDemandUsdPerHour(i.instanceType);
+      if (hourly !== undefined) {
+        cost = hours * hourly;
+        source = i.market === 'spot' ? 'on-demand price table (no spot price history)' : 'on-demand price table';
+      }
+    }
+    instances[i.instanceId] = { ...i, hours: round4(hours), usd: round4(cost ?? 0), priceSource: source, final: i.endedAt !== undefined && cost !== undefined };
+  }
+}
+
+/**
+ * This run's ledger: the stored one (if readable) with this run's observations folded in and priced,
+ * per-config totals (keeping each config's on-demand switch record), and `stoppedForBudget` set the
+ * first time the total reaches the budget. Not written yet: see {@link writeLedger}.
+ */
+export async function updateLedger(deps: LedgerDeps, settings: LedgerSettings, now: Date): Promise<Ledger> {
+  const { sweep, budgetUsd } = settings;
+  const nowIso = now.toISOString();
+  const notes: string[] = [PRICING_NOTE];
+  const stored = await deps.store.read(storeKeys.sweepFile(sweep, 'spend'));
+  let previous: Ledger | undefined;
+  if (stored !== undefined) {
+    const parsed = parseLedger(stored);
+    previous = parsed.ledger;
+    if (parsed.problem) {
+      notes.push(`The previous ${SWEEP_FILES.spend} was unreadable (${parsed.problem}) at ${nowIso}; spend of instances already gone from EC2 may be missing.`);
+      deps.log('previous ledger unreadable, starting a new one', { problem: parsed.problem });
+    }
+  }
+  for (const n of previous?.notes ?? []) if (!notes.includes(n)) notes.push(n);
+
+  const observed = await deps.listInstances(sweep);
+  const instances = mergeInstances(previous?.instances ?? {}, observed, nowIso);
+  await priceInstances((type, az, start, end) => deps.spotPriceHistory(type, az, start, end), instances, now.getTime());
+  for (const i of Object.values(instances)) {
+    const note = `${i.instanceType} has no price in lib/cost/instances.ts and no spot price history: its spend counts as $0.`;
+    if (i.priceSource === 'unpriced' && !notes.includes(note)) notes.push(note);
+  }
+  const summary = summarize(instances, settings.configs);
+  const configs: Record<string, ConfigSpend> = {};
+  for (const [config, s] of Object.entries(summary.configs)) {
+    const before = previous?.configs[config];
+    configs[config] = {
+      ...s,
+      usd: round4(s.usd),
+      instanceHours: round4(s.instanceHours),
+      ...(before?.spotLaunchFailures !== undefined ? { spotLaunchFailures: before.spotLaunchFailures } : {}),
+      ...(before?.onDemandSince !== undefined ? { onDemandSince: before.onDemandSince, onDemandReason: before.onDemandReason ?? '' } : {}),
+    };
+  }
+  const totalUsd = round4(summary.totalUsd);
+  const stoppedForBudget = previous?.stoppedForBudget ?? (totalUsd >= budgetUsd ? { at: nowIso, totalUsd } : undefined);
+  return {
+    version: 1,
+    sweep,
+    budgetUsd,
+    updatedAt: nowIso,
+    totalUsd,
+    configs,
+    instances,
+    ...(stoppedForBudget ? { stoppedForBudget } : {}),
+    notes,
+  };
+}
+
+/**
+ * Writes spend.json (unconditionally: the guard is its only writer, and one run at a time, as the
+ * schedule's target). Returns what does not fit spend.schema.json: the ledger is written anyway,
+ * since losing the spend record would be worse, and the run reports the problems as errors.
+ */
+export async function writeLedger(store: SweepStore, ledger: Ledger): Promise<string[]> {
+  const text = `${JSON.stringify(ledger, null, 2)}\n`;
+  const problems = contractProblems('spend', JSON.parse(text));
+  await store.write(storeKeys.sweepFile(ledger.sweep, 'spend'), text);
+  return problems.map((p) => `${SWEEP_FILES.spend}: ${p}`);
 }

@@ -1,6 +1,7 @@
+import { SWEEP_FILES } from '../../lib/contract';
 import { buildLeaderboard, ConfigArtifacts, LeaderboardRow } from '../../lib/results/leaderboard';
 
-/** The sweep-level files the collector reads besides each config's results.json and status.json. */
+/** The sweep-level files the collector reads besides each config's results.json, status.json and control.json. */
 export interface SweepSpend {
   readonly totalUsd?: number;
   readonly budgetUsd?: number;
@@ -11,11 +12,11 @@ export interface SweepSpend {
 export interface LeaderboardEntry extends LeaderboardRow {
   /** 1 = best mean nDCG@10; absent for unscored rows. */
   readonly rank?: number;
-  /** Spend so far: the guard's spend.json, else the spendUsd it merged into status.json. */
+  /** Spend so far, from the guard's spend.json (status.json is the job runner's and carries no spend). */
   readonly spendUsd?: number;
 }
 
-/** sweeps/<sweep>/leaderboard.json */
+/** The sweep's leaderboard.json (lib/contract `storeKeys.sweepFile(sweep, 'leaderboard')`). */
 export interface LeaderboardDocument {
   readonly version: 1;
   readonly sweep: string;
@@ -26,12 +27,6 @@ export interface LeaderboardDocument {
   /** Malformed files, one line each: reported, never fatal. */
   readonly problems: readonly string[];
 }
-
-export const resultsKey = (sweep: string, config: string): string => `sweeps/${sweep}/${config}/results.json`;
-export const statusKey = (sweep: string, config: string): string => `sweeps/${sweep}/${config}/status.json`;
-export const spendKey = (sweep: string): string => `sweeps/${sweep}/spend.json`;
-export const leaderboardKey = (sweep: string): string => `sweeps/${sweep}/leaderboard.json`;
-export const reportKey = (sweep: string): string => `sweeps/${sweep}/report.html`;
 
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
 
@@ -47,16 +42,8 @@ export function parseSpend(text: string | undefined, problems: string[]): SweepS
     }
     return { totalUsd: num(ledger.totalUsd), budgetUsd: num(ledger.budgetUsd), byConfig };
   } catch (err) {
-    problems.push(`spend.json: not valid JSON (${(err as Error).message})`);
+    problems.push(`${SWEEP_FILES.spend}: not valid JSON (${(err as Error).message})`);
     return { byConfig: {} };
-  }
-}
-
-function statusSpend(statusText: string | undefined): number | undefined {
-  try {
-    return statusText === undefined ? undefined : num((JSON.parse(statusText) as { spendUsd?: unknown }).spendUsd);
-  } catch {
-    return undefined;
   }
 }
 
@@ -70,12 +57,11 @@ export function buildLeaderboardDocument(
   const board = buildLeaderboard(artifacts);
   const problems = [...board.problems];
   const spend = parseSpend(spendText, problems);
-  const byConfig = new Map(artifacts.map((a) => [a.config, a]));
   let rank = 0;
   const rows = board.rows.map((r): LeaderboardEntry => ({
     ...r,
     rank: r.ndcgMean !== undefined ? ++rank : undefined,
-    spendUsd: spend.byConfig[r.config] ?? statusSpend(byConfig.get(r.config)?.statusText),
+    spendUsd: spend.byConfig[r.config],
   }));
   return { version: 1, sweep, generatedAt, totalSpendUsd: spend.totalUsd, budgetUsd: spend.budgetUsd, rows, problems };
 }

@@ -1,7 +1,8 @@
 import { S3Client } from '@aws-sdk/client-s3';
+import { storeKeys } from '../../lib/contract';
+import { s3Store } from '../../lib/store';
 import { requireEnv } from '../shared/env';
-import { readText, writeText } from '../shared/json-objects';
-import { buildLeaderboardDocument, leaderboardKey, reportKey, resultsKey, spendKey, statusKey } from './collect';
+import { buildLeaderboardDocument } from './collect';
 import { renderReport } from './report';
 
 /**
@@ -10,9 +11,8 @@ import { renderReport } from './report';
  * SWEEP, BUCKET, CONFIGS (JSON list of config names).
  */
 const sweep = requireEnv('SWEEP');
-const bucket = requireEnv('BUCKET');
 const configs = JSON.parse(requireEnv('CONFIGS')) as string[];
-const s3 = new S3Client({});
+const store = s3Store({ client: new S3Client({}), bucket: requireEnv('BUCKET') });
 
 /** The part of the EventBridge `Object Created` event the handler logs. */
 interface ObjectCreatedEvent {
@@ -20,13 +20,19 @@ interface ObjectCreatedEvent {
 }
 
 export async function handler(event: ObjectCreatedEvent = {}): Promise<{ rows: number; problems: number }> {
-  const read = async (key: string): Promise<string | undefined> => (await readText(s3, bucket, key))?.text;
   const artifacts = await Promise.all(
-    configs.map(async (config) => ({ config, resultsText: await read(resultsKey(sweep, config)), statusText: await read(statusKey(sweep, config)) })),
+    configs.map(async (config) => ({
+      config,
+      resultsText: await store.read(storeKeys.configFile(sweep, config, 'results')),
+      statusText: await store.read(storeKeys.configFile(sweep, config, 'status')),
+      // A stop request not yet obeyed shows as a note on the config's row.
+      controlText: await store.read(storeKeys.configFile(sweep, config, 'control')),
+    })),
   );
-  const doc = buildLeaderboardDocument(sweep, artifacts, await read(spendKey(sweep)), new Date().toISOString());
-  await writeText(s3, bucket, leaderboardKey(sweep), `${JSON.stringify(doc, null, 2)}\n`);
-  await writeText(s3, bucket, reportKey(sweep), renderReport(doc), { contentType: 'text/html; charset=utf-8' });
+  const doc = buildLeaderboardDocument(sweep, artifacts, await store.read(storeKeys.sweepFile(sweep, 'spend')), new Date().toISOString());
+  await store.write(storeKeys.sweepFile(sweep, 'leaderboard'), `${JSON.stringify(doc, null, 2)}\n`);
+  // lib/store gives .html keys their content type (text/html; charset=utf-8), so the report opens in a browser.
+  await store.write(storeKeys.sweepFile(sweep, 'report'), renderReport(doc));
   console.log(JSON.stringify({ level: 'INFO', message: 'leaderboard rebuilt', trigger: event.detail?.object?.key, rows: doc.rows.length, problems: doc.problems }));
   return { rows: doc.rows.length, problems: doc.problems.length };
 }

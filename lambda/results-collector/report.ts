@@ -1,9 +1,12 @@
+import { storeKeys } from '../../lib/contract';
 import { LeaderboardDocument, LeaderboardEntry } from './collect';
 
 /**
  * sweeps/<sweep>/report.html: one self-contained page (inline CSS and SVG, no script, no request to
  * anywhere), so it opens from S3, a laptop's disk or an e-mail attachment alike. Every string that
- * comes from the sweep's files goes through `escapeHtml`.
+ * comes from the sweep's files goes through `escapeHtml`. Script-mode configs (the user's own script,
+ * no metric declared) are rows without a score, with their result files named in the note; they are
+ * not problems and are not charted.
  */
 
 /** Escapes text for HTML element content and double- or single-quoted attributes. */
@@ -101,16 +104,22 @@ function row(r: LeaderboardEntry): string {
     `<td class="num">${r.rank ?? '–'}</td>`,
     `<td>${escapeHtml(r.config)}</td>`,
     `<td class="state-${escapeHtml(r.state)}">${escapeHtml(r.state)}</td>`,
-    `<td class="num">${r.ndcgMean === undefined ? '–' : `${r.ndcgMean.toFixed(4)} ± ${(r.ndcgStd ?? 0).toFixed(4)}`}</td>`,
+    `<td class="num">${r.ndcgMean === undefined ? (r.mode === 'script' ? 'no metric' : '–') : `${r.ndcgMean.toFixed(4)} ± ${(r.ndcgStd ?? 0).toFixed(4)}`}</td>`,
     `<td class="num">${r.folds?.length ?? '–'}</td>`,
     `<td class="num">${r.spendUsd === undefined ? '–' : `$${r.spendUsd.toFixed(2)}`}</td>`,
     `<td class="num">${duration(r.totalSeconds)}</td>`,
     `<td class="num">${r.examplesPerSecond === undefined ? '–' : Math.round(r.examplesPerSecond).toLocaleString('en-US')}</td>`,
     `<td class="text">${escapeHtml(r.device ?? '–')}</td>`,
     `<td class="num">${r.interruptions ?? '–'}</td>`,
-    `<td class="text">${escapeHtml(r.problem ?? '')}</td>`,
+    `<td class="text">${escapeHtml(note(r))}</td>`,
   ];
-  return `<tr>${cells.join('')}</tr>`;
+  return `<tr${r.mode === 'script' ? ' class="mode-script"' : ''}>${cells.join('')}</tr>`;
+}
+
+/** The note cell: what is wrong, then what is worth knowing (a script's files, a pending stop). */
+function note(r: LeaderboardEntry): string {
+  const files = r.mode === 'script' && r.resultFiles && r.resultFiles.length > 0 ? ` (${r.resultFiles.slice(0, 5).join(', ')}${r.resultFiles.length > 5 ? ', …' : ''})` : '';
+  return [r.problem, r.note ? `${r.note}${files}` : undefined].filter(Boolean).join('; ');
 }
 
 /** The whole report page. */
@@ -119,6 +128,9 @@ export function renderReport(doc: LeaderboardDocument): string {
     doc.totalSpendUsd === undefined
       ? 'Spend: not measured yet (the budget guard has not run).'
       : `Spend so far: $${fixed(doc.totalSpendUsd, 2)}${doc.budgetUsd === undefined ? '' : ` of a $${fixed(doc.budgetUsd, 2)} budget`}.`;
+  const scriptNote = doc.rows.some((r) => r.mode === 'script')
+    ? `<p class="note">Script-mode configs run your own script and declare no metric, so they have no score and no place in the chart; their result files are under ${escapeHtml(storeKeys.configFile(doc.sweep, '<config>', 'scriptResults'))} in the bucket.</p>`
+    : '';
   const problems =
     doc.problems.length === 0 ? '' : `<h2>Problems</h2>\n<ul class="problems">${doc.problems.map((p) => `<li>${escapeHtml(p)}</li>`).join('')}</ul>`;
   return `<!doctype html>
@@ -142,6 +154,7 @@ ${renderChart(doc.rows)}
 ${doc.rows.map(row).join('\n')}
 </tbody>
 </table>
+${scriptNote}
 <p class="note">Cost: instance-hours × price (spot price history for spot instances, the on-demand list price otherwise), from the budget guard's spend.json; storage and data transfer are not included. Runtime: the trainer's total wall time.</p>
 ${problems}
 </body>

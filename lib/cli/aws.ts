@@ -4,22 +4,18 @@ import type { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import type { CloudFormationClient } from '@aws-sdk/client-cloudformation';
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { S3Client } from '@aws-sdk/client-s3';
-import type { SSMClient } from '@aws-sdk/client-ssm';
-import { loadSpec } from '../spec/load';
-import { SweepSpec, sweepStackName } from '../spec/types';
+import { FOUNDATION_STACK, sweepStackName } from '../contract';
+import { SweepSpec } from '../spec/types';
+import { s3Store, SweepStore } from '../store';
 import { hasAwsCredentials } from './spot-prices';
-import { SweepStore } from './store';
 
 /**
- * Shared by `status`, `logs`, `results` and `stop`: command-line options common to them, the AWS
+ * Shared by `status`, `logs`, `results` and `stop`: the AWS
  * clients (credentials, region and endpoints from the environment the CLI was given), the stack
  * look-ups and the translation of AWS errors into sentences a user can act on.
  */
 
-/** Exit code of a command that could not reach or use AWS (credentials, region, stack, permissions). */
-export const AWS_EXIT = { aws: 5 } as const;
-
-/** A problem with the AWS setup, said as a sentence; the CLI prints it and exits {@link AWS_EXIT}. */
+/** A problem with the AWS setup, said as a sentence; the CLI prints it and exits EXIT_CODES.cli.aws. */
 export class AwsSetupError extends Error {
   constructor(message: string) {
     super(message);
@@ -27,19 +23,7 @@ export class AwsSetupError extends Error {
   }
 }
 
-/** A wrong command line; the CLI prints it with the command's usage and exits 2. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
-
-/**
- * The foundation stack's name; the same as FOUNDATION_STACK in lib/foundation-stack.ts (a test
- * checks), repeated so the CLI does not load aws-cdk-lib.
- */
-export const FOUNDATION_STACK = 'SpotSweep-Foundation';
+export { FOUNDATION_STACK };
 
 export const NO_CREDENTIALS = 'no AWS credentials: run aws configure or set AWS_PROFILE (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).';
 
@@ -51,75 +35,7 @@ export interface AwsOptions {
   readonly bucket?: string;
 }
 
-/** A parsed command line: positional arguments, value flags and boolean flags. */
-export interface ParsedArgs {
-  readonly positional: readonly string[];
-  readonly values: ReadonlyMap<string, string>;
-  readonly flags: ReadonlySet<string>;
-}
-
-export interface ArgSpec {
-  /** Flags that take a value (`--bucket NAME` or `--bucket=NAME`). */
-  readonly values?: readonly string[];
-  /** Flags that stand alone. */
-  readonly flags?: readonly string[];
-  /**
-   * Flags whose value is optional: given as `--flag=VALUE`, or as the next argument when `accepts`
-   * says it is one (so `--watch 10` works and `--watch spec.json` stays a spec).
-   */
-  readonly optional?: Readonly<Record<string, (next: string) => boolean>>;
-}
-
-/** Parses `args`; throws UsageError naming an unknown option or a missing value. */
-export function parseArgs(args: readonly string[], spec: ArgSpec): ParsedArgs {
-  const valueFlags = new Set(['--region', '--bucket', ...(spec.values ?? [])]);
-  const boolFlags = new Set(spec.flags ?? []);
-  const optional = spec.optional ?? {};
-  const positional: string[] = [];
-  const values = new Map<string, string>();
-  const flags = new Set<string>();
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
-    if (!arg.startsWith('--')) {
-      if (arg.startsWith('-') && arg !== '-') throw new UsageError(`unknown option "${arg}".`);
-      positional.push(arg);
-      continue;
-    }
-    const eq = arg.indexOf('=');
-    const [flag, inline] = eq > 0 ? [arg.slice(0, eq), arg.slice(eq + 1)] : [arg, undefined];
-    if (valueFlags.has(flag)) {
-      const value = inline ?? args[++i];
-      if (value === undefined || value === '' || (inline === undefined && value.startsWith('--'))) throw new UsageError(`${flag} needs a value.`);
-      values.set(flag, value);
-    } else if (flag in optional) {
-      flags.add(flag);
-      const next = args[i + 1];
-      const value = inline ?? (next !== undefined && optional[flag](next) ? args[++i] : undefined);
-      if (value !== undefined) values.set(flag, value);
-    } else if (boolFlags.has(flag) && inline === undefined) {
-      flags.add(flag);
-    } else {
-      throw new UsageError(`unknown option "${arg}".`);
-    }
-  }
-  return { positional, values, flags };
-}
-
-/** A positive number of seconds from a flag value; throws UsageError otherwise. */
-export function seconds(flag: string, value: string | undefined, fallback: number, min = 0): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < min) throw new UsageError(`${flag} ${value}: give a number of seconds${min > 0 ? ` of at least ${min}` : ''}.`);
-  return n;
-}
-
-/** The spec for a command; SpecError propagates (the CLI prints it and exits 1). */
-export function loadSweep(file: string | undefined, usage: string): SweepSpec {
-  if (file === undefined) throw new UsageError(`no spec file given. Usage: ${usage}`);
-  return loadSpec(file);
-}
-
-type ServiceId = 'S3' | 'CLOUDFORMATION' | 'AUTO_SCALING' | 'EC2' | 'SSM';
+type ServiceId = 'S3' | 'CLOUDFORMATION' | 'AUTO_SCALING' | 'EC2';
 
 /**
  * The AWS clients of one CLI run, built from the environment the CLI was given (so tests pass their
@@ -186,10 +102,6 @@ export class AwsSession {
     return this.client('EC2', (c) => new (require('@aws-sdk/client-ec2') as typeof import('@aws-sdk/client-ec2')).EC2Client(c));
   }
 
-  ssm(): SSMClient {
-    return this.client('SSM', (c) => new (require('@aws-sdk/client-ssm') as typeof import('@aws-sdk/client-ssm')).SSMClient(c));
-  }
-
   /** Releases the clients' sockets so the process can exit. */
   close(): void {
     for (const c of this.cache.values()) (c as { destroy(): void }).destroy();
@@ -209,7 +121,9 @@ export class AwsSession {
     } catch (err) {
       // DescribeStacks answers ValidationError "Stack with id X does not exist" for an unknown stack.
       // @see https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_DescribeStacks.html
-      if ((err as Error).name === 'ValidationError' && /does not exist/.test((err as Error).message)) throw notFound;
+      // Stack names here come from lib/contract and validated sweep names, so a ValidationError can
+      // only mean the stack is missing: the name is enough, the message text is not parsed.
+      if ((err as Error).name === 'ValidationError') throw notFound;
       throw explainAwsError(err, `CloudFormation DescribeStacks ${stackName}`);
     }
     if (!stack || stack.StackStatus === 'DELETE_COMPLETE') throw notFound;
@@ -227,7 +141,7 @@ export class AwsSession {
 
   /** Throws AwsSetupError unless the sweep's stack is deployed. */
   async requireSweepStack(spec: SweepSpec): Promise<void> {
-    const file = spec.specFile ? relativeSpec(spec.specFile) : `sweeps/${spec.name}.json`;
+    const file = spec.specFile ? relativeSpec(spec.specFile) : `<spec of ${spec.name}>.json`;
     await this.stackOutputs(sweepStackName(spec.name), `npx cdk deploy -c sweep=${file} --all`);
   }
 }
@@ -261,6 +175,10 @@ const CREDENTIAL_ERRORS = new Set([
   'AuthFailure',
 ]);
 
+const ACCESS_ERRORS = new Set(['AccessDenied', 'AccessDeniedException', 'UnauthorizedOperation', 'Forbidden', 'AllAccessDisabled']);
+/** Node's socket error codes for an endpoint that cannot be reached. */
+const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH']);
+
 /**
  * An AWS SDK error as a sentence: credentials, permissions or network. Anything else keeps the
  * service's own message, with the call that failed.
@@ -269,14 +187,17 @@ export function explainAwsError(err: unknown, call: string): AwsSetupError {
   const e = err as { name?: string; message?: string; code?: string };
   const name = e.name ?? 'Error';
   const message = (e.message ?? String(err)).split('\n')[0];
-  if (name === 'CredentialsProviderError' || /Could not load credentials/i.test(message)) return new AwsSetupError(NO_CREDENTIALS);
+  if (name === 'CredentialsProviderError') return new AwsSetupError(NO_CREDENTIALS);
+  if (name === 'NoSuchBucket') {
+    return new AwsSetupError(`${call}: the bucket does not exist in this account; check --bucket, or deploy the foundation with npx cdk deploy ${FOUNDATION_STACK}.`);
+  }
   if (CREDENTIAL_ERRORS.has(name)) {
     return new AwsSetupError(`AWS refused the credentials (${name}: ${message}) during ${call}: refresh them (aws sso login, or aws configure) and try again.`);
   }
-  if (/AccessDenied|UnauthorizedOperation|Forbidden/.test(name)) {
+  if (ACCESS_ERRORS.has(name)) {
     return new AwsSetupError(`access denied during ${call} (${message}): the identity you use needs that permission.`);
   }
-  if (/ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|socket hang up/.test(`${e.code ?? ''} ${message}`)) {
+  if (e.code !== undefined && NETWORK_ERRORS.has(e.code)) {
     return new AwsSetupError(`cannot reach AWS during ${call} (${message}): check the network, or AWS_ENDPOINT_URL if you set one.`);
   }
   return new AwsSetupError(`${call} failed: ${name}: ${message}`);
@@ -293,55 +214,12 @@ export async function aws<T>(call: string, run: () => Promise<T>): Promise<T> {
 }
 
 /**
- * The sweep store in the artifact bucket, through the session's S3 client (so `--region` and the
- * endpoint apply); the same {@link SweepStore} interface `local` uses, plus ranged reads for `logs`.
+ * The sweep store in the artifact bucket (lib/store, the same module the Lambdas use), through the
+ * session's S3 client so `--region` and the endpoint apply; SDK errors become sentences.
  */
-export interface BucketStore extends SweepStore {
-  /** Size in bytes of an object, or undefined when there is none. */
-  size(key: string): Promise<number | undefined>;
-  /** Bytes from `start` to the end of an object. */
-  readFrom(key: string, start: number): Promise<Buffer>;
-}
-
-export async function bucketStore(session: AwsSession, bucket: string): Promise<BucketStore> {
-  const { GetObjectCommand, HeadObjectCommand, PutObjectCommand } = await import('@aws-sdk/client-s3');
-  const s3 = session.s3();
-  const missing = (err: unknown): boolean => ['NoSuchKey', 'NotFound'].includes((err as Error).name);
-  const noBucket = (err: unknown): boolean => (err as Error).name === 'NoSuchBucket';
-  const bucketGone = (): AwsSetupError =>
-    new AwsSetupError(`bucket ${bucket} does not exist in this account: check --bucket, or deploy the foundation with npx cdk deploy ${FOUNDATION_STACK}.`);
-  return {
-    root: `s3://${bucket}`,
-    env: {},
-    async read(key) {
-      try {
-        const r = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-        return await r.Body?.transformToString('utf8');
-      } catch (err) {
-        if (missing(err)) return undefined;
-        if (noBucket(err)) throw bucketGone();
-        throw explainAwsError(err, `S3 GetObject s3://${bucket}/${key}`);
-      }
-    },
-    async write(key, body) {
-      await aws(`S3 PutObject s3://${bucket}/${key}`, () =>
-        s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: key.endsWith('.html') ? 'text/html' : 'application/json' })),
-      );
-    },
-    async size(key) {
-      try {
-        const r = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
-        return r.ContentLength;
-      } catch (err) {
-        if (missing(err) || (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
-        throw explainAwsError(err, `S3 HeadObject s3://${bucket}/${key}`);
-      }
-    },
-    async readFrom(key, start) {
-      const r = await aws(`S3 GetObject s3://${bucket}/${key}`, () => s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${start}-` })));
-      return Buffer.from((await r.Body?.transformToByteArray()) ?? new Uint8Array());
-    },
-  };
+export async function openStore(session: AwsSession, options: AwsOptions): Promise<{ bucket: string; store: SweepStore }> {
+  const bucket = await session.bucket(options);
+  return { bucket, store: s3Store({ client: session.s3(), bucket, explain: explainAwsError }) };
 }
 
 /** Text from a stream of byte chunks, never splitting a UTF-8 character between two chunks. */
@@ -363,14 +241,3 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     }
   });
 }
-
-/** States after which a config's job does not run again by itself. */
-export const FINAL_STATES: ReadonlySet<string> = new Set(['SUCCEEDED', 'FAILED', 'STOPPED']);
-
-/** The Auto Scaling group of a config (CONTRACTS.md "Issue 5 — shared names"). */
-export function groupName(sweep: string, config: string): string {
-  return `SpotSweep-${sweep}-${config}`;
-}
-
-/** The instance tag the sweep stack propagates at launch, `spot-sweep:job=<sweep>/<config>`. */
-export const JOB_TAG = 'spot-sweep:job';

@@ -1,9 +1,7 @@
 import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-
-/** Tag the job runner puts on every checkpoint object, so the lifecycle rule can find them. */
-export const CHECKPOINT_TAG = { key: 'spot-sweep-kind', value: 'checkpoint' } as const;
+import { CHECKPOINT_TAG } from '../contract';
 
 export interface ArtifactBucketProps {
   /**
@@ -15,8 +13,9 @@ export interface ArtifactBucketProps {
   readonly destroyData?: boolean;
 
   /**
-   * Days after which checkpoint objects (tagged `spot-sweep-kind=checkpoint`, written under
-   * `sweeps/<sweep>/<config>/checkpoints/`) expire. Checkpoints only serve to resume an interrupted
+   * Days after which checkpoint objects expire: the job runner tags every checkpoint upload with the
+   * contract's CHECKPOINT_TAG (`spot-sweep-kind=checkpoint`, training/contract/names.json `objectTags`);
+   * they live under each config's `checkpoints/` folder. Checkpoints only serve to resume an interrupted
    * run, and a run lasts at most 48 h, so a week leaves room to resume a stopped config by hand.
    * @default Duration.days(7)
    */

@@ -5,12 +5,14 @@ import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { alarmNames, CONFIG_FILES, groupName, METRICS, storeKeys } from '../contract';
+import { spendMetric } from '../monitoring/metrics';
 import { acknowledgeWildcardResource, SpotSweepFunction } from './spot-sweep-function';
 
 /** One config's Auto Scaling group, as the guard sees it. */
 export interface GuardedGroupProps {
   readonly config: string;
-  /** The group's explicit name, `SpotSweep-<sweep>-<config>`. */
+  /** The group's explicit name, lib/contract `groupName`: `SpotSweep-<sweep>-<config>`. */
   readonly groupName: string;
   /** The config's market from the sweep spec. */
   readonly market: 'spot' | 'on-demand' | 'spot-then-on-demand';
@@ -20,9 +22,9 @@ export interface GuardedGroupProps {
 
 export interface BudgetGuardProps {
   readonly sweepName: string;
-  /** The sweep's budget; every group goes to zero once the spend reaches it. */
+  /** The sweep's budget; every job is asked to stop, and every group goes to zero, once the spend reaches it. */
   readonly budgetUsd: number;
-  /** The artifact bucket: the guard keeps its ledger and updates status.json under `sweeps/<sweep>/`. */
+  /** The artifact bucket: the guard keeps its ledger (spend.json) there and writes stop requests (control.json). */
   readonly bucket: s3.IBucket;
   readonly groups: readonly GuardedGroupProps[];
   /**
@@ -35,17 +37,23 @@ export interface BudgetGuardProps {
    * @default 2
    */
   readonly spotFailuresBeforeOnDemand?: number;
+  /**
+   * How long a job has, after the guard wrote its stop request, to checkpoint, upload and end STOPPED
+   * before the guard scales its group to zero anyway. The job runner reads control.json every 30 s; the
+   * guard scales on its first run after the grace period (with the default schedule, the next one).
+   * @default Duration.seconds(180)
+   */
+  readonly stopGrace?: Duration;
 }
-
-/** Namespace and names of the guard's metrics (.ci/CONTRACTS.md, "Issue 5 — shared names"). */
-export const SPEND_NAMESPACE = 'SpotSweep';
 
 /**
  * The sweep budget: a scheduled Lambda (lambda/budget-guard) that keeps the sweep's spend ledger
- * (`sweeps/<sweep>/spend.json`), publishes `SpotSweep` `SpendUsd` {Sweep} and `InstanceHours`
- * {Sweep, Config}, merges `spendUsd` into each config's status.json, scales every group to zero at
- * the budget and moves `spot-then-on-demand` groups to on-demand after repeated spot losses; plus an
- * alarm on the spend.
+ * (spend.json, the only file it writes besides stop requests), publishes `SpendUsd` {Sweep} and
+ * `InstanceHours` {Sweep, Config} (lib/contract `METRICS`), moves `spot-then-on-demand` groups to
+ * on-demand after repeated spot losses, and at the budget asks every unfinished job to stop (a stop
+ * request in its control.json, which the job runner obeys: checkpoint, STOPPED) and scales each group
+ * to zero once its job is final, never started, or had its grace period; plus an alarm on the spend.
+ * status.json is the job runner's alone: the guard only reads it.
  */
 export class BudgetGuard extends Construct {
   public readonly function: SpotSweepFunction;
@@ -59,14 +67,19 @@ export class BudgetGuard extends Construct {
     super(scope, id);
     const schedule = props.schedule ?? Duration.minutes(5);
     const limit = props.spotFailuresBeforeOnDemand ?? 2;
+    const grace = props.stopGrace ?? Duration.seconds(180);
     const problems: string[] = [];
     if (!(props.budgetUsd > 0)) problems.push(`budgetUsd is ${props.budgetUsd}; give the sweep a budget above 0 USD.`);
     if (props.groups.length === 0) problems.push('groups is empty; pass one entry per config of the sweep.');
     if (schedule.toSeconds() < 60 || schedule.toSeconds() % 60 !== 0) problems.push(`schedule is ${schedule.toSeconds()} s; use whole minutes, at least Duration.minutes(1) (EventBridge rates are in minutes).`);
     if (!Number.isInteger(limit) || limit < 1) problems.push(`spotFailuresBeforeOnDemand is ${limit}; use a whole number of at least 1.`);
+    if (grace.toSeconds() < 60) {
+      problems.push(`stopGrace is ${grace.toSeconds()} s; give the job at least Duration.seconds(60) to see the stop request (read every 30 s), checkpoint and upload.`);
+    }
     for (const g of props.groups) {
-      if (g.groupName !== `SpotSweep-${props.sweepName}-${g.config}`) {
-        problems.push(`group of config "${g.config}" is named "${g.groupName}"; name it SpotSweep-${props.sweepName}-${g.config} (the guard's IAM policy and the CLI rely on it).`);
+      const expected = groupName(props.sweepName, g.config);
+      if (g.groupName !== expected) {
+        problems.push(`group of config "${g.config}" is named "${g.groupName}"; name it ${expected} (the guard's IAM policy and the CLI rely on it).`);
       }
     }
     if (problems.length > 0) throw new Error(`BudgetGuard for sweep "${props.sweepName}":\n  - ${problems.join('\n  - ')}`);
@@ -74,7 +87,7 @@ export class BudgetGuard extends Construct {
     const sweep = props.sweepName;
     this.function = new SpotSweepFunction(this, 'Function', {
       name: 'budget-guard',
-      description: `spot-sweep ${sweep}: spend ledger, spend metric, scale to zero at the budget`,
+      description: `spot-sweep ${sweep}: spend ledger, spend metric, stop requests and scale to zero at the budget`,
       timeout: Duration.minutes(2),
       environment: {
         SWEEP: sweep,
@@ -82,6 +95,7 @@ export class BudgetGuard extends Construct {
         BUDGET_USD: String(props.budgetUsd),
         GROUPS: JSON.stringify(props.groups.map(({ config, groupName, market }) => ({ config, groupName, market }))),
         SPOT_FAILURES_BEFORE_ON_DEMAND: String(limit),
+        STOP_GRACE_SECONDS: String(grace.toSeconds()),
       },
     });
     const role = this.function.role!;
@@ -110,7 +124,13 @@ export class BudgetGuard extends Construct {
     const groupArns = props.groups.map((g) =>
       stack.formatArn({ service: 'autoscaling', resource: 'autoScalingGroup', resourceName: `*:autoScalingGroupName/${g.groupName}`, arnFormat: ArnFormat.COLON_RESOURCE_NAME }),
     );
-    const sweepObjects = props.bucket.arnForObjects(`sweeps/${sweep}/*`);
+    const sweepPrefix = storeKeys.sweep(sweep);
+    const sweepObjects = props.bucket.arnForObjects(`${sweepPrefix}*`);
+    // One writer per file: the guard writes its ledger and stop requests, nothing else (status.json is the runner's).
+    // A `*` inside a resource ARN matches any characters, `/` included, so `<prefix>*/control.json` is every
+    // config's control.json and no other key. @see https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_resource.html
+    const ledgerObject = props.bucket.arnForObjects(storeKeys.sweepFile(sweep, 'spend'));
+    const controlObjects = props.bucket.arnForObjects(`${sweepPrefix}*/${CONFIG_FILES.control}`);
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'UpdateSweepGroups',
@@ -127,24 +147,32 @@ export class BudgetGuard extends Construct {
         // PutMetricData has no resource-level permissions; the namespace condition key limits it.
         // @see https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/iam-cw-condition-keys-namespace.html
         resources: ['*'],
-        conditions: { StringEquals: { 'cloudwatch:namespace': SPEND_NAMESPACE } },
+        conditions: { StringEquals: { 'cloudwatch:namespace': METRICS.namespace } },
       }),
     );
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
-        sid: 'ReadWriteSweepObjects',
-        actions: ['s3:GetObject', 's3:PutObject'],
+        sid: 'ReadSweepObjects',
+        // spend.json, and each config's status.json and control.json.
+        actions: ['s3:GetObject'],
         resources: [sweepObjects],
       }),
     );
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
+        sid: 'WriteLedgerAndStopRequests',
+        actions: ['s3:PutObject'],
+        resources: [ledgerObject, controlObjects],
+      }),
+    );
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
         sid: 'ListSweepPrefix',
-        // Lets a missing status.json/spend.json read as NoSuchKey instead of AccessDenied.
+        // Lets a missing status.json/control.json/spend.json read as NoSuchKey instead of AccessDenied.
         // @see https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html
         actions: ['s3:ListBucket'],
         resources: [props.bucket.bucketArn],
-        conditions: { StringLike: { 's3:prefix': [`sweeps/${sweep}/*`] } },
+        conditions: { StringLike: { 's3:prefix': [`${sweepPrefix}*`] } },
       }),
     );
 
@@ -155,16 +183,10 @@ export class BudgetGuard extends Construct {
       targets: [new targets.LambdaFunction(this.function, { retryAttempts: 0 })],
     });
 
-    this.spendMetric = new cloudwatch.Metric({
-      namespace: SPEND_NAMESPACE,
-      metricName: 'SpendUsd',
-      dimensionsMap: { Sweep: sweep },
-      statistic: cloudwatch.Stats.MAXIMUM,
-      period: Duration.minutes(Math.max(5, schedule.toMinutes())),
-    });
+    this.spendMetric = spendMetric(sweep, { period: Duration.minutes(Math.max(5, schedule.toMinutes())), label: false });
     this.alarm = new cloudwatch.Alarm(this, 'BudgetAlarm', {
-      alarmName: `SpotSweep-${sweep}-budget`,
-      alarmDescription: `spot-sweep ${sweep}: the sweep has spent its budget of ${props.budgetUsd} USD; the budget guard scales every config to zero.`,
+      alarmName: alarmNames.budget(sweep),
+      alarmDescription: `spot-sweep ${sweep}: the sweep has spent its budget of ${props.budgetUsd} USD; the budget guard stops every config and scales it to zero.`,
       metric: this.spendMetric,
       threshold: props.budgetUsd,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -177,12 +199,17 @@ export class BudgetGuard extends Construct {
       id: 'AwsSolutions-IAM5[Resource::*]',
       reason:
         'ec2:DescribeInstances, ec2:DescribeSpotPriceHistory, autoscaling:DescribeScalingActivities and cloudwatch:PutMetricData support no resource-level permissions ' +
-        '(Service Authorization Reference); PutMetricData is limited to the SpotSweep namespace by condition.',
+        `(Service Authorization Reference); PutMetricData is limited to the ${METRICS.namespace} namespace by condition.`,
     });
     acknowledgeWildcardResource(
       role,
       sweepObjects,
-      `The ledger and each config's status.json live under sweeps/${sweep}/, keyed by config at run time; the wildcard is limited to the sweep's prefix.`,
+      `The guard reads each config's status.json and control.json under ${sweepPrefix}<config>/; the wildcard is limited to the sweep's prefix, and read-only.`,
+    );
+    acknowledgeWildcardResource(
+      role,
+      controlObjects,
+      `The guard writes stop requests into each config's control.json (${sweepPrefix}<config>/${CONFIG_FILES.control}) and no other file of a config.`,
     );
     for (const arn of groupArns) {
       acknowledgeWildcardResource(role, arn, 'The group id in an Auto Scaling group ARN is assigned at creation; the exact group name pins the resource.');

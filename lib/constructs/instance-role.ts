@@ -2,14 +2,20 @@ import { ArnFormat, Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { NAMES, storeKeys } from '../contract';
 
-/** Every sweep's Auto Scaling groups are named `SpotSweep-<sweep>-<config>`. */
-export const SWEEP_GROUP_PREFIX = 'SpotSweep-';
+/** The part of a contract name template before its first placeholder: `SpotSweep-{sweep}-{config}` -> `SpotSweep-`. */
+const fixedPart = (template: string): string => template.split('{')[0];
+/** The first folder of a store key: `cache/wheels` -> `cache/`. */
+const topFolder = (key: string): string => `${key.split('/')[0]}/`;
 
-/** Prefixes of the artifact bucket the instances read and write. */
-export const READ_WRITE_PREFIXES = ['sweeps/', 'cache/'] as const;
+/** Every sweep's Auto Scaling groups are named `SpotSweep-<sweep>-<config>` (lib/contract `groupName`). */
+export const SWEEP_GROUP_PREFIX = fixedPart(NAMES.groupName);
+
+/** Prefixes of the artifact bucket the instances read and write: every sweep's files, the wheel cache. */
+export const READ_WRITE_PREFIXES = [storeKeys.sweepsRoot, topFolder(storeKeys.wheelCache)] as const;
 /** Prefixes the instances only read: uploaded code bundles and data sets. */
-export const READ_ONLY_PREFIXES = ['code/', 'datasets/'] as const;
+export const READ_ONLY_PREFIXES = ['code/', fixedPart(NAMES.store.datasets)] as const;
 
 export interface InstanceRoleProps {
   /** The artifact bucket; the role gets access to its prefixes only. */

@@ -4,13 +4,14 @@ import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { CONFIG_FILES, storeKeys } from '../contract';
 import { acknowledgeWildcardResource, SpotSweepFunction } from './spot-sweep-function';
 
 export interface ResultsCollectorProps {
   readonly sweepName: string;
   /** The artifact bucket; it must send events to EventBridge (ArtifactBucket does). */
   readonly bucket: s3.IBucket;
-  /** Every config of the sweep: the collector reads each one's results.json and status.json. */
+  /** Every config of the sweep: the collector reads each one's results.json, status.json and control.json. */
   readonly configs: readonly string[];
 }
 
@@ -36,7 +37,8 @@ export class ResultsCollector extends Construct {
       environment: { SWEEP: sweep, BUCKET: bucket.bucketName, CONFIGS: JSON.stringify(configs) },
     });
     const role = this.function.role!;
-    const sweepObjects = bucket.arnForObjects(`sweeps/${sweep}/*`);
+    const sweepPrefix = storeKeys.sweep(sweep);
+    const sweepObjects = bucket.arnForObjects(`${sweepPrefix}*`);
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'ReadSweepObjects',
@@ -48,7 +50,7 @@ export class ResultsCollector extends Construct {
       new iam.PolicyStatement({
         sid: 'WriteLeaderboardAndReport',
         actions: ['s3:PutObject'],
-        resources: [bucket.arnForObjects(`sweeps/${sweep}/leaderboard.json`), bucket.arnForObjects(`sweeps/${sweep}/report.html`)],
+        resources: [bucket.arnForObjects(storeKeys.sweepFile(sweep, 'leaderboard')), bucket.arnForObjects(storeKeys.sweepFile(sweep, 'report'))],
       }),
     );
     role.addToPrincipalPolicy(
@@ -58,7 +60,7 @@ export class ResultsCollector extends Construct {
         // @see https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html
         actions: ['s3:ListBucket'],
         resources: [bucket.bucketArn],
-        conditions: { StringLike: { 's3:prefix': [`sweeps/${sweep}/*`] } },
+        conditions: { StringLike: { 's3:prefix': [`${sweepPrefix}*`] } },
       }),
     );
 
@@ -66,13 +68,13 @@ export class ResultsCollector extends Construct {
     // @see https://docs.aws.amazon.com/AmazonS3/latest/userguide/ev-events.html
     // @see https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-create-pattern-operators.html#eb-filtering-wildcard-matching
     this.rule = new events.Rule(this, 'OnResults', {
-      description: `spot-sweep ${sweep}: a config wrote results.json`,
+      description: `spot-sweep ${sweep}: a config wrote ${CONFIG_FILES.results}`,
       eventPattern: {
         source: ['aws.s3'],
         detailType: ['Object Created'],
         detail: {
           bucket: { name: [bucket.bucketName] },
-          object: { key: events.Match.wildcard(`sweeps/${sweep}/*/results.json`) },
+          object: { key: events.Match.wildcard(`${sweepPrefix}*/${CONFIG_FILES.results}`) },
         },
       },
       targets: [new targets.LambdaFunction(this.function, { retryAttempts: 2 })],
@@ -81,7 +83,7 @@ export class ResultsCollector extends Construct {
     acknowledgeWildcardResource(
       role,
       sweepObjects,
-      `Each config's results.json and status.json live under sweeps/${sweep}/<config>/; reads are limited to the sweep's prefix, writes to the two report objects.`,
+      `Each config's results.json, status.json and control.json live under ${sweepPrefix}<config>/; reads are limited to the sweep's prefix, writes to the two report objects.`,
     );
   }
 }

@@ -8,6 +8,11 @@ import { Construct } from 'constructs';
 
 /** Repository root: `lambda/<name>/index.ts` and package-lock.json live there. */
 const REPO_ROOT = path.join(__dirname, '..', '..');
+/** Makes the bundle's source map independent of where the checkout and the cloud assembly are. */
+const SOURCE_MAP_PATHS = path.join(__dirname, 'source-map-paths.cjs');
+
+/** One argument for `bash -c` (how local bundling runs command hooks), single-quoted. */
+const shellQuote = (arg: string): string => `'${arg.replace(/'/g, `'\\''`)}'`;
 
 export interface SpotSweepFunctionProps {
   /** Folder under `lambda/` whose `index.ts` exports `handler`, e.g. `budget-guard`. */
@@ -38,6 +43,13 @@ export interface SpotSweepFunctionProps {
  * esbuild (a devDependency, so no Docker) with minification and source maps, its own log group with a
  * retention, and its own role that can write only to that log group (no AWSLambdaBasicExecutionRole,
  * whose `logs:*` on every group cdk-nag rightly flags). The AWS SDK v3 comes from the runtime.
+ *
+ * The bundle is the same bytes from any checkout: esbuild names each source in the source map relative
+ * to the cloud assembly directory, so an afterBundling command hook rewrites them relative to the
+ * repository (source-map-paths.cjs). Otherwise the asset hash, which NodejsFunction takes from the
+ * bundle's output, and so the function's S3 key in the template, would change with the directory the
+ * app was synthesized from (test/stable-ids.sh checks it). Command hooks run in the local bundling's
+ * shell, after esbuild (the readme's "Command hooks").
  * @see https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html
  * @see https://docs.aws.amazon.com/cdk/api/v2/docs/aws-cdk-lib.aws_lambda_nodejs-readme.html
  */
@@ -74,6 +86,13 @@ export class SpotSweepFunction extends NodejsFunction {
         target: 'node24',
         // The Node.js runtime ships the AWS SDK v3; bundling it would only grow the package.
         externalModules: ['@aws-sdk/*'],
+        commandHooks: {
+          beforeBundling: () => [],
+          beforeInstall: () => [],
+          afterBundling: (inputDir: string, outputDir: string) => [
+            [process.execPath, SOURCE_MAP_PATHS, path.join(outputDir, 'index.js.map'), inputDir].map(shellQuote).join(' '),
+          ],
+        },
       },
     });
     logGroup.grantWrite(role);

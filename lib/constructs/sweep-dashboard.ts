@@ -1,6 +1,7 @@
 import { Duration, Token } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { Construct } from 'constructs';
+import { dashboardName, METRICS } from '../contract';
 import { gpuUtilizationMetric, spendMetric, trainingMetric } from '../monitoring/metrics';
 
 /** What the dashboard shows of one config. */
@@ -30,7 +31,7 @@ export interface SweepDashboardProps {
 }
 
 /**
- * One CloudWatch dashboard per sweep (`SpotSweep-<sweep>`): GPU utilisation per config, training
+ * One CloudWatch dashboard per sweep (lib/contract `dashboardName`: `SpotSweep-<sweep>`): GPU utilisation per config, training
  * progress and throughput per config (the job runner's EMF metrics), spend against the budget, and the
  * state of every alarm.
  * @see https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Dashboards.html
@@ -48,7 +49,7 @@ export class SweepDashboard extends Construct {
       throw new Error(`sweep "${props.sweepName}": budgetUsd ${props.budgetUsd} must be above 0 to draw the budget line; set e.g. "budgetUsd": 50.`);
     }
     const { sweepName } = props;
-    this.dashboardName = `SpotSweep-${sweepName}`;
+    this.dashboardName = dashboardName(sweepName);
     const width = 12;
     const height = 6;
 
@@ -61,14 +62,14 @@ export class SweepDashboard extends Construct {
     });
     const progress = new cloudwatch.GraphWidget({
       title: 'Training progress per config (0-1)',
-      left: props.configs.map((c) => trainingMetric('Progress', sweepName, c.config)),
+      left: props.configs.map((c) => trainingMetric(METRICS.progress, sweepName, c.config)),
       leftYAxis: { min: 0, max: 1, showUnits: false },
       width,
       height,
     });
     const throughput = new cloudwatch.GraphWidget({
       title: 'Examples per second per config',
-      left: props.configs.map((c) => trainingMetric('ExamplesPerSecond', sweepName, c.config)),
+      left: props.configs.map((c) => trainingMetric(METRICS.examplesPerSecond, sweepName, c.config)),
       leftYAxis: { min: 0, showUnits: false },
       width,
       height,

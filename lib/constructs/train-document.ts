@@ -3,6 +3,8 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
+import { jobUri, storeKeys } from '../contract';
+import { AGENT_CTL, AGENT_LOGS_FILE, agentLogsConfigJson } from './cloudwatch-agent-config';
 
 /**
  * The longest an `aws:runShellScript` step may run: 172800 s (48 h). The sweep spec refuses
@@ -16,6 +18,17 @@ export const INSTANCE_CODE_DIR = '/opt/spot-sweep/code';
 export const INSTANCE_LOG_DIR = '/var/log/spot-sweep';
 
 /**
+ * The contract's job URI (lib/contract `jobUri`) with a name pattern (spec names: lower-case letters,
+ * digits, dashes) for sweep and config, and the rest of it matched literally.
+ */
+const NAME = '[a-z0-9][a-z0-9-]*';
+const PLACEHOLDER = '\u0000';
+export const JOB_URI_PATTERN = jobUri(PLACEHOLDER, PLACEHOLDER)
+  .replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+  .split(PLACEHOLDER)
+  .join(NAME);
+
+/**
  * Index of the CUDA PyTorch wheels the bootstrap installs when the AMI has no CUDA torch.
  * CUDA 12.6 wheels are the newest that still carry kernels for Volta (sm_70, V100 / p3); the
  * CUDA 12.8 wheels cover Turing and newer (T4, A10G, L4, L40S, A100, H100).
@@ -27,7 +40,7 @@ export const WHEEL_INDEX = {
 } as const;
 
 export interface TrainDocumentProps {
-  /** The artifact bucket: its `cache/wheels/` prefix is the shared CUDA wheel cache. */
+  /** The artifact bucket: its wheel cache prefix (lib/contract `storeKeys.wheelCache`) is the shared CUDA wheel cache. */
   readonly bucket: s3.IBucket;
   /**
    * How long the training logs shipped to CloudWatch Logs are kept.
@@ -42,7 +55,7 @@ export interface TrainDocumentProps {
  * fetches the code bundle from S3, unpacks it and hands over to `bootstrap.sh`, which prepares
  * CUDA PyTorch, runs the job and removes the instance when the job ends.
  *
- * Parameters: `JobUri` (the config's job.json: `ssm:/spot-sweep/<sweep>/<config>/job`), `CodeUri` (the zipped `training/` folder),
+ * Parameters: `JobUri` (the config's job.json: lib/contract `jobUri`, `ssm:/spot-sweep/<sweep>/<config>/job`), `CodeUri` (the zipped `training/` folder),
  * `WheelIndex` (CUDA wheel index for the instance's GPU), `ExecutionTimeout` (seconds, from
  * `maxRuntimeHours`, at most 48 h). Output goes to CloudWatch Logs (through the CloudWatch agent,
  * because State Manager associations can only send command output to S3) and to S3 (the
@@ -77,26 +90,11 @@ export class TrainDocument extends Construct {
       retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
     });
 
-    const wheelCache = props.bucket.s3UrlForObject('cache/wheels');
+    const wheelCache = props.bucket.s3UrlForObject(storeKeys.wheelCache);
     const region = Stack.of(this).region;
-    // The CloudWatch agent tails every log file of the job (the DLAMI ships the agent).
-    // @see https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch-Agent-Configuration-File-Details.html
-    const agentConfig = JSON.stringify({
-      logs: {
-        logs_collected: {
-          files: {
-            collect_list: [
-              {
-                file_path: `${INSTANCE_LOG_DIR}/*.log`,
-                log_group_name: '__LOG_GROUP__',
-                log_stream_name: '{instance_id}',
-                timezone: 'UTC',
-              },
-            ],
-          },
-        },
-      },
-    });
+    // The CloudWatch agent tails every log file of the job (the DLAMI ships the agent); the launch
+    // template's user data loaded the same config at boot, under the same file name.
+    const agentConfig = agentLogsConfigJson(INSTANCE_LOG_DIR, this.logGroup.logGroupName);
 
     // The agent runs runShellScript with /bin/sh (dash on Ubuntu), whatever the shebang says, so
     // this step only writes the real script, in bash, and execs bash on it.
@@ -107,10 +105,10 @@ export class TrainDocument extends Construct {
       // Everything below also lands in bootstrap.log, which the agent ships to CloudWatch Logs.
       `exec > >(tee -a ${INSTANCE_LOG_DIR}/bootstrap.log) 2>&1`,
       'echo "$(date -u +%FT%TZ) train document: job {{ JobUri }}"',
-      'agent=/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl',
+      `agent=${AGENT_CTL}`,
       'if [ -x "$agent" ]; then',
-      `  printf '%s\\n' '${agentConfig.replace('__LOG_GROUP__', this.logGroup.logGroupName)}' > /opt/spot-sweep/cloudwatch-logs.json`,
-      '  "$agent" -a append-config -m ec2 -s -c file:/opt/spot-sweep/cloudwatch-logs.json ||',
+      `  printf '%s\\n' '${agentConfig}' > ${AGENT_LOGS_FILE}`,
+      `  "$agent" -a append-config -m ec2 -s -c file:${AGENT_LOGS_FILE} ||`,
       '    echo "warning: the CloudWatch agent did not take the log config; logs still go to S3"',
       'else',
       '  echo "warning: no CloudWatch agent on this AMI; logs go to S3 only"',
@@ -142,10 +140,9 @@ export class TrainDocument extends Construct {
         parameters: {
           JobUri: {
             type: 'String',
-            description:
-              'Where the config job.json is: ssm:/spot-sweep/<sweep>/<config>/job (what sweep stacks pass) or s3://bucket/key.json',
+            description: `Where the config job.json is: ${jobUri('<sweep>', '<config>')} (what sweep stacks pass) or s3://bucket/key.json`,
             // Quoted into the shell script below: the patterns keep quotes and spaces out.
-            allowedPattern: '^(ssm:/spot-sweep/[a-z0-9][a-z0-9-]*/[a-z0-9][a-z0-9-]*/job|s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[A-Za-z0-9._/-]+\\.json)$',
+            allowedPattern: `^(${JOB_URI_PATTERN}|s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[A-Za-z0-9._/-]+\\.json)$`,
           },
           CodeUri: {
             type: 'String',

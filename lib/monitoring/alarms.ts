@@ -1,6 +1,7 @@
 import { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { Construct } from 'constructs';
+import { alarmNames } from '../contract';
 import { gpuUtilizationMetric, instanceHoursMetric } from './metrics';
 
 /**
@@ -43,7 +44,7 @@ export function idleGpuAlarm(scope: Construct, id: string, props: IdleGpuAlarmPr
     throw new Error(`config "${props.config}": idle GPU threshold ${threshold} % is not a percentage between 0 and 100 (exclusive); use e.g. 5.`);
   }
   return new cloudwatch.Alarm(scope, id, {
-    alarmName: `${props.groupName}-gpu-idle`,
+    alarmName: alarmNames.gpuIdle(props.sweep, props.config),
     alarmDescription: `spot-sweep ${props.sweep}/${props.config}: GPU utilisation below ${threshold} % for ${props.idleMinutes} min; scales the group to zero.`,
     metric: gpuUtilizationMetric(props.groupName, { period: Duration.minutes(1) }),
     threshold,
@@ -57,7 +58,7 @@ export function idleGpuAlarm(scope: Construct, id: string, props: IdleGpuAlarmPr
 export interface MaxRuntimeAlarmProps {
   readonly sweep: string;
   readonly config: string;
-  /** Used for the alarm name: the config's Auto Scaling group name. */
+  /** The config's Auto Scaling group name (the alarm is named after sweep and config, lib/contract `alarmNames`). */
   readonly groupName: string;
   /** Instance-hours after which the config is stopped (the spec's `maxRuntimeHours`). */
   readonly maxRuntimeHours: number;
@@ -80,7 +81,7 @@ export function maxRuntimeAlarm(scope: Construct, id: string, props: MaxRuntimeA
     throw new Error(`config "${props.config}": maxRuntimeHours ${props.maxRuntimeHours} must be above 0; use e.g. 12.`);
   }
   return new cloudwatch.Alarm(scope, id, {
-    alarmName: `${props.groupName}-max-runtime`,
+    alarmName: alarmNames.maxRuntime(props.sweep, props.config),
     alarmDescription: `spot-sweep ${props.sweep}/${props.config}: ${props.maxRuntimeHours} instance-hours used; scales the group to zero.`,
     metric: instanceHoursMetric(props.sweep, props.config),
     threshold: props.maxRuntimeHours,

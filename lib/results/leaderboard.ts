@@ -1,25 +1,35 @@
+import { contractProblems, FINAL_STATES, ResultsJson, State } from '../contract';
+import { parseControl } from '../store/control';
+
 /**
- * The sweep leaderboard: one row per config, built from each config's results.json and
- * status.json (the contracts in README "Contracts"). Plain TypeScript, no AWS and no CDK, so
- * the CLI (`local`, `results`) and the results Lambda share it.
+ * The sweep leaderboard: one row per config, merging what the config's files say: results.json
+ * (the score; checked against training/contract/results.schema.json), status.json (the state, as the
+ * job runner alone writes it) and control.json (a request not yet obeyed). Plain TypeScript, no AWS and
+ * no CDK, so the CLI (`local`, `results`) and the results Lambda share it.
  */
 
-/** What one config left in its store; either file may be missing or malformed. */
+/** What one config left in its store; any file may be missing or malformed. */
 export interface ConfigArtifacts {
   readonly config: string;
   /** Raw text of results.json, or undefined when there is none. */
   readonly resultsText?: string;
   /** Raw text of status.json, or undefined when there is none. */
   readonly statusText?: string;
+  /** Raw text of control.json, or undefined when there is none (nobody asked anything). */
+  readonly controlText?: string;
 }
+
+export type ResultsMode = ResultsJson['mode'];
 
 export interface LeaderboardRow {
   readonly config: string;
   /** SUCCEEDED, FAILED, TRAINING, ... from status.json; `UNKNOWN` when it is missing. */
   readonly state: string;
-  /** Mean nDCG@10 over folds; undefined unless the config succeeded with a valid results.json. */
+  /** results.json's mode: `train` (scored by nDCG@10) or `script` (the user's files, unscored). */
+  readonly mode?: ResultsMode;
+  /** Mean nDCG@10 over folds; undefined unless the config has a valid train-mode results.json. */
   readonly ndcgMean?: number;
-  /** Standard deviation of nDCG@10 over folds (the ddof recorded in results.json). */
+  /** Standard deviation of nDCG@10 over folds (ddof 1, as results.json records). */
   readonly ndcgStd?: number;
   readonly folds?: readonly number[];
   readonly examplesPerSecond?: number;
@@ -27,14 +37,20 @@ export interface LeaderboardRow {
   readonly device?: string;
   readonly attempts?: number;
   readonly interruptions?: number;
-  /** Why the row has no score: the failure message, or what is wrong with results.json. */
+  /** Script mode: the result files the job collected (under the config's results/). */
+  readonly resultFiles?: readonly string[];
+  /** Who stopped the job (status.json `stoppedBy`), for a STOPPED config. */
+  readonly stoppedBy?: string;
+  /** Said about a row that is as it should be: a script config's files, a pending stop request. */
+  readonly note?: string;
+  /** Why the row has no score when it should or might: the failure message, no or a broken results.json. */
   readonly problem?: string;
 }
 
 export interface Leaderboard {
-  /** Best first: scored rows by mean nDCG@10 descending, then the others by name. */
+  /** Scored rows by mean nDCG@10 descending, then succeeded script rows, then the others; ties by name. */
   readonly rows: readonly LeaderboardRow[];
-  /** One line per malformed file: reported, never fatal. */
+  /** One line per malformed file, naming the file and field: reported, never fatal. */
   readonly problems: readonly string[];
 }
 
@@ -45,57 +61,73 @@ function parse(text: string | undefined, what: string, problems: string[]): Json
   try {
     const value: unknown = JSON.parse(text);
     if (value !== null && typeof value === 'object' && !Array.isArray(value)) return value as Json;
-    problems.push(`${what}: not a JSON object`);
+    problems.push(`${what}: not a JSON object; the job runner writes an object, so the file was replaced by something else: run the config again.`);
   } catch (err) {
-    problems.push(`${what}: not valid JSON (${(err as Error).message})`);
+    problems.push(`${what}: not valid JSON (${(err as Error).message}); run the config again to rewrite it.`);
   }
   return undefined;
 }
 
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
-const obj = (v: unknown): Json | undefined => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Json) : undefined);
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+// Typed by the contract (State, ResultsJson['mode']): a renamed state or mode fails the type check here.
+const SUCCEEDED = 'SUCCEEDED' satisfies State;
+const TRAIN_MODE = 'train' satisfies ResultsMode;
+const SCRIPT_MODE = 'script' satisfies ResultsMode;
 
 /** Builds the leaderboard; malformed files are listed in `problems` and their rows left unscored. */
 export function buildLeaderboard(artifacts: readonly ConfigArtifacts[]): Leaderboard {
   const problems: string[] = [];
   const rows = artifacts.map((a): LeaderboardRow => {
     const status = parse(a.statusText, `${a.config}/status.json`, problems);
-    const results = parse(a.resultsText, `${a.config}/results.json`, problems);
-    const state = typeof status?.state === 'string' ? status.state : results ? 'SUCCEEDED' : 'UNKNOWN';
+    const raw = parse(a.resultsText, `${a.config}/results.json`, problems);
+    const { control } = parseControl(a.controlText);
+    // The job runner writes results.json only when the job SUCCEEDED: without a status.json, that is the state.
+    const state = str(status?.state) ?? (raw ? SUCCEEDED : 'UNKNOWN');
+    const job = (raw?.job ?? {}) as Json;
+    const stoppedBy = str(status?.stoppedBy);
+    const pendingStop = control?.action === 'stop' && !FINAL_STATES.has(state) ? `stop requested by ${control.by} at ${control.at}: ${control.reason}` : undefined;
     const base = {
       config: a.config,
       state,
-      attempts: num(status?.attempts),
-      interruptions: num(status?.interruptions),
+      attempts: num(status?.attempts) ?? num(job.attempts),
+      interruptions: num(status?.interruptions) ?? num(job.interruptions),
+      ...(stoppedBy ? { stoppedBy } : {}),
+      ...(pendingStop ? { note: pendingStop } : {}),
     };
-    if (!results) {
-      const message = typeof status?.message === 'string' ? status.message : undefined;
-      return { ...base, problem: message ?? (a.resultsText === undefined ? 'no results.json yet' : 'results.json unreadable') };
+    const message = str(status?.message);
+    const unscored = (): string =>
+      stoppedBy ? `stopped by ${stoppedBy}${message ? `: ${message}` : ''}` : (message ?? (a.resultsText === undefined ? 'no results.json yet' : 'results.json unreadable'));
+    if (!raw) return { ...base, problem: unscored() };
+
+    const invalid = contractProblems('results', raw, 5);
+    if (invalid.length > 0) {
+      problems.push(
+        `${a.config}/results.json does not fit training/contract/results.schema.json: ${invalid.join('; ')}. ` +
+          'It was written by another version of the job runner or edited by hand: run the config again to rewrite it.',
+      );
+      return { ...base, problem: 'results.json does not fit its schema (see Problems)' };
     }
-    const ndcg = obj(results.ndcg10);
-    const mean = num(ndcg?.mean);
-    const folds = Array.isArray(results.folds) ? results.folds.map((f) => num(obj(f)?.ndcg10)) : [];
-    if (mean === undefined || folds.length === 0 || folds.some((f) => f === undefined)) {
-      const why = `${a.config}/results.json: missing ndcg10.mean or a fold's ndcg10`;
-      problems.push(why);
-      return { ...base, problem: why };
+    const results = raw as unknown as ResultsJson;
+    if (results.mode === SCRIPT_MODE) {
+      // A script declares no metric (yet): its files are the result. Unscored but not a problem.
+      const files = results.files;
+      if (state !== SUCCEEDED) return { ...base, mode: SCRIPT_MODE, resultFiles: files, problem: unscored() };
+      return { ...base, mode: SCRIPT_MODE, resultFiles: files, note: base.note ?? `script: ${files.length} result file(s), no metric declared` };
     }
     return {
       ...base,
-      ndcgMean: mean,
-      ndcgStd: num(ndcg?.std),
-      folds: folds as number[],
-      examplesPerSecond: num(results.examplesPerSecond),
-      totalSeconds: num(results.totalSeconds),
-      device: typeof obj(results.hardware)?.device === 'string' ? (obj(results.hardware)?.device as string) : undefined,
+      mode: TRAIN_MODE,
+      ndcgMean: results.ndcg10.mean,
+      ndcgStd: results.ndcg10.std,
+      folds: results.folds.map((f) => f.ndcg10),
+      examplesPerSecond: results.examplesPerSecond,
+      totalSeconds: results.totalSeconds,
+      device: results.hardware.device,
     };
   });
-  rows.sort((x, y) => {
-    if (x.ndcgMean !== undefined && y.ndcgMean !== undefined) return y.ndcgMean - x.ndcgMean;
-    if (x.ndcgMean !== undefined) return -1;
-    if (y.ndcgMean !== undefined) return 1;
-    return x.config.localeCompare(y.config);
-  });
+  const tier = (r: LeaderboardRow): number => (r.ndcgMean !== undefined ? 0 : r.mode === SCRIPT_MODE && r.state === SUCCEEDED ? 1 : 2);
+  rows.sort((x, y) => tier(x) - tier(y) || (tier(x) === 0 ? (y.ndcgMean as number) - (x.ndcgMean as number) : 0) || x.config.localeCompare(y.config));
   return { rows, problems };
 }
 
@@ -106,8 +138,16 @@ function duration(seconds: number | undefined): string {
   return `${(seconds / 3600).toFixed(2)} h`;
 }
 
+export interface FormatOptions {
+  /**
+   * Paints a state cell (already padded to the column width): the CLI colours states on a terminal.
+   * @default - plain text
+   */
+  readonly paintState?: (state: string, cell: string) => string;
+}
+
 /** The leaderboard as an aligned text table, with the problems below it. */
-export function formatLeaderboard(board: Leaderboard): string {
+export function formatLeaderboard(board: Leaderboard, options: FormatOptions = {}): string {
   const header = ['rank', 'config', 'state', 'nDCG@10 (mean ± std)', 'examples/s', 'wall time', 'note'];
   let rank = 0;
   const lines = board.rows.map((r) => [
@@ -117,11 +157,16 @@ export function formatLeaderboard(board: Leaderboard): string {
     r.ndcgMean !== undefined ? `${r.ndcgMean.toFixed(4)} ± ${(r.ndcgStd ?? 0).toFixed(4)}` : '-',
     r.examplesPerSecond !== undefined ? Math.round(r.examplesPerSecond).toLocaleString('en-US') : '-',
     duration(r.totalSeconds),
-    r.problem ?? (r.interruptions ? `${r.interruptions} interruption(s) survived` : ''),
+    [r.problem, r.note].filter(Boolean).join('; ') || (r.interruptions ? `${r.interruptions} interruption(s) survived` : ''),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
-  const fmt = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
-  const out = [fmt(header), ...lines.map(fmt)];
+  const paint = options.paintState ?? ((_state: string, cell: string) => cell);
+  const fmt = (cells: string[], state?: string): string =>
+    cells
+      .map((c, i) => (i === 2 && state !== undefined ? paint(state, c.padEnd(widths[i])) : c.padEnd(widths[i])))
+      .join('  ')
+      .trimEnd();
+  const out = [fmt(header), ...lines.map((l, i) => fmt(l, board.rows[i].state))];
   if (board.problems.length > 0) out.push('', 'Problems:', ...board.problems.map((p) => `  - ${p}`));
   return `${out.join('\n')}\n`;
 }

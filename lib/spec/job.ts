@@ -1,32 +1,9 @@
-import { Market, ResolvedConfig, SweepSpec, TrainSettings } from './types';
+import { JobJson, storeKeys } from '../contract';
+import { ResolvedConfig, SweepSpec } from './types';
 
-/** job.json: one config's complete job, as the job runner and trainer read it (.ci/CONTRACTS.md). */
-export interface JobJson {
-  readonly version: 1;
-  readonly sweep: string;
-  readonly config: string;
-  /** `s3://` URI or absolute local directory of the data set. */
-  readonly data: string;
-  /** Where the run writes: `s3://bucket/sweeps/<sweep>/<config>/` or `file:///abs/dir/sweeps/<sweep>/<config>/`. */
-  readonly store: string;
-  readonly instanceTypes: readonly string[];
-  readonly market: Market;
-  readonly gpus: number;
-  readonly maxRuntimeHours: number;
-  /** `null` = every example of the data set. */
-  readonly examples: number | null;
-  readonly train: TrainSettings;
-  readonly script: JobScript | null;
-}
-
-export interface JobScript {
-  /** URI of a directory (local) or of a .zip (s3). */
-  readonly code: string;
-  readonly entrypoint: string;
-  readonly args: readonly string[];
-  readonly patches: readonly { readonly file: string; readonly find: string; readonly replace: string }[];
-  readonly results: string;
-}
+/** job.json: one config's complete job, as the job runner and trainer read it (training/contract/job.schema.json). */
+export type { JobJson } from '../contract';
+export type JobScript = NonNullable<JobJson['script']>;
 
 /** Where one config's job reads and writes. */
 export interface JobLocations {
@@ -49,7 +26,7 @@ export interface JobLocations {
 
 /** `<root>/sweeps/<sweep>/<config>/`, where root is `s3://bucket` or `file:///abs/dir`. */
 export function storePrefix(root: string, sweep: string, config: string): string {
-  return `${root.replace(/\/+$/, '')}/sweeps/${sweep}/${config}/`;
+  return `${root.replace(/\/+$/, '')}/${storeKeys.config(sweep, config)}`;
 }
 
 /** Renders the job.json of one config of a validated spec. */
@@ -67,7 +44,7 @@ export function renderJob(spec: SweepSpec, configName: string, locations: JobLoc
     config: config.name,
     data: locations.data ?? config.data,
     store: locations.store.endsWith('/') ? locations.store : `${locations.store}/`,
-    instanceTypes: config.instanceTypes,
+    instanceTypes: [...config.instanceTypes] as JobJson['instanceTypes'],
     market: config.market,
     gpus: config.gpus,
     maxRuntimeHours: config.maxRuntimeHours,
@@ -77,8 +54,8 @@ export function renderJob(spec: SweepSpec, configName: string, locations: JobLoc
       ? {
           code: locations.code ?? config.script.codeDir,
           entrypoint: config.script.entrypoint,
-          args: config.script.args,
-          patches: config.script.patches,
+          args: [...config.script.args],
+          patches: config.script.patches.map((p) => ({ ...p })),
           results: config.script.results,
         }
       : null,

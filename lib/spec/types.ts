@@ -5,61 +5,27 @@
  * Plain TypeScript, no CDK imports: the CLI, the CDK app and local mode share it.
  */
 
+import { JobJson, TRAIN_PROPERTIES, TrainSettingsJson } from '../contract';
+import jobSchema from '../../training/contract/job.schema.json';
+
 /** How a config buys its instance. */
-export type Market = 'spot' | 'on-demand' | 'spot-then-on-demand';
-export const MARKETS: readonly Market[] = ['spot', 'on-demand', 'spot-then-on-demand'];
+export type Market = JobJson['market'];
+export const MARKETS = jobSchema.$defs.market.enum as readonly Market[];
 
-export type Precision = 'auto' | 'fp32' | 'bf16' | 'fp16';
-export const PRECISIONS: readonly Precision[] = ['auto', 'fp32', 'bf16', 'fp16'];
+export type Precision = NonNullable<TrainSettingsJson['precision']>;
+export const PRECISIONS = TRAIN_PROPERTIES.precision.enum as readonly Precision[];
 
-export type EvalCandidates = 'labeled' | 'corpus';
-export const EVAL_CANDIDATES: readonly EvalCandidates[] = ['labeled', 'corpus'];
+export type EvalCandidates = NonNullable<TrainSettingsJson['evalCandidates']>;
+export const EVAL_CANDIDATES = TRAIN_PROPERTIES.evalCandidates.enum as readonly EvalCandidates[];
 
-/** Trainer settings (the `train` object); every key is passed to the trainer as is. */
-export interface TrainSettings {
-  /** Cross-validation folds. @default 10 */
-  readonly folds: number;
-  /** Passes over each fold's training part. @default 3 */
-  readonly epochs: number;
-  /** Examples per optimizer step per GPU. @default 1024 */
-  readonly batchSize: number;
-  /** @default 0.001 */
-  readonly learningRate: number;
-  /** @default 0.0 */
-  readonly weightDecay: number;
-  /** `auto` picks bf16 where the GPU has it, else fp16 with a grad scaler, else fp32. @default "auto" */
-  readonly precision: Precision;
-  /** Micro-batches per optimizer step. @default 1 */
-  readonly gradAccumulation: number;
-  /** @default 42 */
-  readonly seed: number;
-  /** Softmax temperature of the in-batch contrastive loss. @default 0.05 */
-  readonly temperature: number;
-  /** Subtract log of item frequency from in-batch logits. @default false */
-  readonly logQCorrection: boolean;
-  /** Rank labeled candidates only, or the whole corpus, at evaluation. @default "labeled" */
-  readonly evalCandidates: EvalCandidates;
-  /** Tower hidden width. @default 512 */
-  readonly hiddenDim: number;
-  /** Minutes between checkpoints (there is also one at every epoch end). @default 10 */
-  readonly checkpointMinutes: number;
-}
+/**
+ * Trainer settings (the `train` object), every key present; every key is passed to the trainer as is.
+ * Types, defaults, enums and bounds: training/contract/train-settings.schema.json.
+ */
+export type TrainSettings = { readonly [K in keyof TrainSettingsJson]-?: NonNullable<TrainSettingsJson[K]> };
 
-export const TRAIN_DEFAULTS: TrainSettings = {
-  folds: 10,
-  epochs: 3,
-  batchSize: 1024,
-  learningRate: 0.001,
-  weightDecay: 0.0,
-  precision: 'auto',
-  gradAccumulation: 1,
-  seed: 42,
-  temperature: 0.05,
-  logQCorrection: false,
-  evalCandidates: 'labeled',
-  hiddenDim: 512,
-  checkpointMinutes: 10,
-};
+/** Every setting's default, from training/contract/train-settings.schema.json. */
+export const TRAIN_DEFAULTS = Object.fromEntries(Object.entries(TRAIN_PROPERTIES).map(([key, p]) => [key, p.default])) as unknown as TrainSettings;
 
 /** Settings shared by every config unless the config overrides them. */
 export interface ConfigDefaults {
@@ -133,15 +99,12 @@ export interface SweepSpec {
   readonly configs: readonly ResolvedConfig[];
 }
 
-/** The CloudFormation stack name of a sweep. */
-export function sweepStackName(sweepName: string): string {
-  return `SpotSweep-${sweepName}`;
-}
+export { sweepStackName } from '../contract';
 
 /** Keys accepted at each level; anything else is an error (a typo must not be ignored). */
 export const SWEEP_KEYS = ['name', 'description', 'budgetUsd', 'data', 'defaults', 'configs'] as const;
 export const DEFAULTS_KEYS = ['instanceTypes', 'market', 'maxRuntimeHours', 'idleMinutes', 'volumeGb', 'train'] as const;
 export const CONFIG_KEYS = ['name', 'description', 'examples', 'gpus', 'data', 'script', ...DEFAULTS_KEYS] as const;
-export const TRAIN_KEYS = Object.keys(TRAIN_DEFAULTS) as (keyof TrainSettings)[];
+export const TRAIN_KEYS = Object.keys(TRAIN_PROPERTIES) as (keyof TrainSettings)[];
 export const SCRIPT_KEYS = ['codeDir', 'entrypoint', 'args', 'patches', 'results'] as const;
 export const PATCH_KEYS = ['file', 'find', 'replace'] as const;

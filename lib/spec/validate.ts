@@ -1,15 +1,15 @@
 import * as path from 'node:path';
+import jobSchema from '../../training/contract/job.schema.json';
+import { TRAIN_PROPERTIES } from '../contract';
 import { INSTANCES, InstanceInfo, lookupInstance } from '../cost/instances';
 import { SpecError, SpecIssue, show } from './errors';
 import {
   CONFIG_DEFAULTS,
   CONFIG_KEYS,
   DEFAULTS_KEYS,
-  EVAL_CANDIDATES,
   MARKETS,
   Market,
   PATCH_KEYS,
-  PRECISIONS,
   Patch,
   ResolvedConfig,
   SCRIPT_DEFAULTS,
@@ -27,11 +27,28 @@ import {
  * config can not run longer than that.
  * @see https://docs.aws.amazon.com/systems-manager/latest/userguide/documents-command-ssm-plugin-reference.html#aws-runShellScript
  */
-export const MAX_RUNTIME_HOURS = 48;
+export const MAX_RUNTIME_HOURS = jobSchema.properties.maxRuntimeHours.maximum;
 
-/** Names become stack names (`SpotSweep-<name>`), tags and S3 prefixes. */
-const NAME_PATTERN = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/;
-const MAX_NAME_LENGTH = 40;
+/** Names become stack names (`SpotSweep-<name>`), tags and S3 prefixes (job.schema.json `$defs.name`). */
+const NAME_PATTERN = new RegExp(jobSchema.$defs.name.pattern);
+const MAX_NAME_LENGTH = jobSchema.$defs.name.maxLength;
+
+/** How to fix each trainer setting; its rule (type, enum, bounds) comes from the schema. */
+const TRAIN_FIXES: Readonly<Record<keyof TrainSettings, string>> = {
+  folds: 'cross-validation needs at least 2 folds; use e.g. 10',
+  epochs: 'use a whole number of epochs, e.g. 3',
+  batchSize: 'use a whole number of examples per step, e.g. 1024',
+  learningRate: 'use e.g. 0.001',
+  weightDecay: 'use e.g. 0.01',
+  precision: '"auto" picks bf16, fp16 or fp32 for the GPU',
+  gradAccumulation: 'use a whole number of micro-batches per step, e.g. 1',
+  seed: 'use a whole number, e.g. 42',
+  temperature: 'use e.g. 0.05',
+  logQCorrection: 'true turns the logQ correction on',
+  evalCandidates: '"labeled" ranks each query\'s judged documents, "corpus" every document',
+  hiddenDim: 'use a whole number, e.g. 512',
+  checkpointMinutes: 'use minutes, e.g. 10',
+};
 
 /** Bucket naming rules, loosely: lower-case letters, digits, dots and dashes, 3-63 characters. */
 const S3_URI = /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](?:\/.*)?$/;
@@ -262,49 +279,31 @@ class Checker {
     };
   }
 
+  /** The `train` object: types, enums and bounds from training/contract/train-settings.schema.json; the fixes are ours. */
   private train(raw: unknown, at: string): Partial<TrainSettings> {
     const o = this.object(raw, at, TRAIN_KEYS, 'train');
     if (!o) return {};
-    const out: { -readonly [K in keyof TrainSettings]?: TrainSettings[K] } = {};
-    const int = (key: 'folds' | 'epochs' | 'batchSize' | 'gradAccumulation' | 'seed' | 'hiddenDim', min: number, fix: string): void => {
-      if (o[key] === undefined) return;
-      const v = this.integer(o[key], `${at}.${key}`, { min, fix });
-      if (v !== undefined) out[key] = v;
-    };
-    int('folds', 2, 'cross-validation needs at least 2 folds; use e.g. 10');
-    int('epochs', 1, 'use a whole number of epochs, at least 1, e.g. 3');
-    int('batchSize', 1, 'use a whole number of examples per step, at least 1, e.g. 1024');
-    int('gradAccumulation', 1, 'use a whole number of micro-batches per step, at least 1');
-    int('seed', 0, 'use a whole number, 0 or more, e.g. 42');
-    int('hiddenDim', 1, 'use a whole number, at least 1, e.g. 512');
-    const num = (key: 'learningRate' | 'weightDecay' | 'temperature' | 'checkpointMinutes', bound: { gt?: number; ge?: number }, fix: string): void => {
-      if (o[key] === undefined) return;
-      const v = this.number(o[key], `${at}.${key}`, { ...bound, fix });
-      if (v !== undefined) out[key] = v;
-    };
-    num('learningRate', { gt: 0 }, 'use a number above 0, e.g. 0.001');
-    num('weightDecay', { ge: 0 }, 'use a number, 0 or more, e.g. 0.01');
-    num('temperature', { gt: 0 }, 'use a number above 0, e.g. 0.05');
-    num('checkpointMinutes', { gt: 0 }, 'use minutes above 0, e.g. 10');
-    if (o.precision !== undefined) {
-      if (typeof o.precision === 'string' && (PRECISIONS as readonly string[]).includes(o.precision)) {
-        out.precision = o.precision as TrainSettings['precision'];
-      } else {
-        this.add(`${at}.precision`, o.precision, `is not a precision; use one of ${PRECISIONS.map((p) => `"${p}"`).join(', ')} ("auto" picks bf16, fp16 or fp32 for the GPU).`);
+    const out: Record<string, unknown> = {};
+    for (const key of TRAIN_KEYS) {
+      const value = o[key];
+      if (value === undefined) continue;
+      const rule = TRAIN_PROPERTIES[key];
+      const fix = TRAIN_FIXES[key];
+      let ok: unknown;
+      if (rule.type === 'integer') {
+        ok = this.integer(value, `${at}.${key}`, { min: rule.minimum ?? 0, max: rule.maximum, fix });
+      } else if (rule.type === 'number') {
+        ok = this.number(value, `${at}.${key}`, { gt: rule.exclusiveMinimum, ge: rule.minimum, le: rule.maximum, fix });
+      } else if (rule.type === 'boolean') {
+        if (typeof value === 'boolean') ok = value;
+        else this.add(`${at}.${key}`, value, `must be true or false (without quotes); ${fix}.`);
+      } else if (rule.enum) {
+        if (typeof value === 'string' && rule.enum.includes(value)) ok = value;
+        else this.add(`${at}.${key}`, value, `is not one of ${rule.enum.map((v) => `"${String(v)}"`).join(', ')}; ${fix}.`);
       }
+      if (ok !== undefined) out[key] = ok;
     }
-    if (o.evalCandidates !== undefined) {
-      if (typeof o.evalCandidates === 'string' && (EVAL_CANDIDATES as readonly string[]).includes(o.evalCandidates)) {
-        out.evalCandidates = o.evalCandidates as TrainSettings['evalCandidates'];
-      } else {
-        this.add(`${at}.evalCandidates`, o.evalCandidates, `use one of ${EVAL_CANDIDATES.map((p) => `"${p}"`).join(', ')}.`);
-      }
-    }
-    if (o.logQCorrection !== undefined) {
-      if (typeof o.logQCorrection === 'boolean') out.logQCorrection = o.logQCorrection;
-      else this.add(`${at}.logQCorrection`, o.logQCorrection, 'must be true or false (without quotes).');
-    }
-    return out;
+    return out as Partial<TrainSettings>;
   }
 
   private script(raw: unknown, at: string): ScriptSettings | undefined {
@@ -450,22 +449,27 @@ class Checker {
 
   private integer(raw: unknown, at: string, rule: { min: number; max?: number; fix: string }): number | undefined {
     if (typeof raw !== 'number' || !Number.isInteger(raw) || raw < rule.min || (rule.max !== undefined && raw > rule.max)) {
-      const range = rule.max !== undefined ? `between ${rule.min} and ${rule.max}` : rule.min === 1 ? 'a positive whole number' : `a whole number >= ${rule.min}`;
+      const range = rule.max !== undefined ? `a whole number from ${rule.min} to ${rule.max}` : rule.min === 1 ? 'a positive whole number' : `a whole number >= ${rule.min}`;
       this.add(at, raw, `must be ${range}; ${rule.fix}.`);
       return undefined;
     }
     return raw;
   }
 
-  private number(raw: unknown, at: string, rule: { gt?: number; ge?: number; required?: boolean; fix: string }): number | undefined {
+  private number(raw: unknown, at: string, rule: { gt?: number; ge?: number; le?: number; required?: boolean; fix: string }): number | undefined {
     if (raw === undefined) {
       if (rule.required) this.add(at, undefined, `is missing; ${rule.fix}.`, false);
       return undefined;
     }
     const bad =
-      typeof raw !== 'number' || !Number.isFinite(raw) || (rule.gt !== undefined && raw <= rule.gt) || (rule.ge !== undefined && raw < rule.ge);
+      typeof raw !== 'number' ||
+      !Number.isFinite(raw) ||
+      (rule.gt !== undefined && raw <= rule.gt) ||
+      (rule.ge !== undefined && raw < rule.ge) ||
+      (rule.le !== undefined && raw > rule.le);
     if (bad) {
-      const range = rule.gt !== undefined ? (rule.gt === 0 ? 'a positive number' : `a number above ${rule.gt}`) : `a number >= ${rule.ge ?? 0}`;
+      const low = rule.gt !== undefined ? (rule.gt === 0 ? 'a positive number' : `a number above ${rule.gt}`) : `a number >= ${rule.ge ?? 0}`;
+      const range = rule.le !== undefined ? `${low} and at most ${rule.le}` : low;
       this.add(at, raw, `must be ${range}; ${rule.fix}.`);
       return undefined;
     }

@@ -4,8 +4,9 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CloudFormationClient, CreateStackCommand } from '@aws-sdk/client-cloudformation';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { main } from '../../lib/cli/main';
+import { FOUNDATION_STACK, sweepStackName } from '../../lib/contract';
 
 /**
  * The AWS API emulator for the CLI tests: moto_server on 127.0.0.1, a free port, one per test file.
@@ -68,7 +69,7 @@ export async function deployFoundation(moto: Moto, bucket: string): Promise<void
   const cfn = new CloudFormationClient(clientConfig(moto));
   await cfn.send(
     new CreateStackCommand({
-      StackName: 'SpotSweep-Foundation',
+      StackName: FOUNDATION_STACK,
       TemplateBody: JSON.stringify({
         Resources: { Artifacts: { Type: 'AWS::S3::Bucket', Properties: { BucketName: bucket } } },
         Outputs: { ArtifactBucketName: { Value: { Ref: 'Artifacts' } } },
@@ -83,7 +84,7 @@ export async function deploySweepStack(moto: Moto, sweep: string): Promise<void>
   const cfn = new CloudFormationClient(clientConfig(moto));
   await cfn.send(
     new CreateStackCommand({
-      StackName: `SpotSweep-${sweep}`,
+      StackName: sweepStackName(sweep),
       TemplateBody: JSON.stringify({ Resources: { Marker: { Type: 'AWS::SSM::Parameter', Properties: { Type: 'String', Value: sweep, Name: `/spot-sweep-test/${sweep}` } } } }),
     }),
   );
@@ -106,6 +107,19 @@ export function clientOptions(moto: Moto) {
   return clientConfig(moto);
 }
 
+/** Reads an object of the bucket; undefined when there is none. */
+export async function getObject(moto: Moto, bucket: string, key: string): Promise<string | undefined> {
+  const s3 = s3Client(moto);
+  try {
+    return await (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body?.transformToString();
+  } catch (err) {
+    if ((err as Error).name === 'NoSuchKey') return undefined;
+    throw err;
+  } finally {
+    s3.destroy();
+  }
+}
+
 /** Writes a sweep spec with the given config names into a temporary directory; returns its path. */
 export function writeSpec(name: string, configs: readonly string[], budgetUsd = 50): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'spot-sweep-spec-'));
@@ -123,8 +137,8 @@ export function writeSpec(name: string, configs: readonly string[], budgetUsd = 
   return file;
 }
 
-/** Runs the CLI in this process with `env`; collects what it prints. */
-export async function cli(env: NodeJS.ProcessEnv, args: string[], extra: { signal?: AbortSignal } = {}) {
+/** Runs the CLI in this process with `env`; collects what it prints. `isTTY` plays a terminal. */
+export async function cli(env: NodeJS.ProcessEnv, args: string[], extra: { signal?: AbortSignal; isTTY?: boolean } = {}) {
   let stdout = '';
   let stderr = '';
   const code = await main(args, { out: (t) => (stdout += t), err: (t) => (stderr += t), env, ...extra });

@@ -1,13 +1,15 @@
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CreateBucketCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { contractProblems, REQUESTERS } from '../../lib/contract';
+import { controlDoc } from '../results/fixtures';
 
 /**
- * `spot-sweep local` end to end: the real CLI, the real Python job runner and trainer (from the
- * repo's .venv, made by training/setup-venv.sh), on a small synthetic dataset.
+ * `spot-sweep local` end to end: the real CLI, the real Python job runner (python -m spot_runner.job)
+ * and trainer (from the repo's .venv, made by training/setup-venv.sh), on a small synthetic dataset.
  */
 const ROOT = path.join(__dirname, '..', '..');
 const PYTHON = path.join(ROOT, '.venv', 'bin', 'python');
@@ -38,6 +40,25 @@ function workspace(): string {
     configs: [{ name: 'small', examples: 1000 }, { name: 'wide', examples: 1000, train: { hiddenDim: 32 } }],
   };
   writeFileSync(path.join(dir, 'sweep.json'), JSON.stringify(spec, null, 2));
+  // A user's own script: it writes two result files and declares no metric.
+  mkdirSync(path.join(dir, 'code'));
+  writeFileSync(
+    path.join(dir, 'code', 'train.py'),
+    [
+      'import json, os, sys',
+      'os.makedirs("results", exist_ok=True)',
+      'json.dump({"args": sys.argv[1:]}, open("results/run.json", "w"))',
+      'open("results/notes.txt", "w").write("done\\n")',
+    ].join('\n'),
+  );
+  const script = {
+    name: 'own-script',
+    budgetUsd: 1,
+    data: './data',
+    defaults: { instanceTypes: ['g4dn.xlarge'] },
+    configs: [{ name: 'mine', examples: 100, script: { codeDir: './code', entrypoint: 'train.py', args: ['--lr', '0.1'], results: 'results/*' } }],
+  };
+  writeFileSync(path.join(dir, 'script.json'), JSON.stringify(script, null, 2));
   return dir;
 }
 
@@ -70,6 +91,30 @@ describe('spot-sweep local', () => {
     expect(readFileSync(path.join(dir, 'store', 'sweeps', 'local-test', 'small', 'results.json'), 'utf8')).toBe(before);
   });
 
+  test('a script-mode config that succeeds without a score is a success (exit 0), listed without a score and no problem', () => {
+    const r = spotSweep(dir, ['local', 'script.json', '--store', 'store']);
+    expect(r.stderr).not.toMatch(/Traceback/);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^-\s+mine\s+SUCCEEDED\s+-\s+-\s+-\s+script: 2 result file\(s\), no metric declared$/m);
+    expect(r.stdout).not.toContain('Problems:');
+    const prefix = path.join(dir, 'store', 'sweeps', 'own-script', 'mine');
+    const results = JSON.parse(readFileSync(path.join(prefix, 'results.json'), 'utf8'));
+    expect(contractProblems('results', results)).toEqual([]);
+    expect(results).toMatchObject({ mode: 'script', files: ['results/notes.txt', 'results/run.json'] });
+  });
+
+  test('a config stopped earlier gets a start request before it runs', () => {
+    const key = path.join(dir, 'store3', 'sweeps', 'own-script', 'mine', 'control.json');
+    mkdirSync(path.dirname(key), { recursive: true });
+    writeFileSync(key, JSON.stringify(controlDoc('stop', REQUESTERS.budgetGuard, 'the sweep reached its budget of $1.00')));
+    const r = spotSweep(dir, ['local', 'script.json', '--store', 'store3']);
+    expect(r.stdout).toContain('mine: control.json held a stop request (by budget-guard at 2026-11-28T10:00:00Z); wrote a start request so the job runs.');
+    const control = JSON.parse(readFileSync(key, 'utf8'));
+    expect(contractProblems('control', control)).toEqual([]);
+    expect(control).toMatchObject({ action: 'start', by: REQUESTERS.local, reason: 'run with spot-sweep local' });
+    expect(r.code).toBe(0);
+  });
+
   test('fails when the data directory is missing, naming it and how to make one, before any job runs', () => {
     const spec = JSON.parse(readFileSync(path.join(dir, 'sweep.json'), 'utf8'));
     writeFileSync(path.join(dir, 'nodata.json'), JSON.stringify({ ...spec, name: 'nodata', data: './missing' }));
@@ -84,6 +129,10 @@ describe('spot-sweep local', () => {
     const unknown = spotSweep(dir, ['local', 'sweep.json', '--config', 'nope']);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('--config nope: the spec has no such config; its configs are small, wide.');
+    const typo = spotSweep(dir, ['local', 'sweep.json', '--config', 'smal']);
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toContain('--config smal: the spec has no such config; did you mean "small"? Its configs are small, wide.');
+    expect(typo.stderr).toMatch(/\nUsage: spot-sweep local <spec\.json> /);
     const half = spotSweep(dir, ['local', 'sweep.json', '--s3-endpoint', 'http://127.0.0.1:1']);
     expect(half.code).toBe(2);
     expect(half.stderr).toContain('--s3-endpoint and --bucket go together');

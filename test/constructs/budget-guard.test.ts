@@ -40,6 +40,7 @@ describe('BudgetGuard', () => {
       SWEEP: 'demo',
       BUDGET_USD: '40',
       SPOT_FAILURES_BEFORE_ON_DEMAND: '2',
+      STOP_GRACE_SECONDS: '180',
       NODE_OPTIONS: '--enable-source-maps',
       GROUPS: JSON.stringify([
         { config: 'o', groupName: 'SpotSweep-demo-o', market: 'spot' },
@@ -53,6 +54,11 @@ describe('BudgetGuard', () => {
   test('runs every 5 minutes by default, and on the schedule given', () => {
     template.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(5 minutes)', State: 'ENABLED' });
     build({ schedule: Duration.minutes(15) }).template.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(15 minutes)' });
+  });
+
+  test('gives a stopping job the grace period it is configured with', () => {
+    const fn = Object.values(build({ stopGrace: Duration.minutes(4) }).template.findResources('AWS::Lambda::Function'))[0].Properties;
+    expect(fn.Environment.Variables.STOP_GRACE_SECONDS).toBe('240');
   });
 
   test('alarms when SpotSweep SpendUsd {Sweep} reaches the budget, and exposes the metric', () => {
@@ -71,7 +77,7 @@ describe('BudgetGuard', () => {
     expect(stat.dimensions).toEqual([{ name: 'Sweep', value: 'demo' }]);
   });
 
-  test('IAM: no * action; groups by exact name; metrics in its namespace only; S3 under sweeps/demo/ only', () => {
+  test('IAM: no * action; groups by exact name; metrics in its namespace only; reads under sweeps/demo/, writes only spend.json and control.json', () => {
     const all = statements(template);
     for (const s of all) expect([s.Action].flat().some((a) => a === '*' || a.endsWith(':*'))).toBe(false);
     const bySid = (sid: string) => all.find((s) => s.Sid === sid)!;
@@ -84,9 +90,15 @@ describe('BudgetGuard', () => {
       'arn:|:autoscaling:|:|:autoScalingGroup:*:autoScalingGroupName/SpotSweep-demo-p',
     ]);
     expect(bySid('PutSpendMetrics')).toMatchObject({ Action: 'cloudwatch:PutMetricData', Condition: { StringEquals: { 'cloudwatch:namespace': 'SpotSweep' } } });
-    const objects = bySid('ReadWriteSweepObjects');
-    expect(objects.Action).toEqual(['s3:GetObject', 's3:PutObject']);
-    expect(JSON.stringify(objects.Resource)).toMatch(/"\/sweeps\/demo\/\*"/);
+    const keyOf = (r: { 'Fn::Join': [string, unknown[]] }) => r['Fn::Join'][1].filter((x) => typeof x === 'string').join('');
+    const reads = bySid('ReadSweepObjects');
+    expect(reads.Action).toBe('s3:GetObject');
+    expect(keyOf(reads.Resource as never)).toBe('/sweeps/demo/*');
+    // One writer per file: never status.json (the job runner's), only the ledger and the stop requests.
+    const writes = bySid('WriteLedgerAndStopRequests');
+    expect(writes.Action).toBe('s3:PutObject');
+    expect((writes.Resource as never[]).map(keyOf).sort()).toEqual(['/sweeps/demo/*/control.json', '/sweeps/demo/spend.json']);
+    expect(all.filter((s) => [s.Action].flat().includes('s3:PutObject'))).toHaveLength(1);
     expect(bySid('ListSweepPrefix').Condition).toEqual({ StringLike: { 's3:prefix': ['sweeps/demo/*'] } });
     expect(all.filter((s) => JSON.stringify(s.Action).includes('logs:')).map((s) => s.Action)).toEqual([['logs:CreateLogStream', 'logs:PutLogEvents']]);
   });
@@ -101,10 +113,11 @@ describe('BudgetGuard', () => {
         budgetUsd: 0,
         schedule: Duration.seconds(90),
         spotFailuresBeforeOnDemand: 0,
+        stopGrace: Duration.seconds(30),
         groups: [{ config: 'o', groupName: 'my-group', market: 'spot', instanceTypes: ['g5.xlarge'] }],
       }),
     ).toThrow(
-      /budgetUsd is 0; give the sweep a budget above 0 USD\.[\s\S]*schedule is 90 s; use whole minutes[\s\S]*spotFailuresBeforeOnDemand is 0[\s\S]*group of config "o" is named "my-group"; name it SpotSweep-demo-o/,
+      /budgetUsd is 0; give the sweep a budget above 0 USD\.[\s\S]*schedule is 90 s; use whole minutes[\s\S]*spotFailuresBeforeOnDemand is 0[\s\S]*stopGrace is 30 s[\s\S]*group of config "o" is named "my-group"; name it SpotSweep-demo-o/,
     );
   });
 });

@@ -3,7 +3,10 @@ import { Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
-import { ConfigFleet, ConfigFleetProps, DLAMI_PARAMETERS, ROOT_DEVICE_NAME, configGroupName } from '../../lib/constructs/config-fleet';
+import { groupName, jobTagValue, METRICS, storeKeys, TAGS } from '../../lib/contract';
+import { agentBaseConfig, agentLogsConfigJson } from '../../lib/constructs/cloudwatch-agent-config';
+import { ConfigFleet, ConfigFleetProps } from '../../lib/constructs/config-fleet';
+import { DLAMI_PARAMETERS, ROOT_DEVICE_NAME } from '../../lib/constructs/config-launch-template';
 import { TrainDocument } from '../../lib/constructs/train-document';
 import { ResolvedConfig, validateSpec } from '../../lib/spec';
 
@@ -35,7 +38,37 @@ const imageParameter = (template: Template, lt: any): string => template.toJSON(
 
 describe('ConfigFleet', () => {
   test('names the group SpotSweep-<sweep>-<config>', () => {
-    expect(configGroupName('seed-plan', 'o')).toBe('SpotSweep-seed-plan-o');
+    expect(groupName('seed-plan', 'o')).toBe('SpotSweep-seed-plan-o');
+  });
+
+  test('construct ids are API: the launch templates, group, association and alarms keep their logical ids', () => {
+    const { template } = fleet({ name: 'a', instanceTypes: ['p3.2xlarge', 'g5.2xlarge'], gpus: 1 });
+    const ids = Object.keys(template.toJSON().Resources).filter((id) => id.startsWith('Fleet')).map((id) => id.replace(/[0-9A-F]{8}$/, ''));
+    expect(ids.sort()).toEqual(['FleetAssociation', 'FleetGpuIdle', 'FleetGroupASG', 'FleetLaunchTemplate', 'FleetLaunchTemplateVolta', 'FleetMaxRuntime', 'FleetScaleToZero']);
+  });
+
+  test('names, tags and the association output folder come from the contract', () => {
+    const { template } = fleet({ name: 'a', market: 'spot-then-on-demand' });
+    const [group] = Object.values(template.findResources('AWS::AutoScaling::AutoScalingGroup'));
+    expect(group.Properties.AutoScalingGroupName).toBe(groupName('fx', 'a'));
+    expect(group.Properties.Tags).toEqual(
+      expect.arrayContaining([
+        { Key: TAGS.sweep, Value: 'fx', PropagateAtLaunch: true },
+        { Key: TAGS.config, Value: 'a', PropagateAtLaunch: true },
+        { Key: TAGS.job, Value: jobTagValue('fx', 'a'), PropagateAtLaunch: true },
+        { Key: TAGS.market, Value: 'spot-then-on-demand', PropagateAtLaunch: true },
+      ]),
+    );
+    const [association] = Object.values(template.findResources('AWS::SSM::Association'));
+    expect(association.Properties.Targets).toEqual([{ Key: `tag:${TAGS.job}`, Values: [jobTagValue('fx', 'a')] }]);
+    expect(association.Properties.OutputLocation.S3Location.OutputS3KeyPrefix).toBe(storeKeys.configFile('fx', 'a', 'ssmOutput'));
+  });
+
+  test('the CloudWatch agent publishes in the contract namespace with the group dimension, and ships the job logs', () => {
+    expect(agentBaseConfig()).toMatchObject({ metrics: { namespace: METRICS.agentNamespace, aggregation_dimensions: [[METRICS.dimensions.group]] } });
+    expect(JSON.parse(agentLogsConfigJson('/var/log/x', 'grp'))).toEqual({
+      logs: { logs_collected: { files: { collect_list: [{ file_path: '/var/log/x/*.log', log_group_name: 'grp', log_stream_name: '{instance_id}', timezone: 'UTC' }] } } },
+    });
   });
 
   test('a config mixing V100 and newer GPUs gets one launch template per AMI, same root device', () => {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as s3 from 'aws-cdk-lib/aws-s3';
+import { jobUri } from '../../lib/contract';
 import { MAX_EXECUTION_TIMEOUT_SECONDS, TrainDocument, WHEEL_INDEX } from '../../lib/constructs/train-document';
 
 interface DocParameter {
@@ -70,6 +71,8 @@ describe('TrainDocument', () => {
     const code = new RegExp(content.parameters.CodeUri.allowedPattern);
     expect(job.test('s3://my-bucket/sweeps/seed-plan/o/job.json')).toBe(true);
     expect(job.test('ssm:/spot-sweep/seed-plan/o/job')).toBe(true);
+    // Exactly what the sweep stacks pass (lib/contract jobUri).
+    expect(job.test(jobUri('seed-plan', 'o'))).toBe(true);
     for (const bad of ["ssm:/spot-sweep/x/o/job';reboot;'", 'ssm:/aws/service/x', 'ssm:/spot-sweep/X/o/job']) expect(job.test(bad)).toBe(false);
     expect(code.test('s3://cdk-hnb659fds-assets-111111111111-us-east-1/4f1c.zip')).toBe(true);
     for (const bad of ["s3://b/x';rm -rf /;'.json", 's3://b/a b.json', 'https://b/job.json', 's3://b/job.json.sh']) expect(job.test(bad)).toBe(false);

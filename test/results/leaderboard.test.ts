@@ -1,34 +1,30 @@
+import { REQUESTERS } from '../../lib/contract';
 import { buildLeaderboard, formatLeaderboard } from '../../lib/results/leaderboard';
+import { controlDoc, scriptResults, statusDoc, text, trainResults } from './fixtures';
 
-const results = (mean: number, std: number, folds: number[], extra: Record<string, unknown> = {}): string =>
-  JSON.stringify({
-    version: 1,
-    folds: folds.map((ndcg10, fold) => ({ fold, ndcg10 })),
-    ndcg10: { mean, std, ddof: 1 },
-    examplesPerSecond: 12345.6,
-    totalSeconds: 75,
-    hardware: { device: 'cuda' },
-    ...extra,
-  });
-const status = (state: string, extra: Record<string, unknown> = {}): string => JSON.stringify({ state, attempts: 1, interruptions: 0, ...extra });
+const S = 'board';
+const status = (config: string, state: Parameters<typeof statusDoc>[2], extra: Parameters<typeof statusDoc>[3] = {}): string => text(statusDoc(S, config, state, extra));
+const train = (config: string, folds: number[], extra: Parameters<typeof trainResults>[3] = {}): string =>
+  text(trainResults(S, config, folds, { examplesPerSecond: 12345.6, totalSeconds: 75, ...extra }));
 
 describe('leaderboard', () => {
   test('ranks succeeded configs by mean nDCG@10, best first, with spread, throughput and wall time', () => {
     const board = buildLeaderboard([
-      { config: 'o', resultsText: results(0.41, 0.02, [0.4, 0.42]), statusText: status('SUCCEEDED') },
-      { config: 'p', resultsText: results(0.45, 0.01, [0.44, 0.46]), statusText: status('SUCCEEDED', { interruptions: 2 }) },
+      { config: 'o', resultsText: train('o', [0.4, 0.42], { std: 0.02 }), statusText: status('o', 'SUCCEEDED') },
+      { config: 'p', resultsText: train('p', [0.44, 0.46], { std: 0.01 }), statusText: status('p', 'SUCCEEDED', { interruptions: 2 }) },
     ]);
     expect(board.rows.map((r) => r.config)).toEqual(['p', 'o']);
+    expect(board.rows[0]).toMatchObject({ mode: 'train', device: 'cuda', folds: [0.44, 0.46] });
     expect(board.problems).toEqual([]);
-    const text = formatLeaderboard(board);
-    expect(text).toMatch(/^1\s+p\s+SUCCEEDED\s+0\.4500 ± 0\.0100\s+12,346\s+75 s\s+2 interruption\(s\) survived$/m);
-    expect(text).toMatch(/^2\s+o\s+SUCCEEDED\s+0\.4100 ± 0\.0200/m);
+    const out = formatLeaderboard(board);
+    expect(out).toMatch(/^1\s+p\s+SUCCEEDED\s+0\.4500 ± 0\.0100\s+12,346\s+75 s\s+2 interruption\(s\) survived$/m);
+    expect(out).toMatch(/^2\s+o\s+SUCCEEDED\s+0\.4100 ± 0\.0200/m);
   });
 
   test('a failed config is listed unranked with its failure message, never with a score', () => {
     const board = buildLeaderboard([
-      { config: 'bad', statusText: status('FAILED', { message: 'pairs.csv row 7: relevance -1 is negative' }) },
-      { config: 'ok', resultsText: results(0.3, 0, [0.3, 0.3]), statusText: status('SUCCEEDED') },
+      { config: 'bad', statusText: status('bad', 'FAILED', { message: 'pairs.csv row 7: relevance -1 is negative' }) },
+      { config: 'ok', resultsText: train('ok', [0.3, 0.3]), statusText: status('ok', 'SUCCEEDED') },
     ]);
     expect(board.rows.map((r) => [r.config, r.ndcgMean])).toEqual([
       ['ok', 0.3],
@@ -37,22 +33,65 @@ describe('leaderboard', () => {
     expect(formatLeaderboard(board)).toMatch(/^-\s+bad\s+FAILED\s+-\s+-\s+-\s+pairs\.csv row 7: relevance -1 is negative$/m);
   });
 
-  test('a malformed results file is reported, not fatal, and the other configs still rank', () => {
+  test('a script-mode config that SUCCEEDED is a row without a score, after the scored ones, and never a problem', () => {
     const board = buildLeaderboard([
-      { config: 'broken', resultsText: '{"ndcg10": ', statusText: status('SUCCEEDED') },
-      { config: 'nofolds', resultsText: JSON.stringify({ ndcg10: { mean: 0.5 } }) },
-      { config: 'good', resultsText: results(0.2, 0.1, [0.1, 0.3]) },
+      { config: 'a-script', resultsText: text(scriptResults(S, 'a-script')), statusText: status('a-script', 'SUCCEEDED', { mode: 'script' }) },
+      { config: 'z-failed', statusText: status('z-failed', 'FAILED', { message: 'The script train.py exited with code 1' }) },
+      { config: 'scored', resultsText: train('scored', [0.2, 0.3]), statusText: status('scored', 'SUCCEEDED') },
     ]);
-    expect(board.rows[0].config).toBe('good');
-    expect(board.rows[0].state).toBe('SUCCEEDED');
+    expect(board.rows.map((r) => r.config)).toEqual(['scored', 'a-script', 'z-failed']);
+    expect(board.rows[1]).toMatchObject({ state: 'SUCCEEDED', mode: 'script', resultFiles: ['results/metrics.json', 'results/notes.txt'], note: 'script: 2 result file(s), no metric declared' });
+    expect(board.rows[1].problem).toBeUndefined();
+    expect(board.rows[1].ndcgMean).toBeUndefined();
+    expect(board.problems).toEqual([]);
+    const out = formatLeaderboard(board);
+    expect(out).toMatch(/^1\s+scored\s+SUCCEEDED/m);
+    expect(out).toMatch(/^-\s+a-script\s+SUCCEEDED\s+-\s+-\s+-\s+script: 2 result file\(s\), no metric declared$/m);
+    expect(out).not.toContain('Problems:');
+  });
+
+  test('fails when a results file is malformed or does not fit the schema: a problem naming the file and field, the other configs still rank', () => {
+    const noJob = { ...trainResults(S, 'nojob', [0.5, 0.5]) } as Record<string, unknown>;
+    delete noJob.job;
+    const board = buildLeaderboard([
+      { config: 'broken', resultsText: '{"ndcg10": ', statusText: status('broken', 'SUCCEEDED') },
+      { config: 'nojob', resultsText: JSON.stringify(noJob), statusText: status('nojob', 'SUCCEEDED') },
+      { config: 'good', resultsText: train('good', [0.1, 0.3]) },
+    ]);
+    expect(board.rows[0]).toMatchObject({ config: 'good', state: 'SUCCEEDED' });
     expect(board.problems).toHaveLength(2);
     expect(board.problems[0]).toMatch(/^broken\/results\.json: not valid JSON/);
-    expect(board.problems[1]).toMatch(/^nofolds\/results\.json: missing ndcg10\.mean/);
+    expect(board.problems[1]).toMatch(/^nojob\/results\.json does not fit training\/contract\/results\.schema\.json: \(top level\): must have required property 'job'\. .*run the config again/);
+    expect(board.rows.find((r) => r.config === 'nojob')).toMatchObject({ problem: 'results.json does not fit its schema (see Problems)' });
     expect(formatLeaderboard(board)).toContain('Problems:');
   });
 
-  test('a config still training shows its state and no score', () => {
-    const board = buildLeaderboard([{ config: 'r', statusText: status('TRAINING') }]);
-    expect(board.rows[0]).toMatchObject({ config: 'r', state: 'TRAINING', problem: 'no results.json yet' });
+  test('a config still training shows its state and no score; a stop request it has not obeyed is noted', () => {
+    const board = buildLeaderboard([
+      {
+        config: 'r',
+        statusText: status('r', 'TRAINING'),
+        controlText: text(controlDoc('stop', REQUESTERS.budgetGuard, 'the sweep reached its budget of $40.00', '2026-11-28T11:00:00Z')),
+      },
+    ]);
+    expect(board.rows[0]).toMatchObject({
+      config: 'r',
+      state: 'TRAINING',
+      problem: 'no results.json yet',
+      note: 'stop requested by budget-guard at 2026-11-28T11:00:00Z: the sweep reached its budget of $40.00',
+    });
+  });
+
+  test('a STOPPED config says who stopped it and why', () => {
+    const board = buildLeaderboard([
+      { config: 's', statusText: status('s', 'STOPPED', { stoppedBy: REQUESTERS.cli, message: 'stopped with spot-sweep stop' }) },
+    ]);
+    expect(board.rows[0]).toMatchObject({ state: 'STOPPED', stoppedBy: 'spot-sweep stop', problem: 'stopped by spot-sweep stop: stopped with spot-sweep stop' });
+  });
+
+  test('paints the state cell only when asked (the CLI does on a terminal)', () => {
+    const board = buildLeaderboard([{ config: 'ok', resultsText: train('ok', [0.3, 0.3]), statusText: status('ok', 'SUCCEEDED') }]);
+    expect(formatLeaderboard(board)).not.toMatch(/\x1b\[/);
+    expect(formatLeaderboard(board, { paintState: (state, cell) => `<${state}>${cell}</>` })).toMatch(/^1\s+ok\s+<SUCCEEDED>SUCCEEDED<\/>/m);
   });
 });

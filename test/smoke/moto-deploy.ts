@@ -36,12 +36,13 @@ import {
 } from '@aws-sdk/client-ec2';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { FOUNDATION_STACK, groupName, jobParameterName, jobTagValue, storeKeys, sweepStackName, TAGS } from '../../lib/contract';
 
 const ROOT = path.join(__dirname, '..', '..');
 const ACCOUNT = '123456789012'; // moto's default account
 const REGION = 'us-east-1';
 const AMI_PARAMETER = '/spot-sweep/smoke/ami-id';
-const FOUNDATION = 'SpotSweep-Foundation';
+const FOUNDATION = FOUNDATION_STACK;
 
 let passed = 0;
 let failed = 0;
@@ -117,7 +118,7 @@ async function main(): Promise<void> {
     const spec = path.join(work, 'seed-plan.json');
     copyFileSync(path.join(ROOT, 'sweeps', 'seed-plan.json'), spec);
     const sweep = JSON.parse(readFileSync(spec, 'utf8')) as { name: string; configs: { name: string }[] };
-    const stack = `SpotSweep-${sweep.name}`;
+    const stack = sweepStackName(sweep.name);
     const deployArgs = (out: string): string[] => [
       'deploy', FOUNDATION, stack, '-c', `sweep=${spec}`, '-c', `amiParameter=${AMI_PARAMETER}`,
       '--method=direct', '--require-approval', 'never', '--no-previous-parameters', '-o', path.join(work, out),
@@ -138,23 +139,23 @@ async function main(): Promise<void> {
       );
     };
     const taggedInstances = async (job: string): Promise<string[]> => {
-      const r = await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'tag:spot-sweep:job', Values: [job] }, { Name: 'instance-state-name', Values: ['pending', 'running'] }] }));
+      const r = await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: `tag:${TAGS.job}`, Values: [job] }, { Name: 'instance-state-name', Values: ['pending', 'running'] }] }));
       return (r.Reservations ?? []).flatMap((res) => (res.Instances ?? []).map((i) => i.InstanceId ?? ''));
     };
     const groups = await groupsOf();
     for (const c of sweep.configs) {
-      const group = groups.get(`${stack}-${c.name}`);
-      const tagged = await taggedInstances(`${sweep.name}/${c.name}`);
+      const group = groups.get(groupName(sweep.name, c.name));
+      const tagged = await taggedInstances(jobTagValue(sweep.name, c.name));
       check(
-        `config ${c.name}: group ${stack}-${c.name} (desired 1) launched an instance tagged spot-sweep:job=${sweep.name}/${c.name}`,
+        `config ${c.name}: group ${groupName(sweep.name, c.name)} (desired 1) launched an instance tagged ${TAGS.job}=${jobTagValue(sweep.name, c.name)}`,
         group !== undefined && group.desired === 1 && group.instances.length === 1 && tagged.includes(group.instances[0]),
         `group ${JSON.stringify(group)}, tagged ${JSON.stringify(tagged)}`,
       );
     }
 
     const artifacts = (await cfn.send(new DescribeStacksCommand({ StackName: FOUNDATION }))).Stacks?.[0]?.Outputs?.find((o) => o.OutputKey === 'ArtifactBucketName')?.OutputValue;
-    const job = JSON.parse((await ssm.send(new GetParameterCommand({ Name: `/spot-sweep/${sweep.name}/o/job` }))).Parameter?.Value ?? '{}');
-    check('config o: its job.json is in /spot-sweep/<sweep>/o/job with the artifact bucket as its store', job.config === 'o' && job.store === `s3://${artifacts}/sweeps/${sweep.name}/o/`, JSON.stringify(job).slice(0, 200));
+    const job = JSON.parse((await ssm.send(new GetParameterCommand({ Name: jobParameterName(sweep.name, 'o') }))).Parameter?.Value ?? '{}');
+    check(`config o: its job.json is in ${jobParameterName(sweep.name, 'o')} with the artifact bucket as its store`, job.config === 'o' && job.store === `s3://${artifacts}/${storeKeys.config(sweep.name, 'o')}`, JSON.stringify(job).slice(0, 200));
 
     // Update: a new config and a changed one; the stack updates in place.
     const updated = JSON.parse(readFileSync(spec, 'utf8'));
@@ -163,15 +164,16 @@ async function main(): Promise<void> {
     writeFileSync(spec, JSON.stringify(updated, null, 2));
     check('cdk deploy of the updated sweep', cdk(env, deployArgs('cdk.out.2')));
     check(`${stack} is UPDATE_COMPLETE`, (await stacks()).get(stack) === 'UPDATE_COMPLETE', (await stacks()).get(stack));
-    check('the added config s launched its instance', (await taggedInstances(`${sweep.name}/s`)).length === 1);
+    check('the added config s launched its instance', (await taggedInstances(jobTagValue(sweep.name, 's'))).length === 1);
 
     // Destroy. The emulator leaves the foundation VPC's route tables and internet gateway behind.
     const foundation = (await cfn.send(new DescribeStacksCommand({ StackName: FOUNDATION }))).Stacks?.[0];
     const bucket = foundation?.Outputs?.find((o) => o.OutputKey === 'ArtifactBucketName')?.OutputValue ?? '';
     const vpcId = foundation?.Outputs?.find((o) => o.OutputKey === 'VpcId')?.OutputValue ?? '';
     check('cdk destroy of the sweep', cdk(env, ['destroy', '--force', stack, '-c', `sweep=${spec}`, '-c', `amiParameter=${AMI_PARAMETER}`, '-o', path.join(work, 'cdk.out.3')]));
-    const leftInstances = (await Promise.all(updated.configs.map((c: { name: string }) => taggedInstances(`${sweep.name}/${c.name}`)))).flat();
-    const leftGroups = [...(await groupsOf()).keys()].filter((g) => g.startsWith(`${stack}-`));
+    const leftInstances = (await Promise.all(updated.configs.map((c: { name: string }) => taggedInstances(jobTagValue(sweep.name, c.name))))).flat();
+    const sweepGroups = new Set(updated.configs.map((c: { name: string }) => groupName(sweep.name, c.name)));
+    const leftGroups = [...(await groupsOf()).keys()].filter((g) => sweepGroups.has(g));
     check('no Auto Scaling group and no running instance of the sweep is left', leftGroups.length === 0 && leftInstances.length === 0, `groups ${leftGroups}, instances ${leftInstances}`);
 
     const tables = await ec2.send(new DescribeRouteTablesCommand({ Filters: [{ Name: 'vpc-id', Values: [vpcId] }] }));
@@ -187,7 +189,7 @@ async function main(): Promise<void> {
     }
     check('cdk destroy of the foundation', cdk(env, ['destroy', '--force', FOUNDATION, '-o', path.join(work, 'cdk.out.4')]));
     const afterDestroy = await stacks();
-    const live = [...afterDestroy].filter(([name, status]) => name.startsWith('SpotSweep-') && status !== 'DELETE_COMPLETE');
+    const live = [...afterDestroy].filter(([name, status]) => [FOUNDATION, stack].includes(name) && status !== 'DELETE_COMPLETE');
     check('no spot-sweep stack is left', live.length === 0, JSON.stringify(live));
     const vpcs = await ec2.send(new DescribeVpcsCommand({ Filters: [{ Name: 'vpc-id', Values: [vpcId] }] }));
     check('the foundation VPC is gone', (vpcs.Vpcs ?? []).length === 0);

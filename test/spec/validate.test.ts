@@ -133,13 +133,18 @@ describe('sweep spec validation', () => {
     expectIssue(issuesOf((s) => delete s.budgetUsd), 'budgetUsd', /is missing/);
   });
 
+  test('fails when a trainer setting is above the bound the contract schema documents', () => {
+    expectIssue(issuesOf((s) => (s.configs[0].train = { hiddenDim: 1e9 })), 'configs[0].train.hiddenDim', /whole number from 1 to 65536/);
+    expectIssue(issuesOf((s) => (s.configs[0].train = { learningRate: 1e300 })), 'configs[0].train.learningRate', /at most 10/);
+  });
+
   test('fails when batchSize is not a positive whole number', () => {
-    expectIssue(issuesOf((s) => (s.configs[0].train = { batchSize: 0 })), 'configs[0].train.batchSize', /positive whole number/);
-    expectIssue(issuesOf((s) => (s.configs[0].train = { batchSize: 12.5 })), 'configs[0].train.batchSize', /positive whole number/);
+    expectIssue(issuesOf((s) => (s.configs[0].train = { batchSize: 0 })), 'configs[0].train.batchSize', /whole number from 1 to 1048576/);
+    expectIssue(issuesOf((s) => (s.configs[0].train = { batchSize: 12.5 })), 'configs[0].train.batchSize', /whole number from 1 to 1048576/);
   });
 
   test('fails when epochs is not positive', () => {
-    expectIssue(issuesOf((s) => (s.defaults.train.epochs = 0)), 'defaults.train.epochs', /positive whole number/);
+    expectIssue(issuesOf((s) => (s.defaults.train.epochs = 0)), 'defaults.train.epochs', /whole number from 1 to 10000/);
   });
 
   test('fails when folds is below 2', () => {
@@ -213,7 +218,7 @@ describe('sweep spec validation', () => {
       'configs[3].script.patches[0].find',
     ]);
     expect(message).toMatch(/broken-many\.json: 13 problems:/);
-    expect(message).toContain('  - configs[2].train.batchSize (got -1): must be a positive whole number;');
+    expect(message).toContain('  - configs[2].train.batchSize (got -1): must be a whole number from 1 to 1048576;');
   });
 });
 

@@ -231,7 +231,7 @@ def child_env(extra: dict | None = None) -> dict:
 
 
 def job_cmd(job_uri: str, workdir: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "two_tower.job", "--job", job_uri, "--workdir", str(workdir), *args]
+    return [sys.executable, "-m", "spot_runner.job", "--job", job_uri, "--workdir", str(workdir), *args]
 
 
 def run_job(

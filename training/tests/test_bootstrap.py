@@ -59,7 +59,7 @@ elif args[:2] == ["-m", "pip"]:
         if not list(links.glob("torch-*.whl")):
             sys.exit("ERROR: No matching distribution found for torch")
         (venv / "torch-installed").write_text("")
-elif args[:2] == ["-m", "two_tower.job"]:
+elif args[:2] == ["-m", "spot_runner.job"]:
     if "--fail" in args:
         sys.exit(1)
     mode = os.environ.get("FAKE_JOB", "exit:0")
@@ -203,7 +203,7 @@ class Instance:
         ]
 
     def runner_calls(self) -> list[list[str]]:
-        return [a for a in self.calls("python") if a[:2] == ["-m", "two_tower.job"]]
+        return [a for a in self.calls("python") if a[:2] == ["-m", "spot_runner.job"]]
 
 
 @pytest.fixture
@@ -227,7 +227,7 @@ def test_uses_the_dlami_torch_runs_the_job_and_removes_itself_once(instance):
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert instance.runner_calls() == [
-        ["-m", "two_tower.job", "--job", JOB_URI, "--workdir", str(instance.root / "work")]
+        ["-m", "spot_runner.job", "--job", JOB_URI, "--workdir", str(instance.root / "work")]
     ]
     pip = [a for a in instance.calls("python") if a[:2] == ["-m", "pip"]]
     assert pip == [["-m", "pip", "install", "--quiet", "-r", str(TRAINING / "requirements.txt")]]
@@ -248,7 +248,7 @@ def test_publishes_gpu_metrics_by_group_only_once_setup_is_over(instance):
     assert order.count("cw-agent") == 1
     # After every setup step (the pip install of the requirements) and before the job runner.
     assert agent > max(i for i, c in enumerate(order) if c == "-m pip")
-    assert agent < order.index("-m two_tower.job")
+    assert agent < order.index("-m spot_runner.job")
     metrics = rows[agent]["config"]["metrics"]
     assert rows[agent]["args"][:2] == ["-a", "append-config"]
     assert set(metrics) == {"metrics_collected"}  # dimensions come from the user data's base config
@@ -293,7 +293,7 @@ def test_installs_torch_from_the_wheel_cache_without_downloading(instance):
     runs = [
         r
         for r in map(json.loads, instance.log.read_text().splitlines())
-        if r["args"][:2] == ["-m", "two_tower.job"]
+        if r["args"][:2] == ["-m", "spot_runner.job"]
     ]
     assert [r["exe"] for r in runs] == [venv_python]
     assert instance.self_removals() == [REMOVAL]

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from jobkit import job_doc, run_job, s3, states  # noqa: F401 - fixture
 
-from two_tower.fetch import fetch_data
-from two_tower.storage import open_store
-from two_tower.sync import CheckpointSync
+from spot_runner.fetch import fetch_data
+from spot_runner.storage import open_store
+from spot_runner.sync import CheckpointSync
 
 
 def write_job(store: Path, doc: dict | str) -> Path:

@@ -129,6 +129,7 @@ def test_runs_a_job_from_job_json_to_results_in_the_bucket(world, baseline):
         "market": "local",
         "attempts": 1,
         "interruptions": 0,
+        "jobDigest": status["jobDigest"],
     }
     assert world.bucket.get_json("sweeps/e2e/baseline/folds.json")
     assert "nDCG@10" in world.log("baseline")
@@ -149,7 +150,7 @@ def test_resumes_from_the_uploaded_checkpoint_after_the_trainer_is_killed_mid_fo
     proc = start_job_until(
         job,
         work,
-        "checkpoint: ckpt-00000002.pt (0 folds done; fold 1:",
+        "checkpoint: ckpt-00000002.pt (0 of 2 folds done; fold 1/2:",
         "the second checkpoint of fold 1",
         "--sync-seconds",
         "0.2",
@@ -225,7 +226,7 @@ def test_sigterm_checkpoints_at_once_and_the_replacement_repeats_no_work(world, 
     proc = start_job_until(
         job,
         work,
-        "checkpoint: ckpt-00000001.pt (0 folds done; fold 1:",
+        "checkpoint: ckpt-00000001.pt (0 of 2 folds done; fold 1/2:",
         "the first checkpoint of fold 1",
         "--sync-seconds",
         "0.2",
@@ -239,7 +240,8 @@ def test_sigterm_checkpoints_at_once_and_the_replacement_repeats_no_work(world, 
     assert status["state"] == "PENDING" and status["interruptions"] == 1
     assert "interrupted by SIGTERM" in status["message"]
     saved = re.findall(
-        r"checkpoint: (ckpt-\d+\.pt) \((\d+) folds done; fold (\d+): (\d+) epochs \+ (\d+) steps", out
+        r"checkpoint: (ckpt-\d+\.pt) \((\d+) of \d+ folds done; fold (\d+)/\d+: (\d+) epochs \+ (\d+) steps",
+        out,
     )[-1]
     assert f"sweeps/e2e/sigterm/checkpoints/{saved[0]}" in world.bucket.keys(
         "sweeps/e2e/sigterm/checkpoints/"
@@ -290,6 +292,8 @@ def test_spot_notice_checkpoints_uploads_and_exits_as_interrupted(world):
     saved = re.findall(r"checkpoint: (ckpt-\d+\.pt)", world.log("spot"))[-1]
     assert f"sweeps/e2e/spot/checkpoints/{saved}" in world.bucket.keys("sweeps/e2e/spot/checkpoints/")
     assert "spot interruption notice" in world.log("spot")
+    assert status["message"].startswith("attempt 1 interrupted by spot interruption notice {")
+    assert "interrupted (received SIGTERM): checkpoint saved" in world.log("spot")
     assert world.bucket.get("sweeps/e2e/spot/results.json") is None
 
 
@@ -306,3 +310,10 @@ def test_fails_with_the_trainers_message_when_the_data_is_bad(world, tmp_path):
         status["state"] == "FAILED" and "bad input" in status["message"] and "relevance" in status["message"]
     )
     assert world.bucket.get("sweeps/e2e/bad/results.json") is None
+
+
+def test_the_last_checkpoint_line_of_a_run_says_every_fold_is_done(world, baseline):
+    log = world.log("baseline")
+    lines = [line for line in log.splitlines() if line.startswith("checkpoint: ")]
+    assert lines and lines[-1].endswith("(all 2 folds done)"), lines[-3:]
+    assert "fold 3" not in log, "a 2-fold run never speaks of a third fold"

@@ -15,7 +15,7 @@ import pytest
 from conftest import make_relevance_negative
 from jobkit import imds, local_job, run_job, start_job_until, states  # noqa: F401 - fixture
 
-from two_tower.exits import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, trainer_exit
+from spot_runner.exits import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, trainer_exit
 from two_tower.progress import status_doc, write_json_atomic
 
 TORCHRUN = {"SPOT_SWEEP_NPROC": "2"}
@@ -98,8 +98,8 @@ def test_sigterm_under_torchrun_ends_interrupted_not_failed(tmp_path, make_datas
 
 
 def test_spot_notice_under_torchrun_ends_interrupted_not_failed(tmp_path, make_dataset, imds):  # noqa: F811
-    # Only the runner's SIGTERM is not involved here: rank 0 sees the notice, every rank checkpoints and
-    # exits 75, and torchrun exits 1.
+    # The runner polls the notice and SIGTERMs torchrun, which forwards it: every rank checkpoints and
+    # exits 75, torchrun exits 1, and the runner reads the trainer's status.json; the cause is the notice.
     env = {"SPOT_SWEEP_IMDS_ENDPOINT": imds.url, "SPOT_SWEEP_SPOT_POLL_SECONDS": "0.2"}
     proc, store = start_torchrun_job(tmp_path, make_dataset(), env)
 
@@ -107,7 +107,7 @@ def test_spot_notice_under_torchrun_ends_interrupted_not_failed(tmp_path, make_d
     out, _ = proc.communicate(timeout=120)
 
     status = assert_interrupted_and_resumable(proc, store, out)
-    assert "spot interruption notice" in status["message"]
+    assert status["message"].startswith("attempt 1 interrupted by spot interruption notice {")
 
 
 def test_fails_as_bad_input_under_torchrun_with_the_trainers_message(tmp_path, make_dataset):

@@ -1,27 +1,36 @@
-"""status.json has other writers besides the runner: the budget guard merges ``spendUsd`` (and may set
-STOPPED with a message), ``spot-sweep stop`` sets STOPPED. The runner keeps what it does not own."""
+"""status.json has one writer, the job runner; requests come through control.json, which the runner
+obeys (training/contract/status.schema.json, control.schema.json)."""
 
 from __future__ import annotations
 
 import json
 import signal
+import uuid
 from pathlib import Path
 
 from jobkit import local_job, start_job, states, wait_for
 
-from two_tower.status_board import StatusBoard
-from two_tower.storage import open_store
+import contract
+from spot_runner.status_board import StatusBoard
+from spot_runner.storage import open_store
 
 
 def read(store_dir: Path) -> dict:
     return json.loads((store_dir / "status.json").read_text())
 
 
-def guard_merges(store_dir: Path, **fields) -> dict:
-    """What the budget guard Lambda does: read, merge its fields, write back."""
-    doc = read(store_dir)
-    doc.update(fields)
-    (store_dir / "status.json").write_text(json.dumps(doc))
+def request(store_dir: Path, action: str, by: str, reason: str) -> dict:
+    """What a requester (spot-sweep stop, the budget guard) does: write control.json whole."""
+    doc = {
+        "version": 1,
+        "action": action,
+        "by": by,
+        "reason": reason,
+        "at": "2026-12-01T12:00:00Z",
+        "id": str(uuid.uuid4()),
+    }
+    assert contract.problems("control", doc) == []
+    (store_dir / "control.json").write_text(json.dumps(doc))
     return doc
 
 
@@ -29,69 +38,72 @@ def board_in(tmp_path: Path) -> tuple[StatusBoard, Path]:
     store_dir = tmp_path / "store"
     store_dir.mkdir()
     board = StatusBoard.load(open_store(store_dir.as_uri() + "/"))
+    board.doc.update(sweep="demo", config="baseline")
     board.set("PENDING", attempts=0, interruptions=0)
     return board, store_dir
 
 
-def test_keeps_the_guards_spend_when_it_rewrites_the_status(tmp_path):
+def test_every_write_fits_the_status_schema(tmp_path):
     board, store_dir = board_in(tmp_path)
-    guard_merges(store_dir, spendUsd=1.25, stoppedBy=None)
-
     board.set("TRAINING")
-    assert read(store_dir)["spendUsd"] == 1.25 and read(store_dir)["state"] == "TRAINING"
-
-    guard_merges(store_dir, spendUsd=2.5)
-    board.progress({"fold": 0, "progress": 0.5, "loss": 1.0})
+    board.progress({"fold": 0, "folds": 5, "epoch": 1, "epochs": 2, "progress": 0.5, "loss": float("nan")})
+    board.set("SUCCEEDED", progress=1.0, etaSeconds=0)
 
     status = read(store_dir)
-    assert status["spendUsd"] == 2.5, "the newest spend stands, not the one the runner saw before"
-    assert status["progress"] == 0.5 and "stoppedBy" in status
+    assert contract.problems("status", status) == []
+    assert status["loss"] is None, "a NaN loss is written as null: status.json stays strict JSON"
+    assert states(status) == ["PENDING", "TRAINING", "SUCCEEDED"]
 
 
-def test_a_stopped_written_elsewhere_stands_and_the_interruption_ends_stopped(tmp_path):
-    board, store_dir = board_in(tmp_path)
-    board.set("TRAINING")
-    guard_merges(
-        store_dir, state="STOPPED", stoppedBy="budget", message="sweep budget $5 spent", spendUsd=5.1
+def test_keys_of_an_older_version_or_another_writer_are_dropped(tmp_path):
+    store_dir = tmp_path / "store"
+    store_dir.mkdir()
+    (store_dir / "status.json").write_text(
+        json.dumps({"state": "TRAINING", "spendUsd": 1.25, "sweep": "demo", "config": "baseline"})
     )
-
-    board.progress({"progress": 0.7})  # a tick while the trainer checkpoints
-
-    status = read(store_dir)
-    assert status["state"] == "STOPPED" and status["message"] == "sweep budget $5 spent"
-    assert status["progress"] == 0.7 and status["spendUsd"] == 5.1
-
-    board.set("PENDING", interruptions=1, message="attempt 1 interrupted by SIGTERM")
-
-    status = read(store_dir)
-    assert status["state"] == "STOPPED" and status["message"] == "attempt 1 interrupted by SIGTERM"
-    assert states(status) == ["PENDING", "TRAINING", "STOPPED"] and status["stoppedBy"] == "budget"
-
-
-def test_an_outcome_replaces_a_stopped_written_elsewhere(tmp_path):
-    board, store_dir = board_in(tmp_path)
-    board.set("TRAINING")
-    guard_merges(store_dir, state="STOPPED", message="stop requested with spot-sweep stop")
-
-    board.set("SUCCEEDED", progress=1.0)
-
-    status = read(store_dir)
-    assert status["state"] == "SUCCEEDED" and "message" not in status
-    assert states(status) == ["PENDING", "TRAINING", "STOPPED", "SUCCEEDED"]
-
-
-def test_a_job_stopped_before_this_attempt_starts_again(tmp_path):
-    board, store_dir = board_in(tmp_path)
-    guard_merges(store_dir, state="STOPPED", message="stopped with spot-sweep stop")
     board = StatusBoard.load(open_store(store_dir.as_uri() + "/"))
+    board.set("PENDING")
 
-    board.set("BOOTSTRAPPING", attempts=1)
+    status = read(store_dir)
+    assert "spendUsd" not in status and contract.problems("status", status) == []
+
+
+def test_fails_when_someone_else_writes_status_json_it_is_logged_and_the_runner_view_stands(tmp_path, capfd):
+    board, store_dir = board_in(tmp_path)
+    (store_dir / "status.json").write_text(json.dumps({**read(store_dir), "state": "STOPPED"}))
+
     board.set("TRAINING")
 
-    assert read(store_dir)["state"] == "TRAINING" and not board.stopped_elsewhere
+    assert read(store_dir)["state"] == "TRAINING"
+    assert "written by someone other than this runner" in capfd.readouterr().err
 
 
-def test_a_job_stopped_while_it_trains_ends_stopped_keeping_the_spend(tmp_path, make_dataset):
+def test_a_stop_request_before_the_attempt_keeps_the_job_stopped(tmp_path, make_dataset):
+    job, store_dir = local_job(tmp_path, make_dataset(), epochs=1)
+    store_dir.mkdir(parents=True, exist_ok=True)
+    asked = request(store_dir, "stop", "spot-sweep stop", "stopped with spot-sweep stop")
+    proc = start_job(job, tmp_path / "work")
+    out, _ = proc.communicate(timeout=120)
+
+    assert proc.returncode == contract.EXIT_CODES["runner"]["stopped"], out
+    status = read(store_dir)
+    assert status["state"] == "STOPPED" and status["message"] == "stopped with spot-sweep stop"
+    assert status["stoppedBy"] == "spot-sweep stop" and status["stopRequestId"] == asked["id"]
+    assert not (store_dir / "results.json").exists()
+
+
+def test_a_start_request_lets_a_stopped_job_run(tmp_path, make_dataset):
+    job, store_dir = local_job(tmp_path, make_dataset(), epochs=1)
+    store_dir.mkdir(parents=True, exist_ok=True)
+    request(store_dir, "start", "spot-sweep local", "run with spot-sweep local")
+    proc = start_job(job, tmp_path / "work")
+    out, _ = proc.communicate(timeout=180)
+
+    assert proc.returncode == 0, out
+    assert read(store_dir)["state"] == "SUCCEEDED"
+
+
+def test_a_stop_request_while_it_trains_checkpoints_and_ends_stopped_with_its_reason(tmp_path, make_dataset):
     job, store_dir = local_job(tmp_path, make_dataset(), epochs=400, batchSize=16, checkpointMinutes=0.005)
     proc = start_job(job, tmp_path / "work", "--sync-seconds", "0.2")
     wait_for(
@@ -100,21 +112,54 @@ def test_a_job_stopped_while_it_trains_ends_stopped_keeping_the_spend(tmp_path, 
         timeout=90,
         proc=proc,
     )
+    before = (store_dir / "status.json").stat().st_mtime_ns
 
-    merged = guard_merges(
-        store_dir, state="STOPPED", stoppedBy="budget", message="sweep budget spent", spendUsd=3.0
-    )
+    request(store_dir, "stop", "budget-guard", "Stopped by the sweep budget: spent $5.10 of $5.00.")
+    out, _ = proc.communicate(timeout=120)
+
+    assert proc.returncode == contract.EXIT_CODES["runner"]["stopped"], out
+    status = read(store_dir)
+    assert status["state"] == "STOPPED" and status["stoppedBy"] == "budget-guard"
+    assert status["message"].startswith("Stopped by the sweep budget: spent $5.10 of $5.00.")
+    assert "resumes from it" in status["message"], "the kept checkpoint is named"
+    assert list((store_dir / "checkpoints").iterdir()), "the checkpoint went up before STOPPED"
+    assert (store_dir / "status.json").stat().st_mtime_ns > before
+    assert states(status)[-2:] == ["TRAINING", "STOPPED"]
+    assert contract.problems("status", status) == []
+
+
+def test_a_sigterm_after_a_stop_request_still_ends_stopped_with_the_request_reason(tmp_path, make_dataset):
+    # A scale-in (the guard or `stop` scaling the group to zero) sends SIGTERM, possibly before the
+    # runner's next tick has read control.json: the request still names the outcome.
+    job, store_dir = local_job(tmp_path, make_dataset(), epochs=400, batchSize=16, checkpointMinutes=0.005)
+    proc = start_job(job, tmp_path / "work", "--sync-seconds", "30")
     wait_for(
-        lambda: read(store_dir)["progress"] != merged["progress"],
-        "the runner's next progress write",
-        timeout=60,
+        lambda: read(store_dir).get("state") == "TRAINING" if (store_dir / "status.json").exists() else None,
+        "TRAINING in the store",
+        timeout=90,
         proc=proc,
     )
-    assert read(store_dir)["state"] == "STOPPED", "a progress write must not undo the STOPPED"
-    proc.send_signal(signal.SIGTERM)  # the group scaled to zero: the instance is shutting down
-    out, _ = proc.communicate(timeout=90)
+    request(store_dir, "stop", "spot-sweep stop", "stopped with spot-sweep stop")
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
 
-    assert proc.returncode == 75, out
+    assert proc.returncode == contract.EXIT_CODES["runner"]["stopped"], out
     status = read(store_dir)
-    assert status["state"] == "STOPPED" and "interrupted by SIGTERM" in status["message"]
-    assert status["spendUsd"] == 3.0 and status["stoppedBy"] == "budget"
+    assert status["state"] == "STOPPED" and status["stoppedBy"] == "spot-sweep stop"
+
+
+def test_a_stop_the_previous_job_obeyed_does_not_block_a_changed_job(tmp_path, make_dataset):
+    job, store_dir = local_job(tmp_path, make_dataset(), epochs=1)
+    request(store_dir, "stop", "spot-sweep stop", "stopped with spot-sweep stop")
+    first = start_job(job, tmp_path / "work")
+    first.communicate(timeout=120)
+    assert first.returncode == contract.EXIT_CODES["runner"]["stopped"]
+
+    doc = json.loads((store_dir / "job.json").read_text())
+    doc["train"]["seed"] = 8  # the config edited and deployed again
+    (store_dir / "job.json").write_text(json.dumps(doc))
+    second = start_job(job, tmp_path / "work")
+    out, _ = second.communicate(timeout=180)
+
+    assert second.returncode == 0, out
+    assert read(store_dir)["state"] == "SUCCEEDED"

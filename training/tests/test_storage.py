@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from jobkit import s3  # noqa: F401 - fixture
 
-from two_tower.storage import LocalStore, S3Store, StorageError, open_store, read_object, split_object_uri
+from spot_runner.storage import LocalStore, S3Store, StorageError, open_store, read_object, split_object_uri
 
 
 @pytest.fixture(params=["local", "s3"])

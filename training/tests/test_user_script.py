@@ -63,7 +63,7 @@ def script_job(tmp_path: Path, code: str, store: str, **script) -> Path:
     spec.update(script)
     job = tmp_path / "store" / "job.json"
     job.parent.mkdir(parents=True, exist_ok=True)
-    job.write_text(json.dumps(job_doc(store, None, train=None, script=spec)))
+    job.write_text(json.dumps(job_doc(store, None, script=spec)))
     return job
 
 
@@ -80,6 +80,7 @@ def test_patched_mps_script_runs_on_cpu_and_its_results_are_collected(tmp_path):
     results = json.loads((store / "results.json").read_text())
     assert results["mode"] == "script" and results["results"]["ndcg10"] == 0.4482
     assert results["files"] == ["results/config_o.json"]
+    status = json.loads((store / "status.json").read_text())
     assert results["job"] == {
         "sweep": "test-sweep",
         "config": "tiny",
@@ -87,6 +88,7 @@ def test_patched_mps_script_runs_on_cpu_and_its_results_are_collected(tmp_path):
         "market": "local",
         "attempts": 1,
         "interruptions": 0,
+        "jobDigest": status["jobDigest"],
     }
     log = (store / "train.log").read_text()
     assert "patch 0: models/evaluate.py: replaced 1 occurrence(s)" in log and "trained on cpu" in log
@@ -111,7 +113,7 @@ def test_script_from_a_zip_in_s3_runs_and_its_results_land_in_the_bucket(tmp_pat
         "patches": PATCHES,
         "results": "results/*.json",
     }
-    s3.put("sweeps/s/c/job.json", json.dumps(job_doc(s3.uri("sweeps/s/c/"), None, train=None, script=spec)))
+    s3.put("sweeps/s/c/job.json", json.dumps(job_doc(s3.uri("sweeps/s/c/"), None, script=spec)))
 
     done = run_job(s3.uri("sweeps/s/c/job.json"), tmp_path / "work")
 
@@ -246,3 +248,16 @@ def test_a_changed_job_runs_again_even_after_success(tmp_path):
     assert status["state"] == "SUCCEEDED" and status["attempts"] == 1
     log = (store / "train.log").read_text()
     assert log.count("=== attempt 1 on local (local)") == 2, "one log tells every attempt"
+
+
+def test_the_default_results_glob_collects_files_in_subfolders(tmp_path):
+    from spot_runner.user_script import ScriptSpec, collect_results
+
+    (tmp_path / "results" / "fold-1").mkdir(parents=True)
+    (tmp_path / "results" / "summary.json").write_text("{}")
+    (tmp_path / "results" / "fold-1" / "metrics.json").write_text("{}")
+    spec = ScriptSpec(code=str(tmp_path), entrypoint="train.py", args=(), patches=(), results="results/**")
+
+    found = [p.relative_to(tmp_path).as_posix() for p in collect_results(spec, tmp_path)]
+
+    assert found == ["results/fold-1/metrics.json", "results/summary.json"]

@@ -1,6 +1,7 @@
 """Training settings: one frozen dataclass, built from job.json's ``train`` object and CLI flags.
 
-The keys are the sweep spec's ``train`` keys (camelCase, see .ci/CONTRACTS.md); explicit CLI flags override
+The keys are the sweep spec's ``train`` keys (camelCase); their defaults and bounds come from
+training/contract/train-settings.schema.json; explicit CLI flags override
 the job file, the job file overrides the defaults.
 """
 
@@ -13,95 +14,105 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from contract import train_properties
+
 from .errors import UserError
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+_PROPERTIES = train_properties()
+"""Types, defaults, enums and bounds of every setting: training/contract/train-settings.schema.json."""
+PRECISIONS = tuple(_PROPERTIES["precision"]["enum"])
 DEVICES = ("auto", "cpu", "cuda", "mps")
-EVAL_CANDIDATES = ("labeled", "corpus")
+EVAL_CANDIDATES = tuple(_PROPERTIES["evalCandidates"]["enum"])
+
+
+def _default(key: str) -> Any:
+    return _PROPERTIES[key]["default"]
+
+
+def _check(prop: dict[str, Any], value: Any) -> tuple[str, bool]:
+    """The rule a setting's schema states, as words, and whether ``value`` keeps it."""
+    if "enum" in prop:
+        return " or ".join(prop["enum"]), value in prop["enum"]
+    if prop["type"] == "boolean":
+        return "true or false", isinstance(value, bool)
+    integer = prop["type"] == "integer"
+    ok = _is_int(value) if integer else _is_number(value)
+    low = prop.get("minimum", prop.get("exclusiveMinimum"))
+    above = "exclusiveMinimum" in prop
+    if ok:
+        ok = (value > low if above else value >= low) and value <= prop["maximum"]
+    kind = "an integer" if integer else "a number"
+    return f"{kind} {'>' if above else '>='} {low} and <= {prop['maximum']}", ok
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Every setting of one training run; validated on construction."""
 
-    folds: int = field(default=10, metadata={"key": "folds"})
+    folds: int = field(default=_default("folds"), metadata={"key": "folds"})
     """Number of cross-validation folds, grouped by query id (>= 2)."""
 
-    epochs: int = field(default=3, metadata={"key": "epochs"})
+    epochs: int = field(default=_default("epochs"), metadata={"key": "epochs"})
     """Passes over each fold's training rows (>= 1)."""
 
-    batch_size: int = field(default=1024, metadata={"key": "batchSize"})
+    batch_size: int = field(default=_default("batchSize"), metadata={"key": "batchSize"})
     """Rows per micro-batch over all ranks; every row's in-batch negatives are the other rows of it (>= 1)."""
 
-    learning_rate: float = field(default=0.001, metadata={"key": "learningRate"})
+    learning_rate: float = field(default=_default("learningRate"), metadata={"key": "learningRate"})
     """AdamW learning rate (> 0)."""
 
-    weight_decay: float = field(default=0.0, metadata={"key": "weightDecay"})
+    weight_decay: float = field(default=_default("weightDecay"), metadata={"key": "weightDecay"})
     """AdamW decoupled weight decay (>= 0)."""
 
-    precision: str = field(default="auto", metadata={"key": "precision"})
+    precision: str = field(default=_default("precision"), metadata={"key": "precision"})
     """auto (bf16 on GPUs that have it, fp16 + GradScaler on V100/T4, fp32 on CPU/MPS), fp32, bf16 or fp16."""
 
-    grad_accumulation: int = field(default=1, metadata={"key": "gradAccumulation"})
+    grad_accumulation: int = field(default=_default("gradAccumulation"), metadata={"key": "gradAccumulation"})
     """Micro-batches summed per optimizer step (>= 1). It does NOT add in-batch negatives: the softmax of
     each micro-batch only sees that micro-batch's documents."""
 
-    seed: int = field(default=42, metadata={"key": "seed"})
+    seed: int = field(default=_default("seed"), metadata={"key": "seed"})
     """Seeds fold assignment, initialisation and data order (>= 0)."""
 
-    temperature: float = field(default=0.05, metadata={"key": "temperature"})
+    temperature: float = field(default=_default("temperature"), metadata={"key": "temperature"})
     """Softmax temperature dividing the cosine similarities (> 0)."""
 
-    logq_correction: bool = field(default=False, metadata={"key": "logQCorrection"})
+    logq_correction: bool = field(default=_default("logQCorrection"), metadata={"key": "logQCorrection"})
     """Subtract log(document frequency in the training rows) from the logits (popularity correction)."""
 
-    eval_candidates: str = field(default="labeled", metadata={"key": "evalCandidates"})
+    eval_candidates: str = field(default=_default("evalCandidates"), metadata={"key": "evalCandidates"})
     """labeled: rank each test query's judged documents; corpus: rank every document of the dataset."""
 
-    hidden_dim: int = field(default=512, metadata={"key": "hiddenDim"})
+    hidden_dim: int = field(default=_default("hiddenDim"), metadata={"key": "hiddenDim"})
     """Hidden width of each tower's MLP (>= 1)."""
 
-    checkpoint_minutes: float = field(default=10.0, metadata={"key": "checkpointMinutes"})
+    checkpoint_minutes: float = field(
+        default=_default("checkpointMinutes"), metadata={"key": "checkpointMinutes"}
+    )
     """Minutes between mid-epoch checkpoints (> 0); a checkpoint is also written at every epoch end."""
 
     max_examples: int | None = field(default=None, metadata={"key": "maxExamples"})
     """Use only the first N rows of the pairs file (None: all rows)."""
 
     def __post_init__(self) -> None:
-        def need(ok: bool, key: str, rule: str) -> None:
+        for f in fields(self):
+            key = f.metadata["key"]
+            value = getattr(self, f.name)
+            if key == "maxExamples":
+                rule, ok = "an integer >= 1 or null", value is None or (_is_int(value) and value >= 1)
+            else:
+                rule, ok = _check(_PROPERTIES[key], value)
             if not ok:
-                value = getattr(self, _attr(key))
                 raise UserError(
-                    f"setting {key} is {value!r}, but it must be {rule}.",
+                    f"setting {key} is {_show(value)}, but it must be {rule}.",
                     where=f"field {key}",
                     fix=f"set {key} to {rule}.",
                 )
-
-        for attr, minimum in (
-            ("folds", 2),
-            ("epochs", 1),
-            ("batch_size", 1),
-            ("grad_accumulation", 1),
-            ("seed", 0),
-            ("hidden_dim", 1),
-        ):
-            key = _key(attr)
-            need(
-                _is_int(getattr(self, attr)) and getattr(self, attr) >= minimum,
-                key,
-                f"an integer >= {minimum}",
-            )
-        need(
-            self.max_examples is None or (_is_int(self.max_examples) and self.max_examples >= 1),
-            "maxExamples",
-            "an integer >= 1 or null",
-        )
-        for attr in ("learning_rate", "temperature", "checkpoint_minutes"):
-            need(_is_number(getattr(self, attr)) and getattr(self, attr) > 0, _key(attr), "a number > 0")
-        need(_is_number(self.weight_decay) and self.weight_decay >= 0, "weightDecay", "a number >= 0")
-        need(self.precision in PRECISIONS, "precision", " or ".join(PRECISIONS))
-        need(self.eval_candidates in EVAL_CANDIDATES, "evalCandidates", " or ".join(EVAL_CANDIDATES))
-        need(isinstance(self.logq_correction, bool), "logQCorrection", "true or false")
 
     def to_json(self) -> dict[str, Any]:
         """The resolved settings under their camelCase keys (as in results.json's ``config``)."""

@@ -9,20 +9,10 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from .clock import utcnow
+from contract import TRAINER_OUT, TrainerState
+from spot_runner.clock import utcnow
+from spot_runner.progress_keys import PROGRESS_KEYS
 
-PROGRESS_KEYS = (
-    "fold",
-    "folds",
-    "epoch",
-    "epochs",
-    "step",
-    "progress",
-    "examplesPerSecond",
-    "etaSeconds",
-    "loss",
-)
-"""How far the run is: the job runner copies these into the store's status.json."""
 STATUS_KEYS = (*PROGRESS_KEYS, "message")
 """OUT/status.json's keys besides state and updatedAt (.ci/CONTRACTS.md); null when unknown."""
 
@@ -94,7 +84,7 @@ class Progress:
         rate = (done_steps - self._start_done) / max(now - self._start_time, 1e-9)
         eta = (self.total_steps - done_steps) / rate if rate > 0 else None
         self.write_status(
-            "TRAINING",
+            TrainerState.TRAINING,
             fold=fold,
             epoch=epoch,
             step=step,
@@ -129,7 +119,7 @@ class Progress:
         if not self.enabled:
             return
         self.state = status_doc(state, {**self.state, "folds": self.folds, "epochs": self.epochs, **fields})
-        write_json_atomic(self.out_dir / "status.json", self.state)
+        write_json_atomic(self.out_dir / TRAINER_OUT["status"], self.state)
 
 
 def _fmt_seconds(seconds: float | None) -> str:

@@ -1,8 +1,9 @@
 """``python -m two_tower.train``: k-fold cross-validated training of the two-tower model.
 
-Exit codes (.ci/CONTRACTS.md): 0 success (OUT/results.json written last, atomically); 2 bad input or usage
-(one message on stderr, no traceback); 75 interrupted by SIGTERM or a spot notice (checkpoint saved, rerun
-with the same --out resumes); 1 unexpected crash.
+Exit codes (.ci/CONTRACTS.md, ``spot_runner.exits``): 0 success (OUT/results.json written last, atomically);
+2 bad input or usage (one message on stderr, no traceback); 75 interrupted by SIGTERM or SIGINT (checkpoint
+saved, rerun with the same --out resumes); 1 unexpected crash. The trainer does not poll the EC2 spot
+interruption notice: the job runner (``spot_runner.job``) does and forwards it as SIGTERM.
 
 Speed: the whole dataset lives on the device as tensors; a batch is an index slice of a per-epoch
 permutation, so a step costs two gathers and the towers, never a Python loop over examples.
@@ -25,18 +26,23 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from contract import EXIT_CODES, TRAINER_OUT, TrainerState
+
 from . import checkpoint as ckpt
 from .config import DEVICES, EVAL_CANDIDATES, PRECISIONS, TrainConfig, build_config
 from .cv import assign_folds, query_folds, split_rows
 from .data import Dataset, file_digests, load_dataset
 from .errors import UserError
 from .evaluate import FoldEvaluator
-from .exits import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED
-from .interrupt import SpotPoller, StopRequest, install_signal_handlers
+from .interrupt import StopRequest, install_signal_handlers
 from .loss import gather_with_grad, in_batch_softmax_loss
 from .model import TwoTower
 from .progress import Progress, status_doc, write_json_atomic
 from .runtime import Runtime, is_rank0, print0, setup_runtime
+
+EXIT_FAILED = EXIT_CODES["trainer"]["crashed"]
+EXIT_BAD_INPUT = EXIT_CODES["trainer"]["badInput"]
+EXIT_INTERRUPTED = EXIT_CODES["trainer"]["interrupted"]
 
 
 class Interrupted(Exception):
@@ -145,7 +151,7 @@ class Trainer:
     ):
         self.config, self.data, self.out, self.rt, self.stop = config, data, out, rt, stop
         self.digests = digests
-        self.ckpt_dir = out / "checkpoints"
+        self.ckpt_dir = out / TRAINER_OUT["checkpoints"]
         dev = rt.device
         self.qf = torch.from_numpy(data.query_features).to(dev)
         self.df = torch.from_numpy(data.doc_features).to(dev)
@@ -203,10 +209,14 @@ class Trainer:
                 "rng": ckpt.rng_states(),
             }
             path = ckpt.save_checkpoint(self.ckpt_dir, payload)
-            self.progress.message(
-                f"checkpoint: {path.name} ({len(state['results'])} folds done; "
-                f"fold {state['fold'] + 1}: {state['epoch']} epochs + {state['step']} steps done)"
+            folds = self.config.folds
+            where = (
+                f"all {folds} folds done"  # the last fold's checkpoint: state['fold'] is already past it
+                if state["fold"] >= folds
+                else f"{len(state['results'])} of {folds} folds done; fold {state['fold'] + 1}/{folds}: "
+                f"{state['epoch']} epochs + {state['step']} steps done"
             )
+            self.progress.message(f"checkpoint: {path.name} ({where})")
         self.rt.barrier()
 
     def run(self) -> dict[str, Any]:
@@ -289,7 +299,7 @@ class Trainer:
                                 state, model, optimizer, scaler, fold_start, train_start, epoch + 1, 0
                             )
                         self.progress.write_status(
-                            "INTERRUPTED",
+                            TrainerState.INTERRUPTED,
                             message=f"stopped: {self.stop.reason}; rerun with the same --out to resume",
                         )
                         raise Interrupted(self.stop.reason)
@@ -411,6 +421,7 @@ class Trainer:
         total_examples = state["examples"]
         return {
             "version": 1,
+            "mode": "train",
             "config": self.config.to_json(),
             "folds": state["results"],
             "ndcg10": {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)), "ddof": 1},
@@ -451,24 +462,15 @@ def run(args: argparse.Namespace, stop: StopRequest) -> int:
                 f"data: {data.num_pairs} pairs ({int(data.weak.sum())} weak), {len(data.query_ids)} queries, "
                 f"{len(data.doc_ids)} docs, {data.kind} input of width {data.input_dim}"
             )
-            write_json_atomic(out / "folds.json", dict(sorted(assignment.items())))
+            write_json_atomic(out / TRAINER_OUT["folds"], dict(sorted(assignment.items())))
         rt.barrier()
-        poller = SpotPoller(stop.set)
-        if rt.is_master:
-            on_ec2 = poller.start_if_on_ec2()
-            print0(
-                f"spot: polling the interruption notice every {poller.interval_s:g} s"
-                if on_ec2
-                else "spot: no IMDS answer, not polling"
-            )
         trainer = Trainer(config, data, out, rt, stop, assignment, digests, args.progress_seconds)
-        trainer.progress.write_status("TRAINING", message=None)
+        trainer.progress.write_status(TrainerState.TRAINING, message=None)
         results = trainer.run()
-        poller.halt()
         if rt.is_master:
-            write_json_atomic(out / "results.json", results)
+            write_json_atomic(out / TRAINER_OUT["results"], results)
             trainer.progress.write_status(
-                "SUCCEEDED",
+                TrainerState.SUCCEEDED,
                 fold=config.folds - 1,
                 epoch=config.epochs - 1,
                 step=trainer.batches_per_epoch[-1],
@@ -515,7 +517,10 @@ def _write_failed(out: Path, message: str, code: int) -> None:
         return
     with contextlib.suppress(OSError):
         out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out / "status.json", status_doc("FAILED", {"message": message, "exitCode": code}))
+        write_json_atomic(
+            out / TRAINER_OUT["status"],
+            status_doc(TrainerState.FAILED, {"message": message, "exitCode": code}),
+        )
 
 
 if __name__ == "__main__":

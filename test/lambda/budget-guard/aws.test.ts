@@ -7,7 +7,6 @@ import {
 } from '@aws-sdk/client-auto-scaling';
 import { CloudWatchClient, GetMetricStatisticsCommand, ListMetricsCommand } from '@aws-sdk/client-cloudwatch';
 import { CreateLaunchTemplateCommand, DescribeInstancesCommand, DescribeSpotPriceHistoryCommand, EC2Client, RunInstancesCommand, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
-import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import {
   countSpotLaunchFailures,
@@ -17,21 +16,20 @@ import {
   spotPriceHistory,
   switchGroupToOnDemand,
 } from '../../../lambda/budget-guard/aws';
-import { isPreconditionFailed, readText, writeText } from '../../../lambda/shared/json-objects';
 import { clientConfig, Moto, MOTO_START_TIMEOUT_MS, MOTO_TEST_TIMEOUT_MS, startMoto } from '../moto';
 
 /**
- * The guard's AWS calls against moto_server on 127.0.0.1 (S3, EC2 DescribeInstances, Auto Scaling
+ * The guard's AWS calls against moto_server on 127.0.0.1 (EC2 DescribeInstances, Auto Scaling
  * UpdateAutoScalingGroup sizes, CloudWatch PutMetricData), and against aws-sdk-client-mock where moto
  * falls short: DescribeSpotPriceHistory (one fixed price, no history), DescribeScalingActivities
  * (always empty) and a MixedInstancesPolicy update without LaunchTemplate (moto fails with 500).
+ * Its store (lib/store s3Store) is tested against moto in test/lambda/s3-store.test.ts.
  */
 jest.setTimeout(MOTO_TEST_TIMEOUT_MS);
 let moto: Moto;
 let ec2: EC2Client;
 let autoscaling: AutoScalingClient;
 let cloudwatch: CloudWatchClient;
-let s3: S3Client;
 
 beforeAll(async () => {
   moto = await startMoto();
@@ -39,7 +37,6 @@ beforeAll(async () => {
   ec2 = new EC2Client(config);
   autoscaling = new AutoScalingClient(config);
   cloudwatch = new CloudWatchClient(config);
-  s3 = new S3Client({ ...config, forcePathStyle: true });
   // moto loads its EC2 data (AMIs, instance types) on the first call: seconds on a busy machine.
   await ec2.send(new DescribeInstancesCommand({}));
 }, MOTO_START_TIMEOUT_MS);
@@ -191,20 +188,5 @@ describe('CloudWatch (moto)', () => {
       }),
     );
     expect(stats.Datapoints?.map((d) => d.Maximum)).toEqual([12.5]);
-  });
-});
-
-describe('S3 objects (moto)', () => {
-  test('a missing key reads as undefined; a conditional write loses to a newer object with 412', async () => {
-    await s3.send(new CreateBucketCommand({ Bucket: 'artifacts' }));
-    expect(await readText(s3, 'artifacts', 'sweeps/demo/a/status.json')).toBeUndefined();
-    await writeText(s3, 'artifacts', 'sweeps/demo/a/status.json', '{"state":"TRAINING"}', { ifMatch: 'absent' });
-    const first = await readText(s3, 'artifacts', 'sweeps/demo/a/status.json');
-    expect(first?.text).toBe('{"state":"TRAINING"}');
-    await s3.send(new PutObjectCommand({ Bucket: 'artifacts', Key: 'sweeps/demo/a/status.json', Body: '{"state":"TRAINING","fold":2}' }));
-    const lost = await writeText(s3, 'artifacts', 'sweeps/demo/a/status.json', '{}', { ifMatch: first!.etag }).catch((err: unknown) => err);
-    expect(isPreconditionFailed(lost)).toBe(true);
-    const body = await (await s3.send(new GetObjectCommand({ Bucket: 'artifacts', Key: 'sweeps/demo/a/status.json' }))).Body!.transformToString();
-    expect(body).toBe('{"state":"TRAINING","fold":2}');
   });
 });

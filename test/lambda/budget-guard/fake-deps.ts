@@ -1,21 +1,34 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { fileStore, SweepStore } from '../../../lib/store';
 import { GuardDeps } from '../../../lambda/budget-guard/guard';
 import { ObservedInstance } from '../../../lambda/budget-guard/ledger';
 import { PricePoint } from '../../../lambda/budget-guard/pricing';
 
-export class Conflict extends Error {}
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
 
-/** In-memory stand-ins for EC2, Auto Scaling, CloudWatch and S3, recording every call. */
+/** In-memory stand-ins for EC2, Auto Scaling and CloudWatch, recording every call; the store is a real local one (lib/store fileStore). */
 export class FakeAws implements GuardDeps {
   instances: ObservedInstance[] = [];
   prices = new Map<string, PricePoint[]>();
   launchFailures = new Map<string, number>();
-  objects = new Map<string, { text: string; etag: string }>();
   scaled: string[] = [];
   switched: string[] = [];
   metrics: { sweep: string; totalUsd: number; hours: Record<string, number> }[] = [];
-  /** Per key, what another writer (the job runner) writes just before the guard's next write of it. */
-  racers = new Map<string, string>();
-  private version = 0;
+  /** Groups whose scale-to-zero fails. */
+  failScaling = new Set<string>();
+  readonly dir: string;
+  readonly store: SweepStore;
+
+  constructor() {
+    this.dir = mkdtempSync(path.join(tmpdir(), 'spot-sweep-guard-'));
+    dirs.push(this.dir);
+    this.store = fileStore(this.dir);
+  }
 
   async listInstances(): Promise<ObservedInstance[]> {
     return this.instances;
@@ -27,6 +40,7 @@ export class FakeAws implements GuardDeps {
     return this.launchFailures.get(group) ?? 0;
   }
   async scaleToZero(group: string): Promise<void> {
+    if (this.failScaling.has(group)) throw new Error('AccessDenied');
     this.scaled.push(group);
   }
   async switchToOnDemand(group: string): Promise<void> {
@@ -35,28 +49,15 @@ export class FakeAws implements GuardDeps {
   async putMetrics(sweep: string, totalUsd: number, hours: Readonly<Record<string, number>>): Promise<void> {
     this.metrics.push({ sweep, totalUsd, hours: { ...hours } });
   }
-  async read(key: string): Promise<{ text: string; etag: string } | undefined> {
-    return this.objects.get(key);
-  }
-  async write(key: string, body: string, ifMatch?: string): Promise<void> {
-    const current = this.objects.get(key);
-    const other = this.racers.get(key);
-    if (other !== undefined && ifMatch !== undefined) {
-      this.racers.delete(key);
-      this.put(key, other);
-      throw new Conflict('precondition failed');
-    }
-    if (ifMatch === 'absent' ? current !== undefined : ifMatch !== undefined && current?.etag !== ifMatch) throw new Conflict('precondition failed');
-    this.put(key, body);
-  }
-  put(key: string, text: string): void {
-    this.objects.set(key, { text, etag: `"v${++this.version}"` });
-  }
-  json(key: string): Record<string, unknown> {
-    return JSON.parse(this.objects.get(key)!.text) as Record<string, unknown>;
-  }
-  isConflict(err: unknown): boolean {
-    return err instanceof Conflict;
-  }
   log(): void {}
+
+  /** Writes an object as another writer (the job runner, a person) would. */
+  async put(key: string, value: unknown): Promise<void> {
+    await this.store.write(key, typeof value === 'string' ? value : JSON.stringify(value));
+  }
+  async json(key: string): Promise<Record<string, unknown>> {
+    const text = await this.store.read(key);
+    if (text === undefined) throw new Error(`${key} does not exist`);
+    return JSON.parse(text) as Record<string, unknown>;
+  }
 }

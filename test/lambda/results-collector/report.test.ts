@@ -5,16 +5,41 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { buildLeaderboardDocument } from '../../../lambda/results-collector/collect';
 import { escapeHtml, renderReport } from '../../../lambda/results-collector/report';
-import { ARTIFACTS, SPEND } from './fixtures';
+import { ConfigArtifacts } from '../../../lib/results/leaderboard';
+import { scriptResults, statusDoc, text, trainResults } from '../../results/fixtures';
 
-const doc = buildLeaderboardDocument('seed-plan', ARTIFACTS, SPEND, '2026-11-28T14:00:00.000Z');
+const SWEEP = 'seed-plan';
+/**
+ * Five configs: two scored, one with a malformed results.json, one failed, one script-mode config that
+ * succeeded without a metric; strings meant to break HTML. Each file fits its schema (but the broken one).
+ */
+const ARTIFACTS: ConfigArtifacts[] = [
+  {
+    config: 'o',
+    resultsText: text(trainResults(SWEEP, 'o', [0.4482, 0.4401, 0.4563, 0.4519, 0.4447, 0.4488, 0.4392, 0.4575, 0.4471, 0.4512], { totalSeconds: 25200, examplesPerSecond: 1200 })),
+    statusText: text(statusDoc(SWEEP, 'o', 'SUCCEEDED', { attempts: 2, interruptions: 1 })),
+  },
+  {
+    config: 'p',
+    resultsText: text(trainResults(SWEEP, 'p', [0.4611, 0.4702, 0.4655, 0.4588, 0.469], { totalSeconds: 4100, examplesPerSecond: 5400 })),
+    statusText: text(statusDoc(SWEEP, 'p', 'SUCCEEDED', { message: '<img src=x onerror=alert(1)> & "gpu"' })),
+  },
+  { config: 'q', resultsText: '{"version": 1, "folds": [', statusText: text(statusDoc(SWEEP, 'q', 'SUCCEEDED')) },
+  { config: 'r', statusText: text(statusDoc(SWEEP, 'r', 'FAILED', { attempts: 3, message: 'CUDA out of memory <script>alert("x")</script>' })) },
+  { config: 's', resultsText: text(scriptResults(SWEEP, 's', ['results/<b>metrics</b>.json'])), statusText: text(statusDoc(SWEEP, 's', 'SUCCEEDED', { mode: 'script' })) },
+];
+/** The guard's ledger: per-config spend. */
+const SPEND = JSON.stringify({ version: 1, sweep: SWEEP, budgetUsd: 40, totalUsd: 9.25, configs: { o: { usd: 2.25 }, p: { usd: 6.5 }, r: { usd: 0.5 } }, instances: {} });
+
+const doc = buildLeaderboardDocument(SWEEP, ARTIFACTS, SPEND, '2026-11-28T14:00:00.000Z');
 const html = renderReport(doc);
 
 describe('leaderboard.json', () => {
-  test('ranks the scored configs by mean nDCG@10, with spend, runtime and interruptions', () => {
+  test('ranks the scored configs by mean nDCG@10, then the script config, with spend, runtime and interruptions', () => {
     expect(doc.rows.map((r) => [r.config, r.rank, r.state])).toEqual([
       ['p', 1, 'SUCCEEDED'],
       ['o', 2, 'SUCCEEDED'],
+      ['s', undefined, 'SUCCEEDED'],
       ['q', undefined, 'SUCCEEDED'],
       ['r', undefined, 'FAILED'],
     ]);
@@ -23,18 +48,17 @@ describe('leaderboard.json', () => {
     expect(o.folds).toHaveLength(10);
     expect(o).toMatchObject({ spendUsd: 2.25, totalSeconds: 25200, examplesPerSecond: 1200, interruptions: 1, attempts: 2 });
     expect(doc.rows.find((r) => r.config === 'r')).toMatchObject({ spendUsd: 0.5, problem: 'CUDA out of memory <script>alert("x")</script>' });
-    expect(doc).toMatchObject({ version: 1, sweep: 'seed-plan', totalSpendUsd: 9.25, budgetUsd: 40 });
+    expect(doc).toMatchObject({ version: 1, sweep: SWEEP, totalSpendUsd: 9.25, budgetUsd: 40 });
   });
 
-  test('reports a malformed results.json in problems instead of failing', () => {
+  test('reports a malformed results.json in problems instead of failing; a script config is not a problem', () => {
     expect(doc.problems).toEqual([expect.stringMatching(/^q\/results\.json: not valid JSON/)]);
     expect(doc.rows.find((r) => r.config === 'q')!.problem).toBe('results.json unreadable');
+    expect(doc.rows.find((r) => r.config === 's')).toMatchObject({ mode: 'script', note: 'script: 1 result file(s), no metric declared' });
   });
 
-  test('falls back to spendUsd in status.json without a ledger, and reports an unreadable ledger', () => {
-    const noLedger = buildLeaderboardDocument('seed-plan', ARTIFACTS, undefined, 'now');
-    expect(noLedger.rows.find((r) => r.config === 'o')!.spendUsd).toBe(2.1);
-    const badLedger = buildLeaderboardDocument('seed-plan', ARTIFACTS, '{', 'now');
+  test('reports an unreadable ledger', () => {
+    const badLedger = buildLeaderboardDocument(SWEEP, ARTIFACTS, '{', 'now');
     expect(badLedger.problems).toContainEqual(expect.stringMatching(/^spend\.json: not valid JSON/));
   });
 });
@@ -44,7 +68,8 @@ describe('report.html', () => {
     expect(escapeHtml(`<a href="x">'&'</a>`)).toBe('&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;');
     expect(html).not.toContain('<img');
     expect(html).not.toContain('<script');
-    expect(html).toContain('&lt;img src=x onerror=alert(1)&gt; &amp; &quot;gpu&quot;');
+    expect(escapeHtml('<img src=x onerror=alert(1)> & "gpu"')).toBe('&lt;img src=x onerror=alert(1)&gt; &amp; &quot;gpu&quot;');
+    expect(html).toContain('results/&lt;b&gt;metrics&lt;/b&gt;.json');
     expect(html).toContain('CUDA out of memory &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;');
   });
 
@@ -67,6 +92,17 @@ describe('report.html', () => {
     expect(html).toContain('1,200');
     expect(html).toContain('Spend so far: $9.25 of a $40.00 budget.');
     expect(html).toContain('q/results.json: not valid JSON');
+  });
+
+  test('lists a script config in the table without a score and not under Problems', () => {
+    const row = html.split('\n').find((l) => l.startsWith('<tr class="mode-script">'))!;
+    expect(row).toContain('<td>s</td>');
+    expect(row).toContain('no metric');
+    expect(row).toContain('script: 1 result file(s), no metric declared (results/&lt;b&gt;metrics&lt;/b&gt;.json)');
+    const problems = html.slice(html.indexOf('<h2>Problems</h2>'));
+    expect(problems).toContain('q/results.json');
+    expect(problems).not.toContain('script');
+    expect(html).toContain('their result files are under sweeps/seed-plan/&lt;config&gt;/results/ in the bucket');
   });
 
   test('says so when no config has results yet', () => {

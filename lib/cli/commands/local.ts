@@ -1,0 +1,191 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import * as path from 'node:path';
+import { S3Client } from '@aws-sdk/client-s3';
+import { EXIT_CODES, REQUESTERS, State, storeKeys } from '../../contract';
+import { formatLeaderboard } from '../../results/leaderboard';
+import { closest } from '../../spec/validate';
+import { renderJob, storePrefix } from '../../spec/job';
+import { loadSpec } from '../../spec/load';
+import { SweepSpec } from '../../spec/types';
+import { fileStore, readControl, requestControl, s3Store, SweepStore } from '../../store';
+import { Command, OptionTable, UsageError } from '../args';
+import { explainAwsError } from '../aws';
+import { paintState, painter, wantsColour } from '../io';
+import { readLeaderboard } from './results';
+
+/** The repository root (this file is lib/cli/commands/local.ts). */
+const REPO = path.resolve(__dirname, '..', '..', '..');
+
+/** Where `local` keeps the store when neither --store nor --s3-endpoint is given. */
+const DEFAULT_STORE = path.join('.spot-sweep', 'store');
+
+// Typed by the contract's State: a renamed state fails the type check here.
+const SUCCEEDED = 'SUCCEEDED' satisfies State;
+
+/**
+ * The Python to run jobs with: `--python`, else $SPOT_SWEEP_PYTHON, else the repo's .venv (made by
+ * training/setup-venv.sh), else python3 from PATH.
+ */
+export function findPython(explicit: string | undefined, env: NodeJS.ProcessEnv): string {
+  if (explicit) return explicit;
+  if (env.SPOT_SWEEP_PYTHON) return env.SPOT_SWEEP_PYTHON;
+  const venv = path.join(REPO, '.venv', 'bin', 'python');
+  return existsSync(venv) ? venv : 'python3';
+}
+
+/** Options that must come together or not at all; a UsageError naming the fix otherwise. */
+function checkStoreOptions(o: { store?: string; 's3-endpoint'?: string; bucket?: string }): void {
+  if ((o['s3-endpoint'] === undefined) !== (o.bucket === undefined)) {
+    throw new UsageError('--s3-endpoint and --bucket go together (a local S3 server and the bucket on it).');
+  }
+  if (o['s3-endpoint'] !== undefined && o.store !== undefined) {
+    throw new UsageError('give either --store DIR or --s3-endpoint URL --bucket NAME, not both.');
+  }
+  if (o['s3-endpoint'] !== undefined) {
+    let url: URL | undefined;
+    try {
+      url = new URL(o['s3-endpoint']);
+    } catch {
+      url = undefined;
+    }
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.pathname !== '/' || url.search !== '') {
+      throw new UsageError(`--s3-endpoint "${o['s3-endpoint']}" is not an endpoint URL; use the form http://127.0.0.1:4569.`);
+    }
+  }
+}
+
+/** Problems that would make every job fail at once: unknown --config names, missing local data, no torch. */
+function preflight(spec: SweepSpec, specFile: string, only: readonly string[], python: string, env: NodeJS.ProcessEnv): string[] {
+  const problems: string[] = [];
+  const known = spec.configs.map((c) => c.name);
+  for (const name of only) {
+    if (known.includes(name)) continue;
+    const near = closest(name, known);
+    problems.push(`--config ${name}: the spec has no such config; ${near ? `did you mean "${near}"? Its` : 'its'} configs are ${known.join(', ')}.`);
+  }
+  const missing = new Map<string, string[]>();
+  for (const c of spec.configs) {
+    if (!c.data.startsWith('s3://') && !existsSync(c.data)) missing.set(c.data, [...(missing.get(c.data) ?? []), c.name]);
+  }
+  for (const [dir, names] of missing) {
+    problems.push(
+      `data directory ${dir} (configs ${names.join(', ')}) does not exist. Point "data" in ${specFile} at your dataset, ` +
+        `or make a synthetic one: PYTHONPATH=training ${python} -m two_tower.synth --out ${path.relative(process.cwd(), dir) || dir}`,
+    );
+  }
+  const probe = spawnSync(python, ['-c', 'import torch, numpy'], { env: { ...env, PYTHONPATH: path.join(REPO, 'training') }, encoding: 'utf8' });
+  if (probe.error || probe.status !== 0) {
+    problems.push(
+      `${python} cannot run the trainer (${probe.error ? probe.error.message : (probe.stderr.trim().split('\n').pop() ?? 'import failed')}). ` +
+        'Set up the venv with: bash training/setup-venv.sh (or pass --python PATH to a Python with torch).',
+    );
+  }
+  return problems;
+}
+
+/** Runs one job through the Python job runner (the module instances run); resolves with its exit code. */
+function runJob(python: string, jobUri: string, workdir: string, env: NodeJS.ProcessEnv): Promise<number> {
+  return new Promise((resolve) => {
+    const child = spawn(python, ['-m', 'spot_runner.job', '--job', jobUri, '--workdir', workdir], {
+      env: { ...env, PYTHONPATH: [path.join(REPO, 'training'), env.PYTHONPATH].filter(Boolean).join(path.delimiter) },
+      stdio: 'inherit',
+    });
+    // 127: the shell's "command not found", so the summary says the runner could not start.
+    child.on('error', () => resolve(127));
+    child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 + 15 : 1)));
+  });
+}
+
+/** The store `local` writes to: a directory, or a bucket on a local S3 server. */
+function openLocalStore(o: { store?: string; 's3-endpoint'?: string; bucket?: string }, env: NodeJS.ProcessEnv): SweepStore {
+  const endpoint = o['s3-endpoint'];
+  if (endpoint === undefined) return fileStore(o.store ?? DEFAULT_STORE);
+  const client = new S3Client({
+    endpoint,
+    forcePathStyle: true,
+    region: env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1',
+    ...(env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
+      ? { credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, sessionToken: env.AWS_SESSION_TOKEN } }
+      : {}),
+    // Local S3 servers store streamed uploads with the new default checksums corrupted.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+  // The runner reaches the same server through AWS_ENDPOINT_URL.
+  return s3Store({ client, bucket: o.bucket as string, env: { AWS_ENDPOINT_URL: endpoint }, explain: explainAwsError });
+}
+
+const options = {
+  store: { type: 'string', value: 'DIR', help: `local store directory (default: ${DEFAULT_STORE})` },
+  's3-endpoint': { type: 'string', value: 'URL', help: 'a local S3 server instead of a directory, e.g. http://127.0.0.1:4569 (with --bucket)' },
+  bucket: { type: 'string', value: 'NAME', help: 'the bucket on the --s3-endpoint server' },
+  config: { type: 'list', value: 'NAME', help: 'run only this config' },
+  python: { type: 'string', value: 'PATH', help: 'a Python with torch and the training requirements (default: $SPOT_SWEEP_PYTHON, then .venv)' },
+} as const satisfies OptionTable;
+
+/**
+ * `spot-sweep local`: the sweep on this machine, through the same job runner the instances use.
+ * Writes each config's job.json to the store, turns a stop request in control.json into a start
+ * request (the runner would otherwise obey the stop), runs the configs one after another, then prints
+ * the leaderboard.
+ */
+export const local: Command<typeof options> = {
+  name: 'local',
+  summary: 'run every config on this machine, then print the leaderboard',
+  description: `
+Writes each config's job.json to the store (default ${DEFAULT_STORE}, or a bucket on a local S3
+server), runs the configs one after another through the job runner the instances use (python -m
+spot_runner.job; CPU, or the local GPU/MPS), and prints the leaderboard: nDCG@10 mean ± std over
+folds, examples/s, wall time. A config that already succeeded with the same job is not trained again;
+a config stopped earlier (a stop request in its control.json) gets a start request first.`,
+  positionals: [{ name: 'spec.json', help: 'the sweep spec, e.g. sweeps/demo.json', required: true }],
+  options,
+  exits: [['ok', 'every config SUCCEEDED (a script-mode config with no score included)'], 'specError', 'usage', 'someFailed', ['aws', 'the --s3-endpoint server could not be used']],
+  async run({ positionals, options: o }, io) {
+    checkStoreOptions(o);
+    const specFile = positionals[0];
+    const spec = loadSpec(specFile);
+    const python = findPython(o.python, io.env);
+    const problems = preflight(spec, specFile, o.config, python, io.env);
+    if (problems.length > 0) throw new UsageError(problems.length === 1 ? problems[0] : `${problems.length} problems:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    const store = openLocalStore(o, io.env);
+    const configs = spec.configs.filter((c) => o.config.length === 0 || o.config.includes(c.name));
+    const started = Date.now();
+    io.out(`Sweep "${spec.name}": ${configs.length} config(s) on this machine, store ${store.describe(storeKeys.sweep(spec.name))}\n`);
+
+    const codes = new Map<string, number>();
+    for (const config of configs) {
+      const jobKey = storeKeys.configFile(spec.name, config.name, 'job');
+      const job = renderJob(spec, config.name, { store: storePrefix(store.root, spec.name, config.name) });
+      await store.write(jobKey, `${JSON.stringify(job, null, 2)}\n`);
+      // The runner obeys control.json at start: a stop left from an earlier `spot-sweep stop` (or the
+      // budget guard) would end this run STOPPED at once. Running it locally is asking for a start.
+      const { control } = await readControl(store, spec.name, config.name);
+      if (control?.action === 'stop') {
+        await requestControl(store, spec.name, config.name, { action: 'start', by: REQUESTERS.local, reason: 'run with spot-sweep local' });
+        io.out(`${config.name}: control.json held a stop request (by ${control.by} at ${control.at}); wrote a start request so the job runs.\n`);
+      }
+      io.out(`\n== ${config.name}: ${config.examples === null ? 'all' : config.examples.toLocaleString('en-US')} examples, ${config.script ? `script ${config.script.entrypoint}` : `${config.train.folds} folds x ${config.train.epochs} epoch(s)`}\n`);
+      const workdir = path.resolve('.spot-sweep', 'work', spec.name, config.name);
+      codes.set(config.name, await runJob(python, `${store.root}/${jobKey}`, workdir, { ...io.env, ...store.env }));
+    }
+
+    const board = await readLeaderboard(store, spec.name, configs.map((c) => c.name));
+    const paint = painter(wantsColour(io));
+    io.out(`\nLeaderboard of "${spec.name}" (wall time ${((Date.now() - started) / 1000).toFixed(0)} s):\n`);
+    io.out(formatLeaderboard(board, { paintState: (state, cell) => paintState(paint, state, cell) }));
+    io.out(`Results: ${store.describe(storeKeys.configFile(spec.name, '<config>', 'results'))}\n`);
+    // Success is the state the runner wrote, not a score: a script config that SUCCEEDED has none.
+    const failed = configs.filter((c) => {
+      const row = board.rows.find((r) => r.config === c.name);
+      return codes.get(c.name) !== EXIT_CODES.runner.ok || row?.state !== SUCCEEDED || row.problem !== undefined;
+    });
+    if (failed.length > 0) {
+      const why = failed.map((c) => `${c.name} (exit ${codes.get(c.name)}, ${board.rows.find((r) => r.config === c.name)?.state ?? 'UNKNOWN'})`);
+      io.err(`spot-sweep local: ${failed.length} of ${configs.length} config(s) did not succeed: ${why.join(', ')}. Their status.json and train.log say why.\n`);
+      return EXIT_CODES.cli.someFailed;
+    }
+    return EXIT_CODES.cli.ok;
+  },
+};

@@ -1,0 +1,184 @@
+import * as path from 'node:path';
+import { EXIT_CODES } from '../../contract';
+import { ConfigEstimate, estimateSweep, SweepEstimate } from '../../cost/estimate';
+import { PRICE_SOURCE } from '../../cost/instances';
+import { loadSpec } from '../../spec/load';
+import { SweepSpec, sweepStackName } from '../../spec/types';
+import { Command, OptionTable } from '../args';
+import { lookupSpotPrices } from '../spot-prices';
+
+const usd = (x: number): string => `$${x.toFixed(2)}`;
+const hours = (h: number): string => (h < 1 ? `${Math.round(h * 60)} min` : `${h.toFixed(1)} h`);
+
+/** Lines warning about configs that would overrun maxRuntimeHours or could not be estimated. */
+function planWarnings(estimate: SweepEstimate): string[] {
+  const warnings: string[] = [];
+  for (const c of estimate.configs) {
+    if (c.runtimeHours !== null && c.runtimeHours > c.config.maxRuntimeHours) {
+      warnings.push(
+        `config "${c.config.name}": estimated ${hours(c.runtimeHours)} exceeds maxRuntimeHours ${c.config.maxRuntimeHours}; the run would be stopped first: raise maxRuntimeHours (at most 48), use more GPUs, or fewer examples.`,
+      );
+    }
+  }
+  if (estimate.unestimated.length > 0) {
+    warnings.push(
+      `not estimated (examples not set, so the data set size is unknown): ${estimate.unestimated.join(', ')}; set "examples" to count them against the budget.`,
+    );
+  }
+  return warnings;
+}
+
+/** The text `spot-sweep plan` prints: one block per config, the total and the verdict. */
+export function formatPlan(spec: SweepSpec, estimate: SweepEstimate, priceNote: string): string {
+  const file = spec.specFile ? path.relative(process.cwd(), spec.specFile) : 'spec';
+  const out: string[] = [];
+  out.push(
+    `Sweep "${spec.name}" (${file}, stack ${sweepStackName(spec.name)}): ${spec.configs.length} config${spec.configs.length === 1 ? '' : 's'}, budget ${usd(spec.budgetUsd)}`,
+  );
+  out.push(`Prices: ${priceNote} Table: ${PRICE_SOURCE.region}, recorded ${PRICE_SOURCE.recordedOn}.`);
+  out.push('Runtime: assumed throughput per GPU model (lib/cost/throughput.ts), to be calibrated from measured runs.');
+  out.push('');
+
+  const header = ['config', 'examples', 'market', 'instance type', 'GPUs', 'runtime', 'spot', 'on-demand'];
+  const rows: string[][] = [header];
+  for (const c of estimate.configs) rows.push(...configRows(c));
+  const widths = header.map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  const right = new Set([1, 5, 6, 7]);
+  for (const r of rows) {
+    out.push(r.map((cell, i) => (right.has(i) ? cell.padStart(widths[i]) : cell.padEnd(widths[i]))).join('  ').trimEnd());
+  }
+  out.push('');
+
+  const warnings = planWarnings(estimate);
+  for (const w of warnings) out.push(`Warning: ${w}`);
+  if (warnings.length > 0) out.push('');
+
+  const share = spec.budgetUsd > 0 ? Math.round((estimate.totalUsd / spec.budgetUsd) * 100) : 0;
+  out.push(
+    `Total: ${usd(estimate.totalUsd)} of the ${usd(spec.budgetUsd)} budget (${share}%), each config at its market ` +
+      '(spot-then-on-demand counted at on-demand) on its dearest listed instance type.',
+  );
+  if (estimate.overBudget) {
+    out.push(
+      `Over budget: the estimate ${usd(estimate.totalUsd)} exceeds budgetUsd ${usd(spec.budgetUsd)} by ${usd(estimate.totalUsd - spec.budgetUsd)}. ` +
+        'Lower examples, epochs or folds, move configs to spot or cheaper instance types, or raise budgetUsd.',
+    );
+  } else {
+    out.push('Within budget.');
+  }
+  return out.join('\n') + '\n';
+}
+
+function configRows(c: ConfigEstimate): string[][] {
+  const cfg = c.config;
+  const examples = cfg.examples === null ? 'all' : cfg.examples.toLocaleString('en-US');
+  if (c.byInstance.length === 0) {
+    return cfg.instanceTypes.map((t, i) => [i === 0 ? cfg.name : '', i === 0 ? examples : '', i === 0 ? cfg.market : '', t, `${cfg.gpus}`, '?', '?', '?']);
+  }
+  return c.byInstance.map((e, i) => [
+    i === 0 ? cfg.name : '',
+    i === 0 ? examples : '',
+    i === 0 ? cfg.market : '',
+    e.instance.instanceType,
+    `${cfg.gpus}x ${e.instance.gpuModel}${cfg.gpus < e.instance.gpuCount ? ` (of ${e.instance.gpuCount})` : ''}`,
+    hours(e.runtimeHours),
+    usd(e.spotUsd) + (e.spotPriceLive ? '*' : ''),
+    usd(e.onDemandUsd),
+  ]);
+}
+
+/** `plan --json`: the estimate per config and in total, the budget and the verdict. */
+export interface PlanJson {
+  readonly sweep: string;
+  readonly stack: string;
+  readonly budgetUsd: number;
+  /** Sum of the configs' `estimateUsd` (unestimated configs count 0). */
+  readonly totalUsd: number;
+  readonly overBudget: boolean;
+  /** Where the spot prices came from, as a sentence. */
+  readonly prices: string;
+  readonly configs: readonly {
+    readonly config: string;
+    readonly market: string;
+    readonly examples: number | null;
+    readonly gpus: number;
+    /** At its market on the dearest listed type; null when `examples` is not set. */
+    readonly estimateUsd: number | null;
+    readonly runtimeHours: number | null;
+    readonly maxRuntimeHours: number;
+    readonly instances: readonly {
+      readonly instanceType: string;
+      readonly gpuModel: string;
+      readonly runtimeHours: number;
+      readonly spotUsd: number;
+      readonly onDemandUsd: number;
+      readonly spotPriceLive: boolean;
+    }[];
+  }[];
+  readonly unestimated: readonly string[];
+  readonly warnings: readonly string[];
+}
+
+export function planJson(spec: SweepSpec, estimate: SweepEstimate, priceNote: string): PlanJson {
+  return {
+    sweep: spec.name,
+    stack: sweepStackName(spec.name),
+    budgetUsd: spec.budgetUsd,
+    totalUsd: estimate.totalUsd,
+    overBudget: estimate.overBudget,
+    prices: priceNote,
+    configs: estimate.configs.map((c) => ({
+      config: c.config.name,
+      market: c.config.market,
+      examples: c.config.examples,
+      gpus: c.config.gpus,
+      estimateUsd: c.budgetUsd,
+      runtimeHours: c.runtimeHours,
+      maxRuntimeHours: c.config.maxRuntimeHours,
+      instances: c.byInstance.map((e) => ({
+        instanceType: e.instance.instanceType,
+        gpuModel: e.instance.gpuModel,
+        runtimeHours: e.runtimeHours,
+        spotUsd: e.spotUsd,
+        onDemandUsd: e.onDemandUsd,
+        spotPriceLive: e.spotPriceLive,
+      })),
+    })),
+    unestimated: estimate.unestimated,
+    warnings: planWarnings(estimate),
+  };
+}
+
+const options = {
+  offline: { type: 'boolean', help: 'use the built-in price table; do not ask EC2 for current spot prices' },
+  json: { type: 'boolean', help: 'print the estimate as one JSON document (per config, total, budget, overBudget) and nothing else' },
+} as const satisfies OptionTable;
+
+export const plan: Command<typeof options> = {
+  name: 'plan',
+  summary: 'validate the sweep spec and estimate runtime and cost',
+  description: `
+Checks the whole spec and lists every problem at once (JSON path, value, fix). Prints, per config,
+the instance types, GPU model and count, market, estimated runtime and cost on spot and on-demand,
+and the sweep total against budgetUsd. With AWS credentials configured it asks EC2 for current spot
+prices (5 s timeout); otherwise, or with --offline, it uses the built-in price table and says so.
+Spec reference: sweeps/README.md`,
+  positionals: [{ name: 'spec.json', help: 'the sweep spec, e.g. sweeps/demo.json', required: true }],
+  options,
+  exits: [
+    ['ok', 'the plan is printed and within budget'],
+    'specError',
+    'usage',
+    'overBudget',
+  ],
+  async run({ positionals, options: o }, io) {
+    const spec = loadSpec(positionals[0]);
+    const types = [...new Set(spec.configs.flatMap((c) => c.instanceTypes))];
+    const lookup = o.offline
+      ? { prices: new Map<string, number>(), note: 'built-in table (typical spot); --offline given, so no live spot lookup.' }
+      : await lookupSpotPrices(types, io.env);
+    const estimate = estimateSweep(spec, lookup.prices);
+    io.out(o.json ? `${JSON.stringify(planJson(spec, estimate, lookup.note), null, 2)}\n` : formatPlan(spec, estimate, lookup.note));
+    return estimate.overBudget ? EXIT_CODES.cli.overBudget : EXIT_CODES.cli.ok;
+  },
+};

@@ -1,0 +1,88 @@
+import { writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { EXIT_CODES, storeKeys } from '../../contract';
+import { buildLeaderboard, formatLeaderboard, Leaderboard } from '../../results/leaderboard';
+import { loadSpec } from '../../spec/load';
+import { SweepStore } from '../../store';
+import { Command, OptionTable } from '../args';
+import { AwsSession, openStore } from '../aws';
+import { paintState, painter, wantsColour } from '../io';
+
+/** The configs' results.json, status.json and control.json, merged into the leaderboard. */
+export async function readLeaderboard(store: SweepStore, sweep: string, configs: readonly string[]): Promise<Leaderboard> {
+  const artifacts = await Promise.all(
+    configs.map(async (config) => {
+      const [resultsText, statusText, controlText] = await Promise.all([
+        store.read(storeKeys.configFile(sweep, config, 'results')),
+        store.read(storeKeys.configFile(sweep, config, 'status')),
+        store.read(storeKeys.configFile(sweep, config, 'control')),
+      ]);
+      return { config, resultsText, statusText, controlText };
+    }),
+  );
+  return buildLeaderboard(artifacts);
+}
+
+/** `results --json`: the leaderboard rows (best first) and the problems with the files. */
+export interface ResultsJsonOutput {
+  readonly sweep: string;
+  /** Where the files were read, e.g. `s3://bucket/sweeps/demo/`. */
+  readonly store: string;
+  readonly rows: Leaderboard['rows'];
+  readonly problems: Leaderboard['problems'];
+}
+
+const options = {
+  open: { type: 'boolean', help: "copy the sweep's report.html from the bucket to --report-file and print its path" },
+  'report-file': { type: 'string', value: 'FILE.html', help: 'where --open writes the report, by default ./<sweep>-report.html; implies --open' },
+  json: { type: 'boolean', help: 'print the leaderboard rows and problems as one JSON document and nothing else' },
+} as const satisfies OptionTable;
+
+/**
+ * `spot-sweep results`: the leaderboard from the bucket (the same table as `local`); with `--open`,
+ * also copies the collector's report.html to a local file. Needs only the foundation's bucket, so it
+ * works after `cdk destroy` of the sweep.
+ */
+export const results: Command<typeof options> = {
+  name: 'results',
+  summary: "the leaderboard from each config's results.json (works after cdk destroy)",
+  description: `
+The leaderboard from each config's results.json, status.json and control.json in the bucket: nDCG@10
+mean ± std over folds (best first), examples/s and wall time; script-mode configs (no metric
+declared) after the scored ones; failed and unfinished configs with the reason. Works after cdk
+destroy of the sweep. --open copies the sweep's report.html to a local file and prints its path.`,
+  positionals: [{ name: 'spec.json', help: 'the sweep spec the sweep was deployed from', required: true }],
+  options,
+  aws: true,
+  exits: ['ok', 'specError', 'usage', 'aws', 'noReport'],
+  async run({ positionals, options: o }, io) {
+    const spec = loadSpec(positionals[0]);
+    const session = await AwsSession.open(o, io.env);
+    try {
+      const { store } = await openStore(session, o);
+      const board = await readLeaderboard(store, spec.name, spec.configs.map((c) => c.name));
+      const where = store.describe(storeKeys.sweep(spec.name));
+      if (o.json) {
+        const doc: ResultsJsonOutput = { sweep: spec.name, store: where, rows: board.rows, problems: board.problems };
+        io.out(`${JSON.stringify(doc, null, 2)}\n`);
+      } else {
+        const paint = painter(wantsColour(io));
+        io.out(`Leaderboard of "${spec.name}" (${where}):\n${formatLeaderboard(board, { paintState: (state, cell) => paintState(paint, state, cell) })}`);
+      }
+      if (!o.open && o['report-file'] === undefined) return EXIT_CODES.cli.ok;
+      const reportKey = storeKeys.sweepFile(spec.name, 'report');
+      const html = await store.read(reportKey);
+      if (html === undefined) {
+        io.err(`spot-sweep results: ${store.describe(reportKey)} does not exist yet; the results collector writes it when a config's results.json arrives.\n`);
+        return EXIT_CODES.cli.noReport;
+      }
+      const file = path.resolve(o['report-file'] ?? `${spec.name}-report.html`);
+      writeFileSync(file, html);
+      // With --json, stdout holds the document alone: the path goes to stderr.
+      (o.json ? io.err : io.out)(`Report: ${file}\n`);
+      return EXIT_CODES.cli.ok;
+    } finally {
+      session.close();
+    }
+  },
+};

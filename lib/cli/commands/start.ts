@@ -1,0 +1,66 @@
+import { CONFIG_FILES, EXIT_CODES, groupName, REQUESTERS, State, StatusJson, storeKeys } from '../../contract';
+import { requestControl } from '../../store';
+import { Command, OptionTable, SPEC_AND_CONFIG, targetConfigs } from '../args';
+import { aws, AwsSession, openStore } from '../aws';
+import { parseObject } from './status';
+
+/*
+ * Why `start` writes a start request before it scales the group up: the job runner obeys the newest
+ * request in control.json at start, so an instance launched while a stop request stands would end at
+ * once, STOPPED. Once the request says start, the runner resumes from the config's checkpoints when
+ * its job.json is unchanged (a changed job starts over), and the group's 0/1/1 is the sweep stack's
+ * own capacity, as `cdk deploy` set it.
+ */
+
+const SUCCEEDED = 'SUCCEEDED' satisfies State;
+
+const options = {
+  reason: { type: 'string', value: 'TEXT', default: 'started with spot-sweep start', help: 'why, as a sentence (kept in control.json)' },
+} as const satisfies OptionTable;
+
+export const start: Command<typeof options> = {
+  name: 'start',
+  summary: 'run a stopped or failed config again (resuming from its checkpoint)',
+  description: `
+Writes a start request into control.json of each targeted config that has not SUCCEEDED, then sets
+its Auto Scaling group back to min 0, max 1, desired 1, so an instance launches and the job runner
+resumes from the config's last checkpoint (a job.json changed since starts over). A SUCCEEDED config
+is left alone: its results stand.`,
+  positionals: SPEC_AND_CONFIG,
+  options,
+  aws: true,
+  exits: [['ok', 'every targeted config that had not succeeded was asked to start and its group scaled to 1'], 'specError', 'usage', ['aws', 'AWS: no credentials, no region, a stack not deployed, or a group not scaled up']],
+  async run({ positionals, options: o }, io) {
+    const { spec, configs } = targetConfigs(positionals);
+    const session = await AwsSession.open(o, io.env);
+    try {
+      await session.requireSweepStack(spec);
+      const { store } = await openStore(session, o);
+      const { UpdateAutoScalingGroupCommand } = await import('@aws-sdk/client-auto-scaling');
+      const lines: string[] = [];
+      let failed = 0;
+      for (const config of configs) {
+        const status = parseObject(await store.read(storeKeys.configFile(spec.name, config, 'status')), CONFIG_FILES.status).value as Partial<StatusJson> | undefined;
+        if (status?.state === SUCCEEDED) {
+          lines.push(`${config}: already SUCCEEDED; nothing to start (its results stand)`);
+          continue;
+        }
+        await requestControl(store, spec.name, config, { action: 'start', by: REQUESTERS.cliStart, reason: o.reason });
+        const group = groupName(spec.name, config);
+        try {
+          await aws(`Auto Scaling UpdateAutoScalingGroup ${group}`, () =>
+            session.autoScaling().send(new UpdateAutoScalingGroupCommand({ AutoScalingGroupName: group, MinSize: 0, MaxSize: 1, DesiredCapacity: 1 })),
+          );
+          lines.push(`${config}: start requested (was ${status?.state ?? 'never started'}); ${group} scaled to 1`);
+        } catch (err) {
+          failed += 1;
+          lines.push(`${config}: start requested, but ${group} was not scaled to 1: ${(err as Error).message}`);
+        }
+      }
+      io.out(`Starting "${spec.name}" in ${session.region}:\n${lines.map((l) => `  ${l}`).join('\n')}\n`);
+      return failed > 0 ? EXIT_CODES.cli.aws : EXIT_CODES.cli.ok;
+    } finally {
+      session.close();
+    }
+  },
+};

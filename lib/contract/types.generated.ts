@@ -1,0 +1,512 @@
+/* Generated from training/contract/*.schema.json by `npm run contract:types` (lib/contract/generate-types.ts); do not edit. */
+
+/* eslint-disable */
+
+// train-settings.schema.json
+/**
+ * The `train` object of a sweep spec (defaults, config) and of job.json. Every default, enum and bound of the trainer lives here: the spec validator (lib/spec/validate.ts) and the trainer (training/two_tower/config.py) read them from this file.
+ */
+export interface TrainSettingsJson {
+  /**
+   * Cross-validation folds, grouped by query id.
+   */
+  folds?: number;
+  /**
+   * Passes over each fold's training rows.
+   */
+  epochs?: number;
+  /**
+   * Rows per micro-batch over all GPUs; each row's in-batch negatives are the other rows of it.
+   */
+  batchSize?: number;
+  /**
+   * AdamW learning rate.
+   */
+  learningRate?: number;
+  /**
+   * AdamW decoupled weight decay.
+   */
+  weightDecay?: number;
+  /**
+   * auto: bf16 on GPUs that have it, fp16 + GradScaler on V100/T4, fp32 on CPU/MPS.
+   */
+  precision?: "auto" | "fp32" | "bf16" | "fp16";
+  /**
+   * Micro-batches summed per optimizer step; does not add in-batch negatives.
+   */
+  gradAccumulation?: number;
+  /**
+   * Seeds fold assignment, initialisation and data order.
+   */
+  seed?: number;
+  /**
+   * Softmax temperature dividing the cosine similarities.
+   */
+  temperature?: number;
+  /**
+   * Subtract log(document frequency) from the in-batch logits.
+   */
+  logQCorrection?: boolean;
+  /**
+   * labeled: rank each test query's judged documents; corpus: rank every document.
+   */
+  evalCandidates?: "labeled" | "corpus";
+  /**
+   * Hidden width of each tower's MLP.
+   */
+  hiddenDim?: number;
+  /**
+   * Minutes between mid-epoch checkpoints; there is also one at every epoch end.
+   */
+  checkpointMinutes?: number;
+}
+
+// job.schema.json
+/**
+ * One config's complete job. Writer: the CDK app and `spot-sweep local` (lib/spec/job.ts renderJob); delivered as the SSM parameter ssmParameters.job of names.json or a file, copied by the job runner to the config's store prefix. Readers: the job runner (training/spot_runner/jobfile.py), the trainer (train settings), bootstrap.sh (gpus).
+ */
+export interface JobJson {
+  version: 1;
+  /**
+   * Sweep and config names: they become stack names, tags and S3 prefixes.
+   */
+  sweep: string;
+  /**
+   * Sweep and config names: they become stack names, tags and S3 prefixes.
+   */
+  config: string;
+  /**
+   * s3://bucket/prefix/ or an absolute local directory; null only for a script that brings its own data.
+   */
+  data: string | null;
+  /**
+   * The config's store prefix: s3://bucket/sweeps/<sweep>/<config>/ or file:///abs/dir/sweeps/<sweep>/<config>/.
+   */
+  store: string;
+  /**
+   * @minItems 1
+   * @maxItems 40
+   */
+  instanceTypes: [string, ...string[]];
+  market: "spot" | "on-demand" | "spot-then-on-demand";
+  gpus: number;
+  /**
+   * At most 48: SSM aws:runShellScript stops a step after executionTimeout, at most 172800 s.
+   */
+  maxRuntimeHours: number;
+  /**
+   * Training examples to use; null means all.
+   */
+  examples: number | null;
+  /**
+   * Every setting present (job.json's train object: the spec's settings with the defaults applied).
+   */
+  train: {
+    /**
+     * Cross-validation folds, grouped by query id.
+     */
+    folds: number;
+    /**
+     * Passes over each fold's training rows.
+     */
+    epochs: number;
+    /**
+     * Rows per micro-batch over all GPUs; each row's in-batch negatives are the other rows of it.
+     */
+    batchSize: number;
+    /**
+     * AdamW learning rate.
+     */
+    learningRate: number;
+    /**
+     * AdamW decoupled weight decay.
+     */
+    weightDecay: number;
+    /**
+     * auto: bf16 on GPUs that have it, fp16 + GradScaler on V100/T4, fp32 on CPU/MPS.
+     */
+    precision: "auto" | "fp32" | "bf16" | "fp16";
+    /**
+     * Micro-batches summed per optimizer step; does not add in-batch negatives.
+     */
+    gradAccumulation: number;
+    /**
+     * Seeds fold assignment, initialisation and data order.
+     */
+    seed: number;
+    /**
+     * Softmax temperature dividing the cosine similarities.
+     */
+    temperature: number;
+    /**
+     * Subtract log(document frequency) from the in-batch logits.
+     */
+    logQCorrection: boolean;
+    /**
+     * labeled: rank each test query's judged documents; corpus: rank every document.
+     */
+    evalCandidates: "labeled" | "corpus";
+    /**
+     * Hidden width of each tower's MLP.
+     */
+    hiddenDim: number;
+    /**
+     * Minutes between mid-epoch checkpoints; there is also one at every epoch end.
+     */
+    checkpointMinutes: number;
+  };
+  script: null | {
+    /**
+     * URI of a directory (local) or of a .zip (local or s3).
+     */
+    code: string;
+    /**
+     * The script, relative to the code root.
+     */
+    entrypoint: string;
+    /**
+     * @maxItems 256
+     */
+    args: string[];
+    /**
+     * @maxItems 256
+     */
+    patches: {
+      file: string;
+      find: string;
+      replace: string;
+    }[];
+    /**
+     * Glob of the result files, relative to the code root.
+     */
+    results: string;
+  };
+}
+
+// status.schema.json
+/**
+ * One config's job as the job runner sees it, at sweeps/<sweep>/<config>/status.json. Writer: the job runner alone (training/spot_runner/status_board.py), conditionally (If-Match its last ETag). Readers: `spot-sweep status|logs|results|stop|local`, the results collector, the budget guard; they merge it with control.json (requests) and spend.json (spend). States and which are final: names.json states.
+ */
+export interface StatusJson {
+  version: 1;
+  state: "PENDING" | "BOOTSTRAPPING" | "TRAINING" | "SUCCEEDED" | "FAILED" | "STOPPED";
+  /**
+   * Why the job failed, stopped or was interrupted, as a sentence.
+   */
+  message?: string;
+  /**
+   * The requester (control.json `by`) whose stop the job obeyed.
+   */
+  stoppedBy?: string;
+  /**
+   * The control.json `id` of the stop the job obeyed.
+   */
+  stopRequestId?: string;
+  history: {
+    state: "PENDING" | "BOOTSTRAPPING" | "TRAINING" | "SUCCEEDED" | "FAILED" | "STOPPED";
+    at: string;
+    attempt: number;
+  }[];
+  updatedAt: string;
+  /**
+   * Sweep and config names: they become stack names, tags and S3 prefixes.
+   */
+  sweep: string;
+  /**
+   * Sweep and config names: they become stack names, tags and S3 prefixes.
+   */
+  config: string;
+  mode?: "train" | "script";
+  /**
+   * sha256 of the job.json this status belongs to.
+   */
+  jobDigest?: string;
+  attempts: number;
+  interruptions: number;
+  /**
+   * The instance type of the current (or last) attempt; `local` off EC2.
+   */
+  instanceType?: string;
+  /**
+   * spot or on-demand (EC2 instance-life-cycle) of the current attempt; `local` off EC2.
+   */
+  market?: string;
+  startedAt?: string;
+  /**
+   * 0-based index of the fold in progress (the trainer's).
+   */
+  fold?: number | null;
+  folds?: number | null;
+  /**
+   * 0-based index of the epoch in progress.
+   */
+  epoch?: number | null;
+  epochs?: number | null;
+  step?: number | null;
+  /**
+   * 0 to 1 over the whole run.
+   */
+  progress?: number | null;
+  examplesPerSecond?: number | null;
+  etaSeconds?: number | null;
+  loss?: number | null;
+}
+
+// control.schema.json
+/**
+ * The latest request about one config's job, at sweeps/<sweep>/<config>/control.json. Writers: requesters only (`spot-sweep stop`, `spot-sweep local`, the budget guard); each writes the whole object, conditionally (If-Match / If-None-Match). Reader: the job runner, at start and at every sync tick; a stop makes it checkpoint, upload and end STOPPED with this reason. The job runner never writes it.
+ */
+export interface ControlJson {
+  version: 1;
+  /**
+   * stop: checkpoint and end STOPPED; start: run again (resuming from the checkpoint when the job is unchanged).
+   */
+  action: "stop" | "start";
+  /**
+   * Who asks: one of names.json requesters.
+   */
+  by: string;
+  /**
+   * Why, as a sentence; it becomes the STOPPED message.
+   */
+  reason: string;
+  /**
+   * When the request was made (ISO 8601, UTC).
+   */
+  at: string;
+  /**
+   * Unique per request, so a reader can tell a new request from one it has seen.
+   */
+  id: string;
+}
+
+// results.schema.json
+/**
+ * One config's results, at sweeps/<sweep>/<config>/results.json, written once by the job runner when the job SUCCEEDED (the trainer's OUT/results.json plus `job`, or the script-mode summary). Readers: the leaderboard (lib/results/leaderboard.ts), the results collector and report, `spot-sweep local|results`.
+ */
+export type ResultsJson =
+  | {
+      version: 1;
+      mode: "train";
+      /**
+       * The resolved trainer settings, plus maxExamples (null: all rows).
+       */
+      config: {
+        /**
+         * Cross-validation folds, grouped by query id.
+         */
+        folds: number;
+        /**
+         * Passes over each fold's training rows.
+         */
+        epochs: number;
+        /**
+         * Rows per micro-batch over all GPUs; each row's in-batch negatives are the other rows of it.
+         */
+        batchSize: number;
+        /**
+         * AdamW learning rate.
+         */
+        learningRate: number;
+        /**
+         * AdamW decoupled weight decay.
+         */
+        weightDecay: number;
+        /**
+         * auto: bf16 on GPUs that have it, fp16 + GradScaler on V100/T4, fp32 on CPU/MPS.
+         */
+        precision: "auto" | "fp32" | "bf16" | "fp16";
+        /**
+         * Micro-batches summed per optimizer step; does not add in-batch negatives.
+         */
+        gradAccumulation: number;
+        /**
+         * Seeds fold assignment, initialisation and data order.
+         */
+        seed: number;
+        /**
+         * Softmax temperature dividing the cosine similarities.
+         */
+        temperature: number;
+        /**
+         * Subtract log(document frequency) from the in-batch logits.
+         */
+        logQCorrection: boolean;
+        /**
+         * labeled: rank each test query's judged documents; corpus: rank every document.
+         */
+        evalCandidates: "labeled" | "corpus";
+        /**
+         * Hidden width of each tower's MLP.
+         */
+        hiddenDim: number;
+        /**
+         * Minutes between mid-epoch checkpoints; there is also one at every epoch end.
+         */
+        checkpointMinutes: number;
+        maxExamples: number | null;
+      };
+      /**
+       * @minItems 1
+       */
+      folds: [
+        {
+          fold: number;
+          ndcg10: number;
+          trainLoss: number;
+          trainExamples: number;
+          testQueries: number;
+          seconds: number;
+        },
+        ...{
+          fold: number;
+          ndcg10: number;
+          trainLoss: number;
+          trainExamples: number;
+          testQueries: number;
+          seconds: number;
+        }[]
+      ];
+      ndcg10: {
+        mean: number;
+        std: number;
+        ddof: 1;
+      };
+      totalSeconds: number;
+      examplesPerSecond: number;
+      hardware: {
+        device: "cpu" | "cuda" | "mps";
+        gpuName: string | null;
+        gpuCount: number;
+        precision: "fp32" | "bf16" | "fp16";
+      };
+      software: {
+        torch: string;
+        cuda: string | null;
+        python: string;
+      };
+      /**
+       * Digest of each data file read: file name -> sha256:<hex>.
+       */
+      data: {
+        [k: string]: string | undefined;
+      };
+      /**
+       * Added by the job runner: where and how the job ran.
+       */
+      job: {
+        /**
+         * Sweep and config names: they become stack names, tags and S3 prefixes.
+         */
+        sweep: string;
+        /**
+         * Sweep and config names: they become stack names, tags and S3 prefixes.
+         */
+        config: string;
+        instanceType: string;
+        market: string;
+        attempts: number;
+        interruptions: number;
+        jobDigest?: string;
+      };
+    }
+  | {
+      version: 1;
+      mode: "script";
+      /**
+       * @minItems 1
+       */
+      files: [string, ...string[]];
+      /**
+       * The single result file's JSON, or null (several files, or not JSON).
+       */
+      results: {
+        [k: string]: unknown | undefined;
+      };
+      /**
+       * Added by the job runner: where and how the job ran.
+       */
+      job: {
+        /**
+         * Sweep and config names: they become stack names, tags and S3 prefixes.
+         */
+        sweep: string;
+        /**
+         * Sweep and config names: they become stack names, tags and S3 prefixes.
+         */
+        config: string;
+        instanceType: string;
+        market: string;
+        attempts: number;
+        interruptions: number;
+        jobDigest?: string;
+      };
+    };
+
+// spend.schema.json
+/**
+ * The sweep's spend ledger, at sweeps/<sweep>/spend.json: every instance the sweep ever ran, priced. Writer: the budget guard Lambda alone (lambda/budget-guard). Readers: `spot-sweep status`, the results collector.
+ */
+export interface SpendJson {
+  version: 1;
+  /**
+   * Sweep and config names: they become stack names, tags and S3 prefixes.
+   */
+  sweep: string;
+  budgetUsd: number;
+  updatedAt: string;
+  totalUsd: number;
+  configs: {
+    [k: string]:
+      | {
+          usd: number;
+          instanceHours: number;
+          instances: number;
+          /**
+           * Spot interruptions seen in the ledger.
+           */
+          interruptions: number;
+          spotLaunchFailures?: number;
+          /**
+           * When the guard moved a spot-then-on-demand group to on-demand.
+           */
+          onDemandSince?: string;
+          onDemandReason?: string;
+        }
+      | undefined;
+  };
+  instances: {
+    [k: string]:
+      | {
+          instanceId: string;
+          config: string;
+          instanceType: string;
+          market: "spot" | "on-demand";
+          availabilityZone: string;
+          launchTime: string;
+          state: string;
+          lastSeenAt: string;
+          lastSeenRunningAt?: string;
+          endedAt?: string;
+          endSource?: "state transition time" | "first seen stopped" | "last seen running";
+          interrupted: boolean;
+          hours: number;
+          usd: number;
+          priceSource?:
+            | "spot price history"
+            | "on-demand price table"
+            | "on-demand price table (no spot price history)"
+            | "unpriced";
+          final: boolean;
+        }
+      | undefined;
+  };
+  /**
+   * Set the first time the total reached the budget.
+   */
+  stoppedForBudget?: {
+    at: string;
+    totalUsd: number;
+  };
+  notes: string[];
+}

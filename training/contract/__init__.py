@@ -1,0 +1,89 @@
+"""The contract between TypeScript, Python and bash, read from the JSON files beside this module.
+
+``names.json`` holds every shared name (stacks, groups, alarms, tags, SSM parameters, metrics, store
+keys, states, exit codes); ``*.schema.json`` are JSON Schemas (draft 2020-12) of the files the parts
+exchange: job.json, status.json, control.json, results.json, spend.json and the trainer settings.
+TypeScript reads the same files through ``lib/contract/``; bash reads ``names.sh``, generated from
+names.json by ``python -m contract.names_sh``. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+SCHEMAS = ("job", "status", "control", "results", "spend", "train-settings")
+"""The schema files, ``<name>.schema.json``."""
+
+NAMES: dict[str, Any] = json.loads((HERE / "names.json").read_text(encoding="utf-8"))
+
+STATES: tuple[str, ...] = tuple(NAMES["states"]["all"])
+FINAL_STATES: frozenset[str] = frozenset(NAMES["states"]["final"])
+OUTCOMES: frozenset[str] = frozenset(NAMES["states"]["outcomes"])
+TRAINER_STATES: tuple[str, ...] = tuple(NAMES["trainerStates"])
+CONFIG_FILES: dict[str, str] = NAMES["store"]["configFiles"]
+SWEEP_FILES: dict[str, str] = NAMES["store"]["sweepFiles"]
+TRAINER_OUT: dict[str, str] = {k: v for k, v in NAMES["trainerOut"].items() if not k.startswith("$")}
+"""File names in the trainer's --out directory, read by the job runner."""
+CHECKPOINT_TAG: dict[str, str] = NAMES["objectTags"]["checkpoint"]
+EXIT_CODES: dict[str, dict[str, int]] = NAMES["exitCodes"]
+REQUESTERS: dict[str, str] = NAMES["requesters"]
+
+
+def fill(template: str, **parts: str) -> str:
+    """A names.json template with its placeholders filled: fill("sweeps/{sweep}/", sweep="demo")."""
+    return template.format(**parts)
+
+
+@cache
+def schema(name: str) -> dict[str, Any]:
+    """The parsed JSON Schema ``<name>.schema.json``."""
+    if name not in SCHEMAS:
+        raise KeyError(f"no contract schema {name!r}; the schemas are {', '.join(SCHEMAS)}")
+    return json.loads((HERE / f"{name}.schema.json").read_text(encoding="utf-8"))
+
+
+@cache
+def _validator(name: str):
+    # jsonschema is imported here so that reading names (bootstrap, --fail) needs nothing installed.
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+
+    registry = Registry().with_resources(
+        (schema(n)["$id"], Resource.from_contents(schema(n))) for n in SCHEMAS
+    )
+    return Draft202012Validator(
+        schema(name), registry=registry, format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
+
+
+def problems(name: str, document: object, limit: int = 20) -> list[str]:
+    """What is wrong with ``document`` against schema ``name``: one line per problem, each naming the
+    field (``train.folds``), empty when it conforms."""
+    found = []
+    for error in sorted(_validator(name).iter_errors(document), key=lambda e: list(map(str, e.path))):
+        where = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in error.absolute_path)
+        found.append(f"{(where or '(top level)').replace('.[', '[')}: {error.message}")
+        if len(found) >= limit:
+            break
+    return found
+
+
+def train_properties() -> dict[str, dict[str, Any]]:
+    """The trainer settings with their types, defaults and bounds, by camelCase key."""
+    return schema("train-settings")["$defs"]["settings"]["properties"]
+
+
+class State:
+    """The job states of status.json (names.json ``states.all``, in that order)."""
+
+    PENDING, BOOTSTRAPPING, TRAINING, SUCCEEDED, FAILED, STOPPED = NAMES["states"]["all"]
+
+
+class TrainerState:
+    """The states of the trainer's own OUT/status.json (names.json ``trainerStates``)."""
+
+    TRAINING, SUCCEEDED, FAILED, INTERRUPTED = NAMES["trainerStates"]

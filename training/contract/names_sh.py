@@ -1,0 +1,41 @@
+"""Writes names.sh, the bash face of names.json: ``python -m contract.names_sh [--check]``.
+
+bootstrap.sh sources it for the exit codes it shares with the job runner. ``--check`` exits 1 when the
+file on disk is not what names.json gives (the conformance tests run it), so the two never drift.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+
+from . import HERE, NAMES
+
+TARGET = HERE / "names.sh"
+
+
+def render() -> str:
+    lines = [
+        "# Generated from names.json by `python -m contract.names_sh`; do not edit.",
+        "# shellcheck shell=bash disable=SC2034",
+    ]
+    for component, codes in NAMES["exitCodes"].items():
+        for name, code in codes.items():
+            snake = re.sub(r"(?<!^)(?=[A-Z])", "_", name).upper()
+            lines.append(f"SPOT_SWEEP_EXIT_{component.upper()}_{snake}={code}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    text = render()
+    if "--check" in argv:
+        if not TARGET.is_file() or TARGET.read_text() != text:
+            print(f"{TARGET} is out of date: run `python -m contract.names_sh`", file=sys.stderr)
+            return 1
+        return 0
+    TARGET.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

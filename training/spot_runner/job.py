@@ -1,0 +1,555 @@
+"""The job runner: one config of a sweep, from job.json to results in the store.
+
+    python -m spot_runner.job --job URI [--workdir DIR] [--sync-seconds N] [--grace-seconds N]
+
+URI is ``s3://bucket/sweeps/<sweep>/<config>/job.json``, ``file:///…/job.json`` or a path. The
+runner keeps ``<store>/status.json`` current (PENDING → BOOTSTRAPPING → TRAINING → SUCCEEDED |
+FAILED | STOPPED), fetches the data and the checkpoints the store holds, runs the trainer
+(``python -m two_tower.train``; torchrun with one process per GPU when CUDA has them) or the
+user's patched script, tees its output into ``train.log`` and, every ``--sync-seconds``, uploads
+the log, each new checkpoint (removing those the trainer dropped) and the progress. In both modes it
+polls the EC2 spot interruption notice (``spot_notice``) and forwards it to the child as SIGTERM, so the
+status names the notice as the cause; the trainer does not poll it itself.
+
+It also reads ``<store>/control.json`` before the job starts and at every tick (``control``): a stop
+request there makes it SIGTERM the child, upload the checkpoint and end STOPPED with the requester's
+reason. The runner is the only writer of status.json; it never writes control.json.
+
+Exit codes (training/contract/names.json ``exitCodes.runner``; the bootstrap relies on them): 0 success
+(or the job had already succeeded: nothing is retrained); 2 bad job file, data, script patch or trainer
+input (FAILED, one message, no traceback); 75 interrupted by SIGTERM, SIGINT or a spot notice
+(checkpoint uploaded; status PENDING so a replacement resumes, or STOPPED after Ctrl-C); 76 stopped on
+request (control.json: checkpoint uploaded, STOPPED with the requester's reason; the instance removes
+itself); 1 anything else (FAILED).
+Under torchrun the trainer's own code is read from its status.json (``exits.trainer_exit``).
+
+Env ``SPOT_SWEEP_NPROC=N`` starts N processes under torchrun whatever the device: for tests and
+trying DDP (gloo) on a CPU; on an instance the job's ``gpus`` decides.
+
+The runner's parts, in this package (``spot_runner``, no torch at import): ``jobfile`` (job.json),
+``status_board`` (status.json), ``control`` (control.json), ``storage``, ``fetch`` (the data),
+``sync`` (checkpoints and log into the store), ``supervisor`` (the child process), ``imds`` (instance
+facts), ``spot_notice`` (the spot interruption notice), ``user_script`` (script mode), ``exits`` (exit
+codes). The trainer is the ``two_tower`` package, run as a separate process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+import contract
+from contract import CONFIG_FILES, TRAINER_OUT, State
+
+from .clock import utcnow
+from .control import Control, StopRequest
+from .exits import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_STOPPED, trainer_exit
+from .fetch import fetch_data
+from .imds import instance_facts
+from .jobfile import fallback_store, parse_job, script_spec
+from .runlog import JobError, log
+from .spot_notice import SpotPoller
+from .status_board import StatusBoard, record_failure
+from .storage import StorageError, open_store, read_object
+from .supervisor import Supervisor, python_command
+from .sync import CHECKPOINTS, CheckpointSync, upload_log
+from .user_script import ScriptError, apply_patches, collect_results, command, fetch_code
+
+JOB, RESULTS, LOG, FOLDS = (CONFIG_FILES[k] for k in ("job", "results", "log", "folds"))
+SCRIPT_RESULTS = CONFIG_FILES["scriptResults"]
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+NPROC_ENV = "SPOT_SWEEP_NPROC"
+
+
+class Interrupted(Exception):
+    """SIGTERM/SIGINT arrived before the trainer was started."""
+
+
+class Runner:
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.endpoint = args.endpoint_url
+        self.supervisor: Supervisor | None = None
+        self.pending_signal: str | None = None
+        self.stop: StopRequest | None = None  # the control.json stop this attempt obeys
+
+    # signals ---------------------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        reason = "SIGINT" if signum == signal.SIGINT else "SIGTERM"
+        if self.supervisor is not None:
+            self.supervisor.request_stop(reason)
+        elif self.pending_signal is None:
+            self.pending_signal = reason
+            raise Interrupted(reason)
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    # main flow -------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        job_uri = self.args.job
+        try:
+            raw = read_object(job_uri, self.endpoint)
+        except StorageError as e:
+            raise JobError(
+                f"Job file {job_uri} cannot be read: {e}. Fix: pass --job with the job.json the sweep wrote."
+            ) from e
+        job = parse_job(raw, job_uri)
+        self.job = job
+        self.store = open_store(job["store"], self.endpoint)
+        board = StatusBoard.load(self.store)
+        self.board = board
+        board.doc.update(sweep=job["sweep"], config=job["config"])
+        digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+        changed = board.doc.get("jobDigest") not in (None, digest)
+        if board.state == State.SUCCEEDED and not changed and self.store.get_bytes(RESULTS) is not None:
+            log(f"{self.store.describe(RESULTS)} exists and the job SUCCEEDED: nothing to do")
+            return EXIT_OK
+        self.control = Control(self.store)
+        asked = self.control.stop_request()
+        if asked is not None and changed and board.doc.get("stopRequestId") == asked.id:
+            # That stop was obeyed by the job before job.json changed: it stopped that job, not this one.
+            log(f"job.json changed since {asked.describe()}, which the previous job obeyed: this job runs")
+            asked = None
+        if asked is not None:
+            return self.stop_before_start(asked, digest)
+        work = self.workdir()
+        self.work = work
+        if changed:
+            self.start_over(work)
+        if self.store.get_bytes(JOB) != raw:
+            # The sweep stack ships job.json as a deploy asset; the store keeps the copy that ran,
+            # beside its status and results (sweeps/<sweep>/<config>/job.json).
+            self.store.put_bytes(JOB, raw)
+        if board.state is None:
+            board.set(State.PENDING, attempts=0, interruptions=0)
+        attempts = int(board.doc.get("attempts") or 0) + 1
+        board.doc.setdefault("interruptions", 0)
+        facts = instance_facts()
+        self.facts = facts
+        board.set(
+            State.BOOTSTRAPPING,
+            jobDigest=digest,
+            attempts=attempts,
+            instanceType=facts["instanceType"],
+            market=facts["market"],
+            startedAt=utcnow(),
+            mode="script" if job.get("script") else "train",
+        )
+        log(
+            f"job {job['sweep']}/{job['config']}: attempt {attempts}, store {self.store.uri}, "
+            f"instance {facts['instanceType']} ({facts['market']})"
+        )
+
+        if (work / JOB).is_file() and (work / JOB).read_bytes() != raw:
+            shutil.rmtree(work / "out", ignore_errors=True)
+        (work / JOB).write_bytes(raw)
+        self.log_path = work / LOG
+        if not self.log_path.exists():
+            try:  # the log of earlier attempts (another instance's), so train.log tells the whole story
+                if self.store.exists(LOG):
+                    self.store.download(LOG, self.log_path)
+            except StorageError as e:
+                log(f"warning: earlier attempts' log not fetched: {e}")
+        with self.log_path.open("a") as fh:
+            fh.write(
+                f"=== attempt {attempts} on {facts['instanceType']} ({facts['market']}) at {utcnow()} ===\n"
+            )
+        self.out = work / "out"
+        self.out.mkdir(exist_ok=True)
+        try:
+            if job.get("script"):
+                return self.run_script(job)
+            return self.run_trainer(job)
+        except Interrupted as e:
+            return self.interrupted(str(e), checkpoints=None)
+
+    def start_over(self, work: Path) -> None:
+        """job.json changed since the last attempt (a config edited and deployed again under the same name):
+        its checkpoints belong to the old settings, so the job starts from scratch."""
+        log("job.json changed since the last attempt: starting over (old checkpoints removed)")
+        for obj in self.store.list(CHECKPOINTS):
+            self.store.delete(obj.key)
+        shutil.rmtree(work / "out", ignore_errors=True)
+        self.board.doc.update(attempts=0, interruptions=0)
+
+    def workdir(self) -> Path:
+        if self.args.workdir:
+            work = Path(self.args.workdir)
+        else:
+            base = os.environ.get("SPOT_SWEEP_WORKDIR") or os.path.join(tempfile.gettempdir(), "spot-sweep")
+            work = Path(base) / self.job["sweep"] / self.job["config"]
+        work.mkdir(parents=True, exist_ok=True)
+        return work.resolve()
+
+    def child_env(self) -> dict:
+        env = dict(os.environ)
+        env["PYTHONUNBUFFERED"] = "1"
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH")) if p)
+        return env
+
+    def upload_log(self) -> None:
+        upload_log(self.store, self.log_path)
+
+    def nproc(self) -> int:
+        """Processes to start: the job's gpus when CUDA has that many, else 1 (plain python); env
+        SPOT_SWEEP_NPROC=N forces N processes under torchrun on any device (tests: DDP over gloo on CPU)."""
+        forced = os.environ.get(NPROC_ENV)
+        if forced:
+            if not forced.isdigit() or int(forced) < 1:
+                raise JobError(f"{NPROC_ENV}={forced!r} must be an integer >= 1. Fix: correct or unset it.")
+            log(f"{NPROC_ENV}={forced}: starting {forced} process(es) whatever the device")
+            return int(forced)
+        gpus = self.job["gpus"]
+        if gpus <= 1:
+            return 1
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            log(f"gpus={gpus} but CUDA sees no GPU: running one process on this machine")
+            return 1
+        if count < gpus:
+            raise JobError(
+                f"The job asks for gpus={gpus} but CUDA sees {count}. "
+                "Fix: choose instance types with that many GPUs or lower `gpus`."
+            )
+        return gpus
+
+    def supervise(self, cmd: list[str], cwd: Path, env: dict, on_tick) -> tuple[int, Supervisor]:
+        """Run the child to its end (status TRAINING meanwhile); the log goes up at every tick. A spot
+        interruption notice (polled while the child runs, in both modes) stops the child as SIGTERM does,
+        with the notice as the stop reason."""
+
+        def tick() -> None:
+            self.upload_log()
+            on_tick()
+            asked = self.control.stop_request() if self.stop is None else None
+            if asked is not None:
+                self.stop = asked
+                supervisor.request_stop(asked.describe())
+
+        supervisor = Supervisor(
+            cmd,
+            cwd,
+            env,
+            self.log_path,
+            self.args.sync_seconds,
+            self.args.grace_seconds,
+            tick,
+            self.work / "child.pid",
+        )
+        self.supervisor = supervisor  # from now on a signal to the runner stops the child
+        self.board.set(State.TRAINING)
+        watcher = SpotPoller(supervisor.request_stop)
+        if watcher.start_if_on_ec2():
+            log(f"spot: polling the interruption notice every {watcher.interval_s:g} s")
+        else:
+            log("spot: no IMDS answer, not polling")
+        try:
+            return supervisor.run(), supervisor
+        finally:
+            watcher.halt()
+
+    # trainer mode ---------------------------------------------------------------------------------
+
+    def run_trainer(self, job: dict) -> int:
+        data = fetch_data(job["data"], self.work / "data", self.endpoint)
+        sync = CheckpointSync(self.store, self.out / TRAINER_OUT["checkpoints"])
+        try:
+            resumed = sync.fetch()
+        except StorageError as e:
+            raise JobError(
+                f"Checkpoints in {self.store.describe(CHECKPOINTS)} cannot be fetched: {e}", EXIT_FAILED
+            ) from e
+        if resumed:
+            log(f"resuming: checkpoint(s) from the store: {', '.join(resumed)}")
+        cmd = python_command(
+            self.nproc(),
+            *("-m", "two_tower.train", "--config", str(self.work / JOB)),
+            *("--data", str(data), "--out", str(self.out)),
+        )
+
+        def tick() -> None:
+            sync.sync()
+            self.board.progress(read_json(self.out / TRAINER_OUT["status"]) or {})
+
+        # An earlier attempt's status must not speak for this one (see trainer_exit).
+        (self.out / TRAINER_OUT["status"]).unlink(missing_ok=True)
+        rc, child = self.supervise(cmd, self.work, self.child_env(), tick)
+        sync.sync()
+        self.upload_log()
+        trainer_status = read_json(self.out / TRAINER_OUT["status"])
+        self.board.progress(trainer_status if isinstance(trainer_status, dict) else {})
+        rc, cause = trainer_exit(rc, trainer_status)
+        if rc == EXIT_OK:  # even when a stop came too late to matter: the results are there
+            return self.succeed_trainer()
+        if child.stop_reason is not None or rc == EXIT_INTERRUPTED:
+            return self.interrupted(child.stop_reason or "the trainer exited with code 75", checkpoints=sync)
+        if rc == EXIT_BAD_INPUT:
+            cause = cause or (child.tail[-1] if child.tail else "the trainer rejected its input")
+            return self.fail(f"The trainer stopped on bad input: {cause}", EXIT_BAD_INPUT)
+        return self.fail(f"The trainer {child.ending(rc)}", EXIT_FAILED)
+
+    def succeed_trainer(self) -> int:
+        results = read_json(self.out / TRAINER_OUT["results"])
+        if not isinstance(results, dict):
+            return self.fail(
+                "The trainer exited with success but wrote no readable results.json.", EXIT_FAILED
+            )
+        results["job"] = self.job_section()
+        # Never a result that looks like success but is not one: results.json must be strict JSON (no NaN
+        # from a diverged loss) and fit results.schema.json, or the job FAILS and nothing is uploaded.
+        try:
+            text = json.dumps(results, indent=2, allow_nan=False)
+        except ValueError:
+            return self.fail(
+                "The trainer's results hold a non-finite number (NaN or infinity: the training diverged). "
+                "Fix: lower learningRate, or use precision fp32.",
+                EXIT_FAILED,
+            )
+        found = contract.problems("results", results)
+        if found:
+            return self.fail(
+                f"The trainer's results.json does not fit results.schema.json: {'; '.join(found[:5])}.",
+                EXIT_FAILED,
+            )
+        self.store.put_bytes(RESULTS, text.encode())
+        if (self.out / TRAINER_OUT["folds"]).is_file():
+            self.store.upload(self.out / TRAINER_OUT["folds"], FOLDS)
+        self.upload_log()
+        self.board.set(State.SUCCEEDED, progress=1.0, etaSeconds=0)
+        log(f"SUCCEEDED: {self.store.describe(RESULTS)}")
+        return EXIT_OK
+
+    # script mode ------------------------------------------------------------------------------------
+
+    def run_script(self, job: dict) -> int:
+        spec = script_spec(job)
+        code_dir = self.work / "code"
+        try:
+            fetch_code(spec, code_dir, self.endpoint)
+            for line in apply_patches(spec, code_dir):
+                log(line)
+                with self.log_path.open("a") as fh:
+                    fh.write(line + "\n")
+            env = self.child_env()
+            if job.get("data"):
+                env["SPOT_SWEEP_DATA_DIR"] = str(fetch_data(job["data"], self.work / "data", self.endpoint))
+            nproc = self.nproc()
+            cmd = command(spec, code_dir, nproc)
+        except ScriptError as e:
+            raise JobError(f"Script mode: {e}") from e
+        # The device is decided in one place, the trainer's runtime; imported here, when a job runs, so that
+        # importing spot_runner never imports torch (`--fail` must work without it).
+        from two_tower.runtime import auto_device
+
+        env["SPOT_SWEEP_DEVICE"] = auto_device()[0]
+        env["SPOT_SWEEP_OUT_DIR"] = str(self.out)
+        env["SPOT_SWEEP_GPUS"] = str(nproc)
+        rc, child = self.supervise(cmd, code_dir, env, lambda: None)
+        self.upload_log()
+        if rc != EXIT_OK and (child.stop_reason is not None or rc == EXIT_INTERRUPTED):
+            return self.interrupted(child.stop_reason or "the script exited with code 75", checkpoints=None)
+        if rc != EXIT_OK:
+            return self.fail(f"The script {spec.entrypoint} {child.ending(rc)}", EXIT_FAILED)
+        try:
+            files = collect_results(spec, code_dir)
+        except ScriptError as e:
+            return self.fail(f"Script mode: {e}", EXIT_FAILED)
+        names = []
+        for path in files:
+            rel = path.relative_to(code_dir).as_posix()
+            self.store.upload(path, SCRIPT_RESULTS + rel)
+            names.append(rel)
+        single = read_json(files[0], strict=True) if len(files) == 1 else None
+        results = {
+            "version": 1,
+            "mode": "script",
+            "files": names,
+            "results": single,
+            "job": self.job_section(),
+        }
+        self.store.put_bytes(RESULTS, json.dumps(results, indent=2, allow_nan=False).encode())
+        self.upload_log()
+        self.board.set(State.SUCCEEDED, progress=1.0, etaSeconds=0)
+        log(f"SUCCEEDED: {len(names)} result file(s) in {self.store.describe(SCRIPT_RESULTS)}")
+        return EXIT_OK
+
+    # endings ----------------------------------------------------------------------------------------
+
+    def job_section(self) -> dict:
+        return {
+            "sweep": self.job["sweep"],
+            "config": self.job["config"],
+            "instanceType": self.facts["instanceType"],
+            "market": self.facts["market"],
+            "attempts": self.board.doc.get("attempts", 1),
+            "interruptions": self.board.doc.get("interruptions", 0),
+            "jobDigest": self.board.doc.get("jobDigest"),
+        }
+
+    def fail(self, message: str, code: int) -> int:
+        self.upload_log()
+        self.board.set(State.FAILED, message=message)
+        log(f"FAILED: {message}")
+        return code
+
+    def interrupted(self, reason: str, checkpoints: CheckpointSync | None) -> int:
+        """An interrupted attempt. A stop requested in control.json (seen while the child ran, or now: a
+        scale-in's SIGTERM often comes first) ends STOPPED with the requester's reason (exit 76: nothing
+        resumes until a start request); Ctrl-C (SIGINT) ends STOPPED too (exit 75); anything else (a spot
+        notice, a SIGTERM) ends PENDING so that the replacement instance resumes (exit 75)."""
+        interruptions = int(self.board.doc.get("interruptions") or 0) + 1
+        saved = sorted(checkpoints.uploaded) if checkpoints else []
+        self.upload_log()
+        asked = self.stop or self.control.stop_request()
+        if asked is not None:
+            kept = f" Checkpoint {saved[-1]} is kept: `spot-sweep start` resumes from it." if saved else ""
+            self.board.set(
+                State.STOPPED,
+                interruptions=interruptions,
+                message=asked.reason + kept,
+                stoppedBy=asked.by,
+                stopRequestId=asked.id,
+            )
+            log(f"STOPPED: obeyed {asked.describe()}")
+            return EXIT_STOPPED
+        resume = f"; the next attempt resumes from {saved[-1]}" if saved else ""
+        message = f"attempt {self.board.doc.get('attempts')} interrupted by {reason}{resume}"
+        state = State.STOPPED if reason == "SIGINT" else State.PENDING
+        self.board.set(state, interruptions=interruptions, message=message)
+        log(message)
+        return EXIT_INTERRUPTED
+
+    def stop_before_start(self, asked: StopRequest, digest: str) -> int:
+        """control.json asked for a stop before this attempt began (a stopped config's instance came back,
+        or a replacement launched while the stop was on its way): the job stays STOPPED and does not run."""
+        if self.board.state == State.STOPPED and self.board.doc.get("stopRequestId") == asked.id:
+            log(f"the job stays STOPPED: {asked.describe()} (a start request runs it again)")
+            return EXIT_STOPPED
+        self.board.set(
+            State.STOPPED, message=asked.reason, stoppedBy=asked.by, stopRequestId=asked.id, jobDigest=digest
+        )
+        log(f"STOPPED before the attempt started: obeyed {asked.describe()}")
+        return EXIT_STOPPED
+
+
+def read_json(path: Path, strict: bool = False) -> object | None:
+    """The file's JSON, or None when it is missing or not JSON (``strict``: NaN and Infinity count as not
+    JSON, so that what is copied into results.json stays strict JSON)."""
+
+    def reject(constant: str) -> object:
+        raise ValueError(constant)
+
+    try:
+        return json.loads(path.read_text(), parse_constant=reject if strict else None)
+    except (OSError, ValueError):
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# command line
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m spot_runner.job", description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--job", required=True, help="job.json location: s3://bucket/…/job.json, file:///…/job.json or a path"
+    )
+    p.add_argument(
+        "--workdir",
+        help="local working directory (data, out, code, train.log); default "
+        "$SPOT_SWEEP_WORKDIR or <tmp>/spot-sweep, then /<sweep>/<config>",
+    )
+    p.add_argument(
+        "--sync-seconds",
+        type=float,
+        default=float(os.environ.get("SPOT_SWEEP_SYNC_SECONDS", "30")),
+        help="seconds between uploads of the log, new checkpoints and progress (default 30, "
+        "env SPOT_SWEEP_SYNC_SECONDS)",
+    )
+    p.add_argument(
+        "--grace-seconds",
+        type=float,
+        default=100.0,
+        help="seconds the trainer gets to checkpoint after SIGTERM before it is killed (default 100: "
+        "a spot notice gives two minutes)",
+    )
+    p.add_argument(
+        "--endpoint-url",
+        default=os.environ.get("AWS_ENDPOINT_URL"),
+        help="S3 endpoint (default: env AWS_ENDPOINT_URL, else AWS)",
+    )
+    p.add_argument(
+        "--fail",
+        metavar="MESSAGE",
+        help="record FAILED with MESSAGE in the job's status.json and exit 1 (the bootstrap uses this "
+        "when the instance cannot run the job)",
+    )
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.fail:
+        return fail_from_outside(args)
+    runner = Runner(args)
+    runner.install_signal_handlers()
+    try:
+        return runner.run()
+    except Interrupted as e:
+        log(f"interrupted by {e} before the job started")
+        return EXIT_INTERRUPTED
+    except (JobError, StorageError) as e:
+        message = e.message if isinstance(e, JobError) else f"Storage error: {e}"
+        print(f"spot-sweep job: {message}", file=sys.stderr)
+        report_failure(runner, message)
+        return e.code if isinstance(e, JobError) else EXIT_FAILED
+    except Exception:
+        traceback.print_exc()
+        report_failure(runner, "The job runner crashed: " + traceback.format_exc().strip().splitlines()[-1])
+        return EXIT_FAILED
+
+
+def report_failure(runner: Runner, message: str) -> None:
+    """FAILED in the store (the job's, or the job file's folder when the job could not be read)."""
+    store = getattr(runner, "store", None)
+    if store is None:
+        record_failure(fallback_store(runner.args.job), message, runner.endpoint)
+        return
+    if hasattr(runner, "log_path"):
+        runner.upload_log()
+    board = getattr(runner, "board", None)
+    if board is None:
+        record_failure(store.uri, message, runner.endpoint)
+    else:
+        board.set(State.FAILED, message=message)
+
+
+def fail_from_outside(args: argparse.Namespace) -> int:
+    store_uri = None
+    try:
+        job = json.loads(read_object(args.job, args.endpoint_url))
+        store_uri = job.get("store") if isinstance(job, dict) else None
+    except (StorageError, ValueError):
+        pass
+    record_failure(store_uri or fallback_store(args.job), args.fail, args.endpoint_url)
+    print(f"spot-sweep job: {args.fail}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""job.json (training/contract/job.schema.json): read, validated with every problem listed at once, typed."""
+
+from __future__ import annotations
+
+import json
+
+import contract
+
+from .runlog import JobError
+from .storage import is_s3, split_object_uri
+from .user_script import Patch, ScriptSpec
+
+JOB_VERSION = contract.schema("job")["properties"]["version"]["const"]
+
+
+def _problem(problems: list[str], field: str, rule: str, value: object) -> None:
+    problems.append(f"`{field}` {rule} (got {json.dumps(value)})")
+
+
+def parse_job(data: bytes, uri: str) -> dict:
+    """Validate job.json (version 1, see .ci/CONTRACTS.md); collect every problem and raise once."""
+    fix = "Fix: regenerate the file from the sweep spec (`npx spot-sweep local …` or `npx cdk deploy`)."
+    try:
+        job = json.loads(data)
+    except UnicodeDecodeError as e:
+        raise JobError(f"Job file {uri} is not UTF-8 text ({e.reason}). {fix}") from e
+    except json.JSONDecodeError as e:
+        raise JobError(
+            f"Job file {uri} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}. {fix}"
+        ) from e
+    if not isinstance(job, dict):
+        raise JobError(f"Job file {uri} must hold a JSON object, not {type(job).__name__}. {fix}")
+    problems: list[str] = []
+    if job.get("version") != JOB_VERSION:
+        _problem(
+            problems,
+            "version",
+            f"must be {JOB_VERSION}: this runner reads job files of version {JOB_VERSION}",
+            job.get("version"),
+        )
+    for key in ("sweep", "config", "store"):
+        if not isinstance(job.get(key), str) or not job.get(key):
+            _problem(problems, key, "must be a non-empty string", job.get(key))
+    store = job.get("store")
+    if isinstance(store, str) and store and not (is_s3(store) or store.startswith(("file:///", "/"))):
+        _problem(
+            problems, "store", "must be s3://bucket/prefix/, file:///absolute/dir/ or an absolute path", store
+        )
+    gpus = job.get("gpus")
+    if not isinstance(gpus, int) or isinstance(gpus, bool) or gpus < 1:
+        _problem(problems, "gpus", "must be an integer >= 1", gpus)
+    examples = job.get("examples")
+    if examples is not None and (not isinstance(examples, int) or isinstance(examples, bool) or examples < 1):
+        _problem(problems, "examples", "must be an integer >= 1 or null (all)", examples)
+    script = job.get("script")
+    data_uri = job.get("data")
+    if script is None:
+        if not isinstance(data_uri, str) or not data_uri:
+            _problem(
+                problems,
+                "data",
+                "must name the dataset (s3://bucket/prefix/ or an absolute directory)",
+                data_uri,
+            )
+        if not isinstance(job.get("train"), dict):
+            _problem(problems, "train", "must be an object with the trainer settings", job.get("train"))
+    else:
+        if data_uri is not None and (not isinstance(data_uri, str) or not data_uri):
+            _problem(problems, "data", "must be a location string or null", data_uri)
+        _check_script(script, problems)
+    if not problems:
+        # The hand-written checks above give the sentences; the schema (training/contract/job.schema.json)
+        # catches the rest: unknown keys at any level, bounds, patterns.
+        problems = [f"`{p}".replace(": ", "` ", 1) for p in contract.problems("job", job)]
+    if problems:
+        raise JobError(f"Job file {uri} has {len(problems)} problem(s): " + "; ".join(problems) + f". {fix}")
+    return job
+
+
+def _check_script(script: object, problems: list[str]) -> None:
+    if not isinstance(script, dict):
+        _problem(problems, "script", "must be an object or null", script)
+        return
+    for key in ("code", "entrypoint", "results"):
+        if not isinstance(script.get(key), str) or not script.get(key):
+            _problem(problems, f"script.{key}", "must be a non-empty string", script.get(key))
+    args = script.get("args", [])
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        _problem(problems, "script.args", "must be a list of strings", args)
+    patches = script.get("patches", [])
+    if not isinstance(patches, list):
+        _problem(problems, "script.patches", "must be a list", patches)
+        return
+    for i, p in enumerate(patches):
+        if not isinstance(p, dict):
+            _problem(problems, f"script.patches[{i}]", "must be an object with file, find, replace", p)
+            continue
+        for key in ("file", "find"):
+            if not isinstance(p.get(key), str) or not p.get(key):
+                _problem(problems, f"script.patches[{i}].{key}", "must be a non-empty string", p.get(key))
+        if not isinstance(p.get("replace"), str):
+            _problem(problems, f"script.patches[{i}].replace", "must be a string", p.get("replace"))
+
+
+def script_spec(job: dict) -> ScriptSpec:
+    s = job["script"]
+    return ScriptSpec(
+        code=s["code"],
+        entrypoint=s["entrypoint"],
+        args=tuple(s.get("args", [])),
+        patches=tuple(Patch(p["file"], p["find"], p["replace"]) for p in s.get("patches", [])),
+        results=s["results"],
+    )
+
+
+def fallback_store(job_uri: str) -> str | None:
+    """Where a job file that cannot be read lives: its folder, when it is named job.json (the
+    CDK app and local mode write it there), so its FAILED status lands where users look."""
+    directory, name = split_object_uri(job_uri)
+    return directory if name == contract.CONFIG_FILES["job"] else None
