@@ -2,6 +2,7 @@
 import { App, Tags, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { readAppContext } from '../lib/app-context';
+import { EXIT_CODES } from '../lib/contract';
 import { FOUNDATION_STACK, GITHUB_OIDC_STACK, sweepStackName, TAGS } from '../lib/contract';
 import { FoundationStack } from '../lib/foundation-stack';
 import { checkRepository, GitHubOidcStack } from '../lib/github-oidc-stack';
@@ -21,7 +22,7 @@ const app = new App();
 const { context, problems } = readAppContext((key) => app.node.tryGetContext(key));
 if (problems.length > 0) {
   console.error(`spot-sweep: ${problems.length === 1 ? '1 problem' : `${problems.length} problems`} in the -c context values:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
-  process.exit(1);
+  process.exit(EXIT_CODES.cli.specError);
 }
 let spec: SweepSpec | undefined;
 if (context.sweep !== undefined) {
@@ -30,7 +31,7 @@ if (context.sweep !== undefined) {
   } catch (err) {
     if (!(err instanceof SpecError)) throw err;
     console.error(err.message);
-    process.exit(1);
+    process.exit(EXIT_CODES.cli.specError);
   }
 }
 const foundation = new FoundationStack(app, FOUNDATION_STACK, {
@@ -49,7 +50,7 @@ if (github !== undefined) {
   const problem = checkRepository(github);
   if (problem !== undefined) {
     console.error(`spot-sweep: ${problem}`);
-    process.exit(1);
+    process.exit(EXIT_CODES.cli.specError);
   }
   const providerArn: unknown = app.node.tryGetContext('githubOidcProviderArn');
   new GitHubOidcStack(app, GITHUB_OIDC_STACK, { repository: github as string, existingProviderArn: typeof providerArn === 'string' ? providerArn : undefined });

@@ -4,6 +4,7 @@
 // the fly so that `npm ci` is the only setup step.
 require('tsx/cjs/api').register();
 const { main } = require('../lib/cli/main.ts');
+const { EXIT_CODES } = require('../lib/contract/names.ts');
 
 main(process.argv.slice(2)).then(
   (code) => {
@@ -12,6 +13,6 @@ main(process.argv.slice(2)).then(
   (err) => {
     // Only a bug gets here (user errors are handled in main): show it in full.
     console.error(err);
-    process.exitCode = 70;
+    process.exitCode = EXIT_CODES.cli.bug;
   },
 );

@@ -3,7 +3,7 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { FOUNDATION_STACK } from './contract';
+import { FOUNDATION_STACK, STACK_OUTPUTS } from './contract';
 import { ArtifactBucket } from './constructs/artifact-bucket';
 import { InstanceRole } from './constructs/instance-role';
 import { ExistingVpcAttributes, Network } from './constructs/network';
@@ -71,10 +71,10 @@ export class FoundationStack extends Stack implements SweepFoundation {
     this.trainDocument = trainDocument;
 
     // For the CLI (status, logs, results) and for people: where the artifacts are.
-    new CfnOutput(this, 'ArtifactBucketName', { value: artifacts.bucket.bucketName });
+    new CfnOutput(this, STACK_OUTPUTS.artifactBucket, { value: artifacts.bucket.bucketName });
     new CfnOutput(this, 'InstanceRoleArn', { value: instance.role.roleArn });
     new CfnOutput(this, 'VpcId', { value: network.vpc.vpcId });
     new CfnOutput(this, 'TrainDocumentName', { value: trainDocument.documentName });
-    new CfnOutput(this, 'TrainLogGroupName', { value: trainDocument.logGroup.logGroupName });
+    new CfnOutput(this, STACK_OUTPUTS.trainLogGroup, { value: trainDocument.logGroup.logGroupName });
   }
 }

@@ -174,7 +174,10 @@ export class SweepStack extends Stack {
     let prefix = uploads.get(config.data);
     if (prefix === undefined) {
       const fromSpec = specRelative(spec, config.data);
-      const slug = `${path.basename(config.data).toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '') || 'data'}-${createHash('sha256').update(fromSpec).digest('hex').slice(0, 8)}`;
+      // The slug's readable part is the last named folder of the spec-relative path (`.` and `..` name a
+      // directory of the checkout, which differs between clones).
+      const named = fromSpec.split(/[\\/]/).filter((p) => p !== '' && p !== '.' && p !== '..').pop() ?? '';
+      const slug = `${named.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '') || 'data'}-${createHash('sha256').update(fromSpec).digest('hex').slice(0, 8)}`;
       prefix = `${storeKeys.datasets(spec.name)}${slug}/`;
       if (existsSync(config.data)) {
         uploads.set(config.data, prefix);

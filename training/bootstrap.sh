@@ -30,6 +30,12 @@
 # SPOT_SWEEP_CW_AGENT (amazon-cloudwatch-agent-ctl, given the GPU metrics config before the run).
 set -euo pipefail
 
+# The exit codes shared with the job runner, from training/contract/names.json (names.sh is generated),
+# beside this script in the code bundle.
+# shellcheck source=contract/names.sh
+. "$(dirname "${BASH_SOURCE[0]}")/contract/names.sh"
+EXIT_INTERRUPTED=$SPOT_SWEEP_EXIT_BOOTSTRAP_INTERRUPTED
+
 job_uri=${SPOT_SWEEP_JOB:-}
 code_dir=${SPOT_SWEEP_CODE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
 workdir=${SPOT_SWEEP_WORKDIR:-}
@@ -49,7 +55,7 @@ pythons=${SPOT_SWEEP_PYTHONS:-/opt/pytorch/bin/python /opt/conda/envs/pytorch/bi
 usage() {
   echo "usage: bootstrap.sh --job URI [--code-dir DIR] [--workdir DIR] [--wheel-index URL]" \
     "[--wheel-cache s3://bucket/cache/wheels] [--region REGION] [--driver-timeout SECONDS]" >&2
-  exit 2
+  exit "$SPOT_SWEEP_EXIT_BOOTSTRAP_BAD_INPUT"
 }
 
 while [ $# -gt 0 ]; do
@@ -66,10 +72,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -n "$job_uri" ] || { echo "bootstrap.sh: --job URI (or SPOT_SWEEP_JOB) is required" >&2; usage; }
-# The exit codes shared with the job runner, from training/contract/names.json (names.sh is generated).
-# shellcheck source=contract/names.sh
-. "$code_dir/contract/names.sh" || { echo "bootstrap.sh: $code_dir/contract/names.sh is missing: pass the training/ folder as --code-dir" >&2; exit 2; }
-EXIT_INTERRUPTED=$SPOT_SWEEP_EXIT_RUNNER_INTERRUPTED
+
 if [ -z "$workdir" ]; then
   # The instance-store NVMe of the DLAMI when there is one, else the root volume.
   if [ -d /opt/dlami/nvme ]; then workdir=/opt/dlami/nvme/spot-sweep; else workdir=/var/tmp/spot-sweep; fi
@@ -102,7 +105,7 @@ done_phase() {
 fail() {
   fail_reason=$1
   log "error: $1"
-  exit 1
+  exit "$SPOT_SWEEP_EXIT_BOOTSTRAP_FAILED"
 }
 
 imds_token() {
@@ -154,7 +157,7 @@ on_exit() {
   trap - EXIT
   if [ "$rc" -eq "$EXIT_INTERRUPTED" ]; then
     log "interrupted: the instance stays in its group so a replacement resumes the job (no self-removal)"
-  elif [ "$rc" -eq "$SPOT_SWEEP_EXIT_RUNNER_STOPPED" ]; then
+  elif [ "$rc" -eq "$SPOT_SWEEP_EXIT_BOOTSTRAP_STOPPED" ]; then
     log "stopped on request (control.json): the checkpoint is saved and nothing resumes; removing the instance"
     self_remove
   else
@@ -187,7 +190,7 @@ on_term() {
 exec {lock_fd}>"$workdir/.bootstrap.lock"
 if ! flock -n "$lock_fd"; then
   log "another bootstrap is already running this job on this instance; leaving it to finish"
-  exit 0
+  exit "$SPOT_SWEEP_EXIT_BOOTSTRAP_OK"
 fi
 
 trap on_exit EXIT
@@ -221,7 +224,7 @@ begin job
 job_file="$workdir/job.json"
 case $job_uri in
   # Sweep stacks deliver job.json as an SSM parameter that CloudFormation writes.
-  ssm:*) aws ssm get-parameter --name "${job_uri#ssm:}" --query Parameter.Value --output text \
+  "$SPOT_SWEEP_JOB_URI_SSM"*) aws ssm get-parameter --name "${job_uri#"$SPOT_SWEEP_JOB_URI_SSM"}" --query Parameter.Value --output text \
     ${region:+--region "$region"} >"$job_file" ;;
   s3://*) aws s3 cp --only-show-errors "$job_uri" "$job_file" ;;
   file://*) cp "${job_uri#file://}" "$job_file" ;;

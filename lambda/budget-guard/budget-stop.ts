@@ -1,4 +1,4 @@
-import { CONFIG_FILES, ControlJson, FINAL_STATES, REQUESTERS, storeKeys } from '../../lib/contract';
+import { ACTION, CONFIG_FILES, ControlJson, FINAL_STATES, REQUESTERS, storeKeys } from '../../lib/contract';
 import { readControl, requestControl, SweepStore } from '../../lib/store';
 import { GuardedGroup } from './fallback';
 
@@ -67,7 +67,7 @@ export interface StopDecision {
 
 /** The budget stop's decision for one config, from what its files say. */
 export function decideStop(job: JobView, nowMs: number, graceSeconds: number): StopDecision {
-  const holdsStop = job.control?.action === 'stop';
+  const holdsStop = job.control?.action === ACTION.stop;
   if (job.state !== undefined && FINAL_STATES.has(job.state)) {
     return { requestStop: false, scale: true, why: `the job is ${job.state}` };
   }
@@ -119,7 +119,7 @@ export async function enforceBudget(
       if (problem) log(`${CONFIG_FILES.control} unreadable: a new request replaces it`, { config: g.config, problem });
       decision = decideStop({ ...status, control }, now.getTime(), settings.stopGraceSeconds);
       if (decision.requestStop) {
-        await requestControl(store, sweep, g.config, { action: 'stop', by: REQUESTERS.budgetGuard, reason }, now);
+        await requestControl(store, sweep, g.config, { action: ACTION.stop, by: REQUESTERS.budgetGuard, reason }, now);
         stopRequested.push(g.config);
       }
     } catch (err) {

@@ -40,7 +40,7 @@ const NOT_OVER_BUDGET: BudgetStopResult = { stopRequested: [], scaledToZero: [],
  */
 export async function runGuard(deps: GuardDeps, settings: GuardSettings, now: Date): Promise<GuardResult> {
   const { sweep, budgetUsd, groups } = settings;
-  const spent = await updateLedger(deps, { sweep, budgetUsd, configs: groups.map((g) => g.config) }, now);
+  const { ledger: spent, etag } = await updateLedger(deps, { sweep, budgetUsd, configs: groups.map((g) => g.config) }, now);
   const fallback = await applyOnDemandFallback(deps, groups, spent.configs, settings.spotFailuresBeforeOnDemand, now);
   const ledger: Ledger = { ...spent, configs: fallback.configs };
 
@@ -49,7 +49,7 @@ export async function runGuard(deps: GuardDeps, settings: GuardSettings, now: Da
   if (overBudget) deps.log('budget reached', { totalUsd: ledger.totalUsd, budgetUsd, stopRequested: stop.stopRequested, scaledToZero: stop.scaledToZero, waiting: stop.waiting });
 
   await deps.putMetrics(sweep, ledger.totalUsd, Object.fromEntries(Object.entries(ledger.configs).map(([c, s]) => [c, s.instanceHours])));
-  const ledgerProblems = await writeLedger(deps.store, ledger);
+  const ledgerProblems = await writeLedger(deps.store, ledger, etag);
 
   const errors = [...stop.errors, ...ledgerProblems];
   for (const e of errors) deps.log('guard problem', { problem: e });

@@ -1,5 +1,5 @@
 import { contractProblems, storeKeys, SWEEP_FILES } from '../../lib/contract';
-import { SweepStore } from '../../lib/store';
+import { isPreconditionFailed, SweepStore } from '../../lib/store';
 import { hoursBetween, onDemandUsdPerHour, PricePoint, spotCostUsd } from './pricing';
 
 /**
@@ -232,11 +232,12 @@ export async function priceInstances(
  * per-config totals (keeping each config's on-demand switch record), and `stoppedForBudget` set the
  * first time the total reaches the budget. Not written yet: see {@link writeLedger}.
  */
-export async function updateLedger(deps: LedgerDeps, settings: LedgerSettings, now: Date): Promise<Ledger> {
+export async function updateLedger(deps: LedgerDeps, settings: LedgerSettings, now: Date): Promise<{ ledger: Ledger; etag: string | 'absent' }> {
   const { sweep, budgetUsd } = settings;
   const nowIso = now.toISOString();
   const notes: string[] = [PRICING_NOTE];
-  const stored = await deps.store.read(storeKeys.sweepFile(sweep, 'spend'));
+  const read = await deps.store.readObject(storeKeys.sweepFile(sweep, 'spend'));
+  const stored = read?.text;
   let previous: Ledger | undefined;
   if (stored !== undefined) {
     const parsed = parseLedger(stored);
@@ -269,7 +270,7 @@ export async function updateLedger(deps: LedgerDeps, settings: LedgerSettings, n
   }
   const totalUsd = round4(summary.totalUsd);
   const stoppedForBudget = previous?.stoppedForBudget ?? (totalUsd >= budgetUsd ? { at: nowIso, totalUsd } : undefined);
-  return {
+  const ledger: Ledger = {
     version: 1,
     sweep,
     budgetUsd,
@@ -280,16 +281,24 @@ export async function updateLedger(deps: LedgerDeps, settings: LedgerSettings, n
     ...(stoppedForBudget ? { stoppedForBudget } : {}),
     notes,
   };
+  return { ledger, etag: read?.etag ?? 'absent' };
 }
 
 /**
- * Writes spend.json (unconditionally: the guard is its only writer, and one run at a time, as the
- * schedule's target). Returns what does not fit spend.schema.json: the ledger is written anyway,
- * since losing the spend record would be worse, and the run reports the problems as errors.
+ * Writes spend.json, conditionally on the ETag it was read with (`etag`): the guard is its only writer,
+ * but two runs can overlap (a retried invocation beside the next scheduled one), and the later write
+ * must not drop instances the earlier one recorded. A lost race is reported and skipped: the next run
+ * recomputes the ledger from the one that won. Returns the problems, including what does not fit
+ * spend.schema.json (the ledger is written anyway, since losing the spend record would be worse).
  */
-export async function writeLedger(store: SweepStore, ledger: Ledger): Promise<string[]> {
+export async function writeLedger(store: SweepStore, ledger: Ledger, etag: string | 'absent'): Promise<string[]> {
   const text = `${JSON.stringify(ledger, null, 2)}\n`;
-  const problems = contractProblems('spend', JSON.parse(text));
-  await store.write(storeKeys.sweepFile(ledger.sweep, 'spend'), text);
-  return problems.map((p) => `${SWEEP_FILES.spend}: ${p}`);
+  const problems = contractProblems('spend', JSON.parse(text)).map((p) => `${SWEEP_FILES.spend}: ${p}`);
+  try {
+    await store.write(storeKeys.sweepFile(ledger.sweep, 'spend'), text, { ifMatch: etag });
+  } catch (err) {
+    if (!isPreconditionFailed(err)) throw err;
+    problems.push(`${SWEEP_FILES.spend} was written by another guard run in the meantime; this run's ledger was not written (the next run recomputes it)`);
+  }
+  return problems;
 }

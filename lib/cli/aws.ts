@@ -4,7 +4,7 @@ import type { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import type { CloudFormationClient } from '@aws-sdk/client-cloudformation';
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { FOUNDATION_STACK, sweepStackName } from '../contract';
+import { FOUNDATION_STACK, STACK_OUTPUTS, sweepStackName } from '../contract';
 import { SweepSpec } from '../spec/types';
 import { s3Store, SweepStore } from '../store';
 import { hasAwsCredentials } from './spot-prices';
@@ -134,8 +134,8 @@ export class AwsSession {
   async bucket(options: AwsOptions): Promise<string> {
     if (options.bucket) return options.bucket;
     const outputs = await this.stackOutputs(FOUNDATION_STACK, `npx cdk deploy ${FOUNDATION_STACK}`);
-    const name = outputs.get('ArtifactBucketName');
-    if (!name) throw new AwsSetupError(`stack ${FOUNDATION_STACK} in ${this.region} has no ArtifactBucketName output: deploy the current version with npx cdk deploy ${FOUNDATION_STACK}, or pass --bucket NAME.`);
+    const name = outputs.get(STACK_OUTPUTS.artifactBucket);
+    if (!name) throw new AwsSetupError(`stack ${FOUNDATION_STACK} in ${this.region} has no ${STACK_OUTPUTS.artifactBucket} output: deploy the current version with npx cdk deploy ${FOUNDATION_STACK}, or pass --bucket NAME.`);
     return name;
   }
 

@@ -24,7 +24,7 @@ export const COMMANDS: readonly Command[] = [plan, local, status, logs, results,
 /** `spot-sweep --help`: the verbs, one line each, and where to read more. */
 export function globalHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
-  const codes = Object.entries(EXIT).map(([key, code]) => `  ${code}  ${cliExitMeaning(key as keyof typeof EXIT)}`);
+  const codes = Object.entries(EXIT).map(([key, code]) => `  ${String(code).padStart(2)}  ${cliExitMeaning(key as keyof typeof EXIT)}`);
   return [
     'spot-sweep - run PyTorch two-tower retrieval sweeps on spot GPUs',
     '',

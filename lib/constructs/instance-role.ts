@@ -15,7 +15,7 @@ export const SWEEP_GROUP_PREFIX = fixedPart(NAMES.groupName);
 /** Prefixes of the artifact bucket the instances read and write: every sweep's files, the wheel cache. */
 export const READ_WRITE_PREFIXES = [storeKeys.sweepsRoot, topFolder(storeKeys.wheelCache)] as const;
 /** Prefixes the instances only read: uploaded code bundles and data sets. */
-export const READ_ONLY_PREFIXES = ['code/', fixedPart(NAMES.store.datasets)] as const;
+export const READ_ONLY_PREFIXES = [NAMES.store.code, fixedPart(NAMES.store.datasets)] as const;
 
 export interface InstanceRoleProps {
   /** The artifact bucket; the role gets access to its prefixes only. */

@@ -5,6 +5,7 @@
  * inlines the JSON into each function bundle).
  */
 import names from '../../training/contract/names.json';
+import type { ControlJson, ResultsJson, StatusJson } from './types.generated';
 
 export const NAMES = names;
 
@@ -17,7 +18,8 @@ export function fill(template: string, parts: Readonly<Record<string, string>>):
   });
 }
 
-export type State = (typeof names.states.all)[number];
+/** A job state, typed from status.schema.json (names.json lists the same states; a test checks). */
+export type State = StatusJson['state'];
 /** Every job state, in the order a job goes through them. */
 export const STATES: readonly string[] = names.states.all;
 /** States after which a job does not run again by itself. */
@@ -26,8 +28,21 @@ export const FINAL_STATES: ReadonlySet<string> = new Set(names.states.final);
 export const OUTCOMES: ReadonlySet<string> = new Set(names.states.outcomes);
 /** States in which an instance is working on the job. */
 export const RUNNING_STATES: ReadonlySet<string> = new Set(names.states.running);
+export type Mode = ResultsJson['mode'];
+export type ControlAction = ControlJson['action'];
 export const MODES = names.modes;
 export const CONTROL_ACTIONS = names.controlActions;
+
+/** Each name of a list as a constant, typed by its own value: `STATE.STOPPED === 'STOPPED'`. */
+function byName<T extends string>(values: readonly T[]): { readonly [K in T]: K } {
+  return Object.fromEntries(values.map((v) => [v, v])) as { readonly [K in T]: K };
+}
+/** The job states by name (names.json `states.all`), for code that means one of them. */
+export const STATE = byName(names.states.all as State[]);
+/** The control.json actions by name. */
+export const ACTION = byName(names.controlActions as ControlAction[]);
+/** results.json's modes by name. */
+export const MODE = byName(names.modes as Mode[]);
 /** Who writes control.json requests (`by`). */
 export const REQUESTERS = names.requesters;
 
@@ -36,6 +51,8 @@ export const EXIT_CODES = names.exitCodes;
 export const EXIT_CODE_MEANINGS: Readonly<Record<string, string>> = names.exitCodeMeanings;
 
 export const FOUNDATION_STACK = names.stacks.foundation;
+/** The foundation stack's outputs the CLI reads. */
+export const STACK_OUTPUTS = names.stackOutputs;
 export const GITHUB_OIDC_STACK = names.stacks.githubOidc;
 export const sweepStackName = (sweep: string): string => fill(names.stacks.sweep, { sweep });
 /** The Auto Scaling group of a config, named so the guard Lambda and the CLI find it. */
@@ -82,4 +99,6 @@ export const storeKeys = {
   datasets: (sweep: string): string => fill(names.store.datasets, { sweep }),
   /** The CUDA wheel cache. */
   wheelCache: names.store.wheelCache,
+  /** `code/`: training code bundles the instances read. */
+  code: names.store.code,
 };

@@ -254,7 +254,7 @@ export interface StatusJson {
 
 // control.schema.json
 /**
- * The latest request about one config's job, at sweeps/<sweep>/<config>/control.json. Writers: requesters only (`spot-sweep stop`, `spot-sweep local`, the budget guard); each writes the whole object, conditionally (If-Match / If-None-Match). Reader: the job runner, at start and at every sync tick; a stop makes it checkpoint, upload and end STOPPED with this reason. The job runner never writes it.
+ * The latest request about one config's job, at sweeps/<sweep>/<config>/control.json. Writers: requesters only (`spot-sweep stop`, `spot-sweep start`, `spot-sweep local`, the budget guard); each writes the whole object, conditionally (If-Match / If-None-Match). Reader: the job runner, at start and at every sync tick; a stop makes it checkpoint, upload and end STOPPED with this reason. The job runner never writes it.
  */
 export interface ControlJson {
   version: 1;

@@ -1,4 +1,4 @@
-import { contractProblems, FINAL_STATES, ResultsJson, State } from '../contract';
+import { ACTION, contractProblems, FINAL_STATES, MODE, ResultsJson, STATE } from '../contract';
 import { parseControl } from '../store/control';
 
 /**
@@ -70,10 +70,9 @@ function parse(text: string | undefined, what: string, problems: string[]): Json
 
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
-// Typed by the contract (State, ResultsJson['mode']): a renamed state or mode fails the type check here.
-const SUCCEEDED = 'SUCCEEDED' satisfies State;
-const TRAIN_MODE = 'train' satisfies ResultsMode;
-const SCRIPT_MODE = 'script' satisfies ResultsMode;
+const SUCCEEDED = STATE.SUCCEEDED;
+const TRAIN_MODE = MODE.train;
+const SCRIPT_MODE = MODE.script;
 
 /** Builds the leaderboard; malformed files are listed in `problems` and their rows left unscored. */
 export function buildLeaderboard(artifacts: readonly ConfigArtifacts[]): Leaderboard {
@@ -86,7 +85,7 @@ export function buildLeaderboard(artifacts: readonly ConfigArtifacts[]): Leaderb
     const state = str(status?.state) ?? (raw ? SUCCEEDED : 'UNKNOWN');
     const job = (raw?.job ?? {}) as Json;
     const stoppedBy = str(status?.stoppedBy);
-    const pendingStop = control?.action === 'stop' && !FINAL_STATES.has(state) ? `stop requested by ${control.by} at ${control.at}: ${control.reason}` : undefined;
+    const pendingStop = control?.action === ACTION.stop && !FINAL_STATES.has(state) ? `stop requested by ${control.by} at ${control.at}: ${control.reason}` : undefined;
     const base = {
       config: a.config,
       state,
@@ -109,10 +108,22 @@ export function buildLeaderboard(artifacts: readonly ConfigArtifacts[]): Leaderb
       return { ...base, problem: 'results.json does not fit its schema (see Problems)' };
     }
     const results = raw as unknown as ResultsJson;
+    const resultsDigest = results.job.jobDigest;
+    const statusDigest = str(status?.jobDigest);
+    if (resultsDigest !== undefined && statusDigest !== undefined && resultsDigest !== statusDigest) {
+      // The config's job.json changed since these results (the runner moves them to history/ when it starts
+      // over): they are another job's, never ranked as this one's.
+      return { ...base, problem: `results.json is of an earlier job.json (${resultsDigest.slice(0, 19)}…), not of the job now ${state}; not ranked` };
+    }
+    if (resultsDigest !== undefined && resultsDigest === statusDigest && state !== SUCCEEDED) {
+      // The runner uploads results.json, then writes SUCCEEDED: a reader in between (the collector fires on
+      // results.json) sees the job's own results with the state not yet updated. The results decide.
+      Object.assign(base, { state: SUCCEEDED });
+    }
     if (results.mode === SCRIPT_MODE) {
       // A script declares no metric (yet): its files are the result. Unscored but not a problem.
       const files = results.files;
-      if (state !== SUCCEEDED) return { ...base, mode: SCRIPT_MODE, resultFiles: files, problem: unscored() };
+      if (base.state !== SUCCEEDED) return { ...base, mode: SCRIPT_MODE, resultFiles: files, problem: unscored() };
       return { ...base, mode: SCRIPT_MODE, resultFiles: files, note: base.note ?? `script: ${files.length} result file(s), no metric declared` };
     }
     return {

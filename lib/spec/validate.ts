@@ -206,7 +206,7 @@ class Checker {
 
     let examples: number | null = null;
     if (o.examples !== undefined && o.examples !== null) {
-      examples = this.integer(o.examples, `${at}.examples`, { min: 1, fix: 'use a whole number of training examples, e.g. 876000, or null for all' }) ?? null;
+      examples = this.integer(o.examples, `${at}.examples`, { min: jobSchema.properties.examples.minimum, fix: 'use a whole number of training examples, e.g. 876000, or null for all' }) ?? null;
     }
 
     let data: string | undefined;
@@ -222,7 +222,7 @@ class Checker {
 
     let gpus: number | undefined;
     if (o.gpus !== undefined) {
-      gpus = this.integer(o.gpus, `${at}.gpus`, { min: 1, fix: 'use a whole number of GPUs, at least 1' });
+      gpus = this.integer(o.gpus, `${at}.gpus`, { min: jobSchema.properties.gpus.minimum, max: jobSchema.properties.gpus.maximum, fix: 'use a whole number of GPUs' });
     }
     const infos = instanceTypes?.map((t) => INSTANCES.get(t)).filter((i): i is InstanceInfo => i !== undefined);
     if (instanceTypes && infos && infos.length === instanceTypes.length) {

@@ -58,7 +58,7 @@ describe('spot-sweep CLI (spawned)', () => {
     const r = spotSweep('--help');
     expect(r.code).toBe(0);
     for (const verb of ['plan', 'local', 'status', 'logs', 'results', 'stop']) expect(r.stdout).toMatch(new RegExp(`^  ${verb}\\s+\\S`, 'm'));
-    expect(r.stdout).toMatch(/^ {2}3 {2}plan: the estimate exceeds budgetUsd$/m);
+    expect(r.stdout).toMatch(/^ {3}3 {2}plan: the estimate exceeds budgetUsd$/m);
     expect(r.stdout).toMatch(/spot-sweep <command> --help/);
   });
 

@@ -1,6 +1,6 @@
 import { EXIT, main } from '../../lib/cli/main';
-import { storeKeys } from '../../lib/contract';
-import { statusDoc } from '../results/fixtures';
+import { REQUESTERS, storeKeys } from '../../lib/contract';
+import { controlDoc, statusDoc } from '../results/fixtures';
 import { cli, deployFoundation, Moto, putObjects, startMoto, writeSpec } from './aws-fixture';
 
 /** logs against moto_server: the config's train.log in the bucket, printed and followed. */
@@ -10,7 +10,7 @@ jest.setTimeout(30_000);
 let moto: Moto;
 const BUCKET = 'spot-sweep-artifacts-logs';
 const SWEEP = 'tail';
-const spec = writeSpec(SWEEP, ['baseline', 'wide']);
+const spec = writeSpec(SWEEP, ['baseline', 'wide', 'again']);
 const log = storeKeys.configFile(SWEEP, 'baseline', 'log');
 const status = storeKeys.configFile(SWEEP, 'baseline', 'status');
 const FIRST = '=== attempt 1 on g5.xlarge (spot) at 2026-11-28T10:00:00Z ===\nfold 1/3 epoch 1/2 loss 2.31\n';
@@ -58,6 +58,24 @@ test('logs --follow prints only the bytes added, and stops when the config has f
   expect(stderr).toMatch(/baseline is SUCCEEDED; stopping --follow/);
 });
 
+test('logs --follow right after spot-sweep start does not stop at the STOPPED the new attempt has not replaced yet', async () => {
+  const again = storeKeys.configFile(SWEEP, 'again', 'status');
+  const stopped = statusDoc(SWEEP, 'again', 'STOPPED', { updatedAt: '2026-11-28T10:00:00Z' });
+  await putObjects(moto, BUCKET, {
+    [again]: stopped,
+    [storeKeys.configFile(SWEEP, 'again', 'log')]: FIRST,
+    [storeKeys.configFile(SWEEP, 'again', 'control')]: controlDoc('start', REQUESTERS.cliStart, 'started with spot-sweep start', '2026-11-28T11:00:00.000Z'),
+  });
+  let stderr = '';
+  const run = main(['logs', spec, 'again', '--follow', '--interval', '0.2'], { out: () => undefined, err: (t) => (stderr += t), env: moto.env });
+  await new Promise((r) => setTimeout(r, 1500));
+  expect(stderr).not.toMatch(/stopping --follow/);
+  // The new attempt runs and ends: now --follow stops.
+  await putObjects(moto, BUCKET, { [again]: statusDoc(SWEEP, 'again', 'SUCCEEDED', { updatedAt: '2026-11-28T12:00:00Z' }) });
+  expect(await run).toBe(0);
+  expect(stderr).toMatch(/again is SUCCEEDED; stopping --follow/);
+});
+
 test('logs says so when the job has not uploaded a log yet', async () => {
   const r = await cli(moto.env, ['logs', spec, 'wide']);
   expect(r.code).toBe(0);
@@ -68,14 +86,14 @@ test('logs says so when the job has not uploaded a log yet', async () => {
 test('fails when the config is not in the spec: lists the configs', async () => {
   const r = await cli(moto.env, ['logs', spec, 'other']);
   expect(r.code).toBe(EXIT.usage);
-  expect(r.stderr).toMatch(/the sweep "tail" has no config "other"; its configs are baseline, wide\.\nUsage: spot-sweep logs/);
+  expect(r.stderr).toMatch(/the sweep "tail" has no config "other"; its configs are baseline, wide, again\.\nUsage: spot-sweep logs/);
 });
 
 test('fails when the config name is misspelt: suggests the closest config', async () => {
   const r = await cli(moto.env, ['logs', spec, 'baselin']);
   expect(r.code).toBe(EXIT.usage);
   expect(r.stderr).toBe(
-    'spot-sweep logs: the sweep "tail" has no config "baselin"; did you mean "baseline"? Its configs are baseline, wide.\n' +
+    'spot-sweep logs: the sweep "tail" has no config "baselin"; did you mean "baseline"? Its configs are baseline, wide, again.\n' +
       'Usage: spot-sweep logs <spec.json> <config> [--follow] [--interval SECONDS] [--region REGION] [--bucket NAME]\n',
   );
 });

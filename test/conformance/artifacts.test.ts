@@ -91,6 +91,8 @@ test('the report lists every config and shows no problem for the script success'
   const html = renderReport(buildLeaderboardDocument(SWEEP, artifacts(), undefined, '2026-12-01T00:00:00Z'));
   for (const config of CONFIGS) expect(html).toContain(config);
   expect(html).not.toContain('<h2>Problems</h2>');
+  expect(html).toMatch(/script: 1 result file\(s\), no metric declared/);
+  expect(html).not.toMatch(/results\.json unreadable/);
 });
 
 test("the CLI's status view reads every status.json: states, 1-based fold/epoch, who stopped a job", () => {

@@ -100,6 +100,14 @@ print(json.dumps({"defaults": {k: v for k, v in TrainConfig().to_json().items() 
     expect(Object.keys(TRAIN_DEFAULTS).sort()).toEqual(Object.keys(TRAIN_PROPERTIES).sort());
   });
 
+  test('fails when a date-time is not one: both sides reject the same control.json', () => {
+    const bad = { version: 1, action: 'stop', by: 'spot-sweep stop', reason: 'why', at: 'yesterday', id: 'r1' };
+    const py = python<string[]>(`import json, sys, contract\nprint(json.dumps(contract.problems("control", json.loads(sys.argv[1]))))`, [JSON.stringify(bad)]);
+    expect(contractProblems('control', bad).join()).toMatch(/^at: /);
+    expect(py.join()).toMatch(/^at: /);
+    expect(contractProblems('control', { ...bad, at: '2026-12-01T12:00:00Z' })).toEqual([]);
+  });
+
   test('final states, exit codes, store keys and the checkpoint tag agree', () => {
     expect(py.final).toEqual([...FINAL_STATES].sort());
     expect(py.exit).toEqual(EXIT_CODES);

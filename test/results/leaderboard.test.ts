@@ -21,6 +21,26 @@ describe('leaderboard', () => {
     expect(out).toMatch(/^2\s+o\s+SUCCEEDED\s+0\.4100 ± 0\.0200/m);
   });
 
+  test("results.json of the job that status.json names counts as SUCCEEDED even before the runner's SUCCEEDED lands", () => {
+    // The runner uploads results.json, then writes SUCCEEDED; the collector fires on results.json in between.
+    const digest = `sha256:${'1'.repeat(64)}`;
+    const results = { ...trainResults(S, 'o', [0.4, 0.5]), job: { ...trainResults(S, 'o', [0.4, 0.5]).job, jobDigest: digest } };
+    const board = buildLeaderboard([{ config: 'o', resultsText: text(results), statusText: status('o', 'TRAINING', { jobDigest: digest }) }]);
+    expect(board.rows[0]).toMatchObject({ config: 'o', state: 'SUCCEEDED', ndcgMean: 0.45 });
+    expect(board.rows[0].problem).toBeUndefined();
+  });
+
+  test('fails when results.json belongs to an earlier job.json: never ranked beside the job that now FAILED', () => {
+    const results = { ...trainResults(S, 'o', [0.9, 0.9]), job: { ...trainResults(S, 'o', [0.9, 0.9]).job, jobDigest: `sha256:${'1'.repeat(64)}` } };
+    const board = buildLeaderboard([
+      { config: 'o', resultsText: text(results), statusText: status('o', 'FAILED', { jobDigest: `sha256:${'2'.repeat(64)}`, message: 'the trainer crashed' }) },
+      { config: 'p', resultsText: train('p', [0.4, 0.4]), statusText: status('p', 'SUCCEEDED') },
+    ]);
+    expect(board.rows.map((r) => r.config)).toEqual(['p', 'o']);
+    expect(board.rows[1].ndcgMean).toBeUndefined();
+    expect(board.rows[1].problem).toMatch(/results\.json is of an earlier job\.json .* not of the job now FAILED; not ranked/);
+  });
+
   test('a failed config is listed unranked with its failure message, never with a score', () => {
     const board = buildLeaderboard([
       { config: 'bad', statusText: status('bad', 'FAILED', { message: 'pairs.csv row 7: relevance -1 is negative' }) },

@@ -87,3 +87,15 @@ class TrainerState:
     """The states of the trainer's own OUT/status.json (names.json ``trainerStates``)."""
 
     TRAINING, SUCCEEDED, FAILED, INTERRUPTED = NAMES["trainerStates"]
+
+
+class Action:
+    """The actions of control.json requests (names.json ``controlActions``)."""
+
+    STOP, START = NAMES["controlActions"]
+
+
+class Mode:
+    """How a job runs, as status.json and results.json say (names.json ``modes``)."""
+
+    TRAIN, SCRIPT = NAMES["modes"]

@@ -1,7 +1,8 @@
 """Writes names.sh, the bash face of names.json: ``python -m contract.names_sh [--check]``.
 
-bootstrap.sh sources it for the exit codes it shares with the job runner. ``--check`` exits 1 when the
-file on disk is not what names.json gives (the conformance tests run it), so the two never drift.
+bootstrap.sh sources it for the exit codes it shares with the job runner and the job URI schemes.
+``--check`` exits 1 when the file on disk is not what names.json gives (the conformance tests run it),
+so the two never drift.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ def render() -> str:
         for name, code in codes.items():
             snake = re.sub(r"(?<!^)(?=[A-Z])", "_", name).upper()
             lines.append(f"SPOT_SWEEP_EXIT_{component.upper()}_{snake}={code}")
+    for scheme, prefix in NAMES["jobUriSchemes"].items():
+        lines.append(f"SPOT_SWEEP_JOB_URI_{scheme.upper()}={prefix}")
     return "\n".join(lines) + "\n"
 
 

@@ -1,6 +1,6 @@
 """control.json: the requests the job runner obeys (training/contract/control.schema.json).
 
-Requesters (``spot-sweep stop``, ``spot-sweep local``, the budget guard) write the config's latest
+Requesters (``spot-sweep stop``, ``spot-sweep start``, ``spot-sweep local``, the budget guard) write the config's latest
 request there; the runner only reads it: before the job starts, and at every sync tick while it runs.
 A stop makes the runner ask the child to checkpoint (SIGTERM), upload, and end STOPPED with the
 request's reason and requester; a start (or no file) lets the job run.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from contract import CONFIG_FILES, problems
+from contract import CONFIG_FILES, Action, problems
 
 from .runlog import log
 from .storage import StorageError, Store
@@ -57,7 +57,7 @@ class Control:
         if found:
             self._warn("; ".join(found))
             return None
-        if doc["action"] != "stop":
+        if doc["action"] != Action.STOP:
             return None
         return StopRequest(by=doc["by"], reason=doc["reason"], at=doc["at"], id=doc["id"])
 

@@ -47,7 +47,7 @@ import traceback
 from pathlib import Path
 
 import contract
-from contract import CONFIG_FILES, TRAINER_OUT, State
+from contract import CONFIG_FILES, TRAINER_OUT, Mode, State
 
 from .clock import utcnow
 from .control import Control, StopRequest
@@ -79,6 +79,7 @@ class Runner:
         self.args = args
         self.endpoint = args.endpoint_url
         self.supervisor: Supervisor | None = None
+        self.log_path: Path | None = None
         self.pending_signal: str | None = None
         self.stop: StopRequest | None = None  # the control.json stop this attempt obeys
 
@@ -125,10 +126,18 @@ class Runner:
             asked = None
         if asked is not None:
             return self.stop_before_start(asked, digest)
+        try:
+            return self.attempt(job, raw, digest, changed)
+        except Interrupted as e:  # SIGTERM/SIGINT before the child started: no checkpoint to wait for
+            return self.interrupted(str(e), checkpoints=None)
+
+    def attempt(self, job: dict, raw: bytes, digest: str, changed: bool) -> int:
+        """One attempt at the job: set up the work directory, the status and the log, then run the child."""
+        board = self.board
         work = self.workdir()
         self.work = work
         if changed:
-            self.start_over(work)
+            self.start_over(work, board.doc.get("jobDigest"))
         if self.store.get_bytes(JOB) != raw:
             # The sweep stack ships job.json as a deploy asset; the store keeps the copy that ran,
             # beside its status and results (sweeps/<sweep>/<config>/job.json).
@@ -146,7 +155,7 @@ class Runner:
             instanceType=facts["instanceType"],
             market=facts["market"],
             startedAt=utcnow(),
-            mode="script" if job.get("script") else "train",
+            mode=Mode.SCRIPT if job.get("script") else Mode.TRAIN,
         )
         log(
             f"job {job['sweep']}/{job['config']}: attempt {attempts}, store {self.store.uri}, "
@@ -169,19 +178,24 @@ class Runner:
             )
         self.out = work / "out"
         self.out.mkdir(exist_ok=True)
-        try:
-            if job.get("script"):
-                return self.run_script(job)
-            return self.run_trainer(job)
-        except Interrupted as e:
-            return self.interrupted(str(e), checkpoints=None)
+        if job.get("script"):
+            return self.run_script(job)
+        return self.run_trainer(job)
 
-    def start_over(self, work: Path) -> None:
+    def start_over(self, work: Path, old_digest: str | None) -> None:
         """job.json changed since the last attempt (a config edited and deployed again under the same name):
-        its checkpoints belong to the old settings, so the job starts from scratch."""
+        its checkpoints belong to the old settings, so the job starts from scratch; the old job's results
+        move to history/<old digest>/ (kept, never ranked: no reader takes them for this job's)."""
         log("job.json changed since the last attempt: starting over (old checkpoints removed)")
         for obj in self.store.list(CHECKPOINTS):
             self.store.delete(obj.key)
+        history = CONFIG_FILES["history"] + (old_digest or "unknown").replace("sha256:", "")[:16] + "/"
+        for key in [RESULTS, FOLDS, *(o.key for o in self.store.list(SCRIPT_RESULTS))]:
+            data = self.store.get_bytes(key)
+            if data is not None:
+                self.store.put_bytes(history + key, data)
+                self.store.delete(key)
+                log(f"the previous job's {key} moved to {self.store.describe(history + key)}")
         shutil.rmtree(work / "out", ignore_errors=True)
         self.board.doc.update(attempts=0, interruptions=0)
 
@@ -201,7 +215,8 @@ class Runner:
         return env
 
     def upload_log(self) -> None:
-        upload_log(self.store, self.log_path)
+        if getattr(self, "log_path", None) is not None:  # None before the attempt set up its log
+            upload_log(self.store, self.log_path)
 
     def nproc(self) -> int:
         """Processes to start: the job's gpus when CUDA has that many, else 1 (plain python); env
@@ -326,9 +341,11 @@ class Runner:
                 f"The trainer's results.json does not fit results.schema.json: {'; '.join(found[:5])}.",
                 EXIT_FAILED,
             )
-        self.store.put_bytes(RESULTS, text.encode())
         if (self.out / TRAINER_OUT["folds"]).is_file():
             self.store.upload(self.out / TRAINER_OUT["folds"], FOLDS)
+        self.store.put_bytes(
+            RESULTS, text.encode()
+        )  # last: its arrival means the job's outputs are all there
         self.upload_log()
         self.board.set(State.SUCCEEDED, progress=1.0, etaSeconds=0)
         log(f"SUCCEEDED: {self.store.describe(RESULTS)}")
@@ -361,7 +378,8 @@ class Runner:
         env["SPOT_SWEEP_GPUS"] = str(nproc)
         rc, child = self.supervise(cmd, code_dir, env, lambda: None)
         self.upload_log()
-        if rc != EXIT_OK and (child.stop_reason is not None or rc == EXIT_INTERRUPTED):
+        # A script that was asked to stop and exits 0 anyway has not finished: its results may be partial.
+        if child.stop_reason is not None or rc == EXIT_INTERRUPTED:
             return self.interrupted(child.stop_reason or "the script exited with code 75", checkpoints=None)
         if rc != EXIT_OK:
             return self.fail(f"The script {spec.entrypoint} {child.ending(rc)}", EXIT_FAILED)
@@ -377,7 +395,7 @@ class Runner:
         single = read_json(files[0], strict=True) if len(files) == 1 else None
         results = {
             "version": 1,
-            "mode": "script",
+            "mode": Mode.SCRIPT,
             "files": names,
             "results": single,
             "job": self.job_section(),
@@ -530,8 +548,7 @@ def report_failure(runner: Runner, message: str) -> None:
     if store is None:
         record_failure(fallback_store(runner.args.job), message, runner.endpoint)
         return
-    if hasattr(runner, "log_path"):
-        runner.upload_log()
+    runner.upload_log()
     board = getattr(runner, "board", None)
     if board is None:
         record_failure(store.uri, message, runner.endpoint)

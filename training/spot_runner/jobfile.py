@@ -10,7 +10,8 @@ from .runlog import JobError
 from .storage import is_s3, split_object_uri
 from .user_script import Patch, ScriptSpec
 
-JOB_VERSION = contract.schema("job")["properties"]["version"]["const"]
+_PROPS = contract.schema("job")["properties"]
+JOB_VERSION = _PROPS["version"]["const"]
 
 
 def _problem(problems: list[str], field: str, rule: str, value: object) -> None:
@@ -42,16 +43,16 @@ def parse_job(data: bytes, uri: str) -> dict:
         if not isinstance(job.get(key), str) or not job.get(key):
             _problem(problems, key, "must be a non-empty string", job.get(key))
     store = job.get("store")
-    if isinstance(store, str) and store and not (is_s3(store) or store.startswith(("file:///", "/"))):
-        _problem(
-            problems, "store", "must be s3://bucket/prefix/, file:///absolute/dir/ or an absolute path", store
-        )
-    gpus = job.get("gpus")
-    if not isinstance(gpus, int) or isinstance(gpus, bool) or gpus < 1:
-        _problem(problems, "gpus", "must be an integer >= 1", gpus)
-    examples = job.get("examples")
-    if examples is not None and (not isinstance(examples, int) or isinstance(examples, bool) or examples < 1):
-        _problem(problems, "examples", "must be an integer >= 1 or null (all)", examples)
+    if isinstance(store, str) and store and not (is_s3(store) or store.startswith("file:///")):
+        _problem(problems, "store", "must be s3://bucket/prefix/ or file:///absolute/dir/", store)
+    gpus, low, high = job.get("gpus"), _PROPS["gpus"]["minimum"], _PROPS["gpus"]["maximum"]
+    if not isinstance(gpus, int) or isinstance(gpus, bool) or not low <= gpus <= high:
+        _problem(problems, "gpus", f"must be an integer from {low} to {high}", gpus)
+    examples, low = job.get("examples"), _PROPS["examples"]["minimum"]
+    if examples is not None and (
+        not isinstance(examples, int) or isinstance(examples, bool) or examples < low
+    ):
+        _problem(problems, "examples", f"must be an integer >= {low} or null (all)", examples)
     script = job.get("script")
     data_uri = job.get("data")
     if script is None:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from contract import NAMES
+
 
 class StorageError(Exception):
     """A store could not be reached or an object could not be read or written."""
@@ -375,8 +377,9 @@ def read_parameter(name: str, endpoint_url: str | None = None) -> bytes:
 def read_object(uri: str, endpoint_url: str | None = None) -> bytes:
     """The content of one object (s3://..., ssm:/parameter/name, file://... or a path); StorageError
     when it is missing."""
-    if uri.startswith("ssm:"):
-        return read_parameter(uri[len("ssm:") :], endpoint_url)
+    ssm = NAMES["jobUriSchemes"]["ssm"]
+    if uri.startswith(ssm):
+        return read_parameter(uri[len(ssm) :], endpoint_url)
     if is_s3(uri):
         directory, name = split_object_uri(uri)
         data = open_store(directory, endpoint_url).get_bytes(name)

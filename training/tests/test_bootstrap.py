@@ -63,12 +63,13 @@ elif args[:2] == ["-m", "spot_runner.job"]:
     if "--fail" in args:
         sys.exit(1)
     mode = os.environ.get("FAKE_JOB", "exit:0")
-    if mode == "wait-term":
+    if mode.startswith("wait-term"):  # wait-term[:CODE]: exit CODE (default 75) on SIGTERM
         marker = pathlib.Path(os.environ["FAKE_LOG"]).with_name("runner-started")
+        on_term_code = int(mode.split(":")[1]) if ":" in mode else 75
 
         def on_term(*_):
             marker.with_name("runner-got-term").write_text("")
-            sys.exit(75)
+            sys.exit(on_term_code)
 
         signal.signal(signal.SIGTERM, on_term)
         marker.write_text("")
@@ -405,3 +406,31 @@ def test_refuses_to_start_without_a_job(instance):
 
     assert done.returncode == 2 and "--job URI" in done.stderr
     assert instance.self_removals() == []
+
+
+def test_removes_itself_once_when_the_job_was_stopped_on_request(instance):
+    # Exit 76: the runner obeyed a stop in control.json and saved the checkpoint; nothing resumes until a
+    # start request, so the instance goes (a replacement would only obey the same stop).
+    done = instance.run(FAKE_SYSTEM_TORCH="cuda:1", FAKE_JOB="exit:76")
+
+    assert done.returncode == 76
+    assert instance.self_removals() == [REMOVAL]
+    assert "stopped on request" in done.stdout
+
+
+def test_a_sigterm_that_ends_in_a_requested_stop_removes_the_instance(instance):
+    # A scale-in's SIGTERM while a stop request stands: the runner ends STOPPED (76), not interrupted (75).
+    proc = subprocess.Popen(
+        instance.args(),
+        env={**instance.env, "FAKE_SYSTEM_TORCH": "cuda:1", "FAKE_JOB": "wait-term:76"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    wait_for(lambda: (instance.root / "runner-started").exists(), "the runner to start", proc=proc)
+
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+
+    assert proc.returncode == 76, out
+    assert instance.self_removals() == [REMOVAL]

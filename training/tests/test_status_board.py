@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
+import threading
 import uuid
 from pathlib import Path
 
@@ -163,3 +165,48 @@ def test_a_stop_the_previous_job_obeyed_does_not_block_a_changed_job(tmp_path, m
 
     assert second.returncode == 0, out
     assert read(store_dir)["state"] == "SUCCEEDED"
+
+
+def test_a_changed_job_moves_the_old_results_to_history_so_no_reader_ranks_them(tmp_path, make_dataset):
+    job, store_dir = local_job(tmp_path, make_dataset(), epochs=1)
+    first = start_job(job, tmp_path / "work")
+    first.communicate(timeout=180)
+    assert first.returncode == 0
+    old = json.loads((store_dir / "results.json").read_text())
+
+    doc = json.loads((store_dir / "job.json").read_text())
+    doc["data"] = str(tmp_path / "missing")  # the edited config then fails
+    (store_dir / "job.json").write_text(json.dumps(doc))
+    second = start_job(job, tmp_path / "work")
+    second.communicate(timeout=120)
+
+    assert second.returncode == contract.EXIT_CODES["runner"]["badInput"]
+    assert read(store_dir)["state"] == "FAILED"
+    assert not (store_dir / "results.json").exists(), "a FAILED job leaves no results.json beside it"
+    kept = list((store_dir / "history").glob("*/results.json"))
+    assert len(kept) == 1 and json.loads(kept[0].read_text()) == old
+    assert old["job"]["jobDigest"].replace("sha256:", "").startswith(kept[0].parent.name)
+
+
+def test_a_sigterm_before_the_child_starts_still_obeys_a_standing_stop(tmp_path, make_dataset):
+    # A big dataset copy or a slow IMDS can keep the runner busy before the trainer starts: here an
+    # instance metadata stand-in on 127.0.0.1 that accepts connections and never answers (1 s timeouts).
+    silent = socket.create_server(("127.0.0.1", 0))
+    held = []
+    threading.Thread(target=lambda: held.extend(silent.accept() for _ in range(4)), daemon=True).start()
+    job, store_dir = local_job(tmp_path, make_dataset(), epochs=1)
+    endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    proc = start_job(job, tmp_path / "work", env={"SPOT_SWEEP_IMDS_ENDPOINT": endpoint})
+    wait_for(
+        lambda: (store_dir / "status.json").exists() and read(store_dir)["state"] == "PENDING",
+        "PENDING",
+        timeout=60,
+        proc=proc,
+    )
+    request(store_dir, "stop", "budget-guard", "Stopped by the sweep budget.")
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+
+    assert proc.returncode == contract.EXIT_CODES["runner"]["stopped"], out
+    assert read(store_dir)["state"] == "STOPPED" and read(store_dir)["stoppedBy"] == "budget-guard"
+    silent.close()

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from contract import EXIT_CODES, TRAINER_OUT, TrainerState
+from contract import EXIT_CODES, TRAINER_OUT, Mode, TrainerState
 
 from . import checkpoint as ckpt
 from .config import DEVICES, EVAL_CANDIDATES, PRECISIONS, TrainConfig, build_config
@@ -421,7 +421,7 @@ class Trainer:
         total_examples = state["examples"]
         return {
             "version": 1,
-            "mode": "train",
+            "mode": Mode.TRAIN,
             "config": self.config.to_json(),
             "folds": state["results"],
             "ndcg10": {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)), "ddof": 1},

@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
-import { EXIT_CODES, REQUESTERS, State, storeKeys } from '../../contract';
+import { ACTION, EXIT_CODES, REQUESTERS, STATE, storeKeys } from '../../contract';
 import { formatLeaderboard } from '../../results/leaderboard';
 import { closest } from '../../spec/validate';
 import { renderJob, storePrefix } from '../../spec/job';
@@ -20,8 +20,7 @@ const REPO = path.resolve(__dirname, '..', '..', '..');
 /** Where `local` keeps the store when neither --store nor --s3-endpoint is given. */
 const DEFAULT_STORE = path.join('.spot-sweep', 'store');
 
-// Typed by the contract's State: a renamed state fails the type check here.
-const SUCCEEDED = 'SUCCEEDED' satisfies State;
+const SUCCEEDED = STATE.SUCCEEDED;
 
 /**
  * The Python to run jobs with: `--python`, else $SPOT_SWEEP_PYTHON, else the repo's .venv (made by
@@ -162,8 +161,8 @@ a config stopped earlier (a stop request in its control.json) gets a start reque
       // The runner obeys control.json at start: a stop left from an earlier `spot-sweep stop` (or the
       // budget guard) would end this run STOPPED at once. Running it locally is asking for a start.
       const { control } = await readControl(store, spec.name, config.name);
-      if (control?.action === 'stop') {
-        await requestControl(store, spec.name, config.name, { action: 'start', by: REQUESTERS.local, reason: 'run with spot-sweep local' });
+      if (control?.action === ACTION.stop) {
+        await requestControl(store, spec.name, config.name, { action: ACTION.start, by: REQUESTERS.local, reason: 'run with spot-sweep local' });
         io.out(`${config.name}: control.json held a stop request (by ${control.by} at ${control.at}); wrote a start request so the job runs.\n`);
       }
       io.out(`\n== ${config.name}: ${config.examples === null ? 'all' : config.examples.toLocaleString('en-US')} examples, ${config.script ? `script ${config.script.entrypoint}` : `${config.train.folds} folds x ${config.train.epochs} epoch(s)`}\n`);

@@ -1,5 +1,6 @@
-import { CONFIG_FILES, EXIT_CODES, FINAL_STATES, storeKeys } from '../../contract';
+import { ACTION, CONFIG_FILES, EXIT_CODES, FINAL_STATES, storeKeys } from '../../contract';
 import { loadSpec } from '../../spec/load';
+import { readControl } from '../../store';
 import { Command, OptionTable, requireConfig } from '../args';
 import { AwsSession, openStore, sleep, utf8Stream } from '../aws';
 import { parseObject } from './status';
@@ -48,7 +49,12 @@ Prints the config's train.log from the bucket: every attempt, each headed by the
       for (;;) {
         // The status first: the runner uploads the final log before it writes a final state, so a
         // final state read here means the log read next is complete.
-        const state = parseObject(await store.read(statusKey), CONFIG_FILES.status).value?.state;
+        const status = parseObject(await store.read(statusKey), CONFIG_FILES.status).value;
+        const state = status?.state;
+        // A start requested after the job last wrote its status (spot-sweep start on a STOPPED or FAILED
+        // config) means a new attempt is on its way: the old final state does not end --follow.
+        const { control } = await readControl(store, spec.name, config);
+        const restarting = control?.action === ACTION.start && typeof status?.updatedAt === 'string' && Date.parse(control.at) > Date.parse(status.updatedAt);
         const size = await store.size(logKey);
         if (size !== undefined && size < offset) {
           io.err('spot-sweep logs: train.log was replaced (job started over); printing it from the start.\n');
@@ -63,7 +69,7 @@ Prints the config's train.log from the bucket: every attempt, each headed by the
           io.err(`spot-sweep logs: no train.log for ${config} yet; waiting for the job to start (Ctrl-C to stop).\n`);
           waiting = false;
         }
-        if (typeof state === 'string' && FINAL_STATES.has(state)) {
+        if (typeof state === 'string' && FINAL_STATES.has(state) && !restarting) {
           io.err(`spot-sweep logs: ${config} is ${state}; stopping --follow.\n`);
           return EXIT_CODES.cli.ok;
         }

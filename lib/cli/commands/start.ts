@@ -1,4 +1,4 @@
-import { CONFIG_FILES, EXIT_CODES, groupName, REQUESTERS, State, StatusJson, storeKeys } from '../../contract';
+import { ACTION, CONFIG_FILES, EXIT_CODES, groupName, REQUESTERS, STATE, StatusJson, storeKeys } from '../../contract';
 import { requestControl } from '../../store';
 import { Command, OptionTable, SPEC_AND_CONFIG, targetConfigs } from '../args';
 import { aws, AwsSession, openStore } from '../aws';
@@ -12,7 +12,7 @@ import { parseObject } from './status';
  * own capacity, as `cdk deploy` set it.
  */
 
-const SUCCEEDED = 'SUCCEEDED' satisfies State;
+const SUCCEEDED = STATE.SUCCEEDED;
 
 const options = {
   reason: { type: 'string', value: 'TEXT', default: 'started with spot-sweep start', help: 'why, as a sentence (kept in control.json)' },
@@ -45,7 +45,7 @@ is left alone: its results stand.`,
           lines.push(`${config}: already SUCCEEDED; nothing to start (its results stand)`);
           continue;
         }
-        await requestControl(store, spec.name, config, { action: 'start', by: REQUESTERS.cliStart, reason: o.reason });
+        await requestControl(store, spec.name, config, { action: ACTION.start, by: REQUESTERS.cliStart, reason: o.reason });
         const group = groupName(spec.name, config);
         try {
           await aws(`Auto Scaling UpdateAutoScalingGroup ${group}`, () =>

@@ -1,20 +1,5 @@
 import type { Instance } from '@aws-sdk/client-ec2';
-import {
-  CONFIG_FILES,
-  ControlJson,
-  contractProblems,
-  EXIT_CODES,
-  FINAL_STATES,
-  groupName,
-  RUNNING_STATES,
-  SpendJson,
-  State,
-  StatusJson,
-  storeKeys,
-  SWEEP_FILES,
-  sweepStackName,
-  TAGS,
-} from '../../contract';
+import { ACTION, CONFIG_FILES, contractProblems, ControlJson, EXIT_CODES, FINAL_STATES, groupName, RUNNING_STATES, SpendJson, STATE, StatusJson, storeKeys, SWEEP_FILES, sweepStackName, TAGS } from '../../contract';
 import { loadSpec } from '../../spec/load';
 import { SweepSpec } from '../../spec/types';
 import { parseControl, SweepStore } from '../../store';
@@ -84,9 +69,8 @@ export interface SweepView {
 type Json = Record<string, unknown>;
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
-// Typed by the contract's State: a renamed state fails the type check here.
-const STOPPED = 'STOPPED' satisfies State;
-const SUCCEEDED = 'SUCCEEDED' satisfies State;
+const STOPPED = STATE.STOPPED;
+const SUCCEEDED = STATE.SUCCEEDED;
 
 /** Parses a JSON object; a reason instead when it is not one. */
 export function parseObject(text: string | undefined, what: string): { value?: Json; problem?: string } {
@@ -149,7 +133,7 @@ export function mergeView(spec: SweepSpec, files: StoredFiles, facts: AwsFacts, 
     const { control, problem: controlProblem } = parseControl(files.control[i]);
     if (controlProblem) notes.push(`${config}: ${controlProblem}; a new request (spot-sweep stop, spot-sweep local) replaces it.`);
     const pending =
-      control && ((control.action === 'stop' && !final) || (control.action === 'start' && state === STOPPED))
+      control && ((control.action === ACTION.stop && !final) || (control.action === ACTION.start && state === STOPPED))
         ? { action: control.action, by: control.by, at: control.at, reason: control.reason }
         : undefined;
     const stoppedBy = state === STOPPED ? str(status?.stoppedBy) : undefined;
@@ -157,7 +141,7 @@ export function mergeView(spec: SweepSpec, files: StoredFiles, facts: AwsFacts, 
     if (state === STOPPED) notes.push(`${config}: stopped by ${stoppedBy ?? 'an unnamed requester'}${message ? `: ${message}` : ''}`);
     else if (message) notes.push(`${config}: ${message}`);
     if (pending) {
-      const after = pending.action === 'start' ? '; the job runs again when an instance of its group starts' : '';
+      const after = pending.action === ACTION.start ? '; the job runs again when an instance of its group starts' : '';
       notes.push(`${config}: ${pending.action} requested by ${pending.by} at ${pending.at}: ${pending.reason}${after}`);
     }
     return {

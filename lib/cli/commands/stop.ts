@@ -1,4 +1,4 @@
-import { CONFIG_FILES, ControlJson, EXIT_CODES, FINAL_STATES, groupName, OUTCOMES, REQUESTERS, State, StatusJson, storeKeys } from '../../contract';
+import { ACTION, CONFIG_FILES, ControlJson, EXIT_CODES, FINAL_STATES, groupName, OUTCOMES, REQUESTERS, STATE, StatusJson, storeKeys } from '../../contract';
 import { requestControl } from '../../store';
 import { Command, OptionTable, SPEC_AND_CONFIG, targetConfigs } from '../args';
 import { aws, AwsSession, openStore, sleep } from '../aws';
@@ -15,8 +15,7 @@ import { parseObject } from './status';
  * runner that cannot obey.
  */
 
-// Typed by the contract's State: a renamed state fails the type check here.
-const STOPPED = 'STOPPED' satisfies State;
+const STOPPED = STATE.STOPPED;
 
 /** Between reads of status.json while waiting: the runner polls control.json every 30 s anyway. */
 const POLL_MS = 5000;
@@ -76,7 +75,7 @@ stays stopped until a start request (spot-sweep start, or spot-sweep local).`,
         // a runner that starts later obeys it at start.
         if (OUTCOMES.has(t.stateBefore)) continue;
         try {
-          t.request = await requestControl(store, spec.name, t.config, { action: 'stop', by: REQUESTERS.cli, reason: o.reason });
+          t.request = await requestControl(store, spec.name, t.config, { action: ACTION.stop, by: REQUESTERS.cli, reason: o.reason });
         } catch (err) {
           t.requestProblem = (err as Error).message;
         }

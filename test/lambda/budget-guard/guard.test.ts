@@ -317,3 +317,19 @@ describe('budget guard: spot-then-on-demand', () => {
     expect(aws.switched).toEqual([]);
   });
 });
+
+test('fails when another guard run wrote spend.json in between: the later write is skipped and reported, the other ledger stands', async () => {
+  const aws = new FakeAws();
+  aws.instances = [spotA];
+  await runGuard(aws, settings(100), at('10:30'));
+  // A second run (a retried invocation) reads the ledger, and while it asks EC2, the scheduled run writes.
+  const list = aws.listInstances.bind(aws);
+  aws.listInstances = async () => {
+    await aws.put(spendKey, { ...(await aws.json(spendKey)), updatedAt: at('10:34').toISOString(), notes: ['written by the other run'] });
+    return list();
+  };
+  const result = await runGuard(aws, settings(100), at('10:35'));
+
+  expect(result.errors).toEqual([expect.stringMatching(/spend\.json was written by another guard run in the meantime/)]);
+  expect((await aws.json(spendKey)).notes).toEqual(['written by the other run']);
+});
