@@ -1,7 +1,8 @@
 """control.json: the requests the job runner obeys (training/contract/control.schema.json).
 
-Requesters (``spot-sweep stop``, ``spot-sweep start``, ``spot-sweep local``, the budget guard) write the config's latest
-request there; the runner only reads it: before the job starts, and at every sync tick while it runs.
+Requesters (``spot-sweep stop``, ``spot-sweep start``, ``spot-sweep local``, the budget guard) write the
+config's latest request there; the runner only reads it: before the job starts, and at every sync tick
+while it runs.
 A stop makes the runner ask the child to checkpoint (SIGTERM), upload, and end STOPPED with the
 request's reason and requester; a start (or no file) lets the job run.
 """
