@@ -47,7 +47,7 @@ def test_fails_when_fields_are_missing_or_wrong_naming_each_field(tmp_path):
     assert done.returncode == 2 and "Traceback" not in done.stderr
     for field in (
         "`version` must be 1",
-        '`gpus` must be an integer >= 1 (got "two")',
+        '`gpus` must be an integer from 1 to 64 (got "two")',
         "`train` must be an object",
     ):
         assert field in done.stderr
