@@ -45,7 +45,8 @@ class Control:
         try:
             stored = self.store.read(CONTROL)
         except StorageError as e:
-            log(f"warning: {self.store.describe(CONTROL)} not read: {e}")
+            # Once per distinct error, not at every tick: the job goes on, and so does the next read.
+            self._warn(f"not read ({e}); no stop request is seen while this lasts")
             return None
         if stored is None:
             return None
