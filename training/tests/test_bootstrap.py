@@ -350,10 +350,21 @@ def test_keeps_the_instance_when_the_job_is_interrupted(instance):
     assert "no self-removal" in done.stdout
 
 
-def test_forwards_sigterm_to_the_runner_and_keeps_the_instance(instance):
+@pytest.mark.parametrize(
+    ("fake_job", "rc", "removed"),
+    [
+        # A spot notice or scale-in: the runner checkpoints and exits 75; the replacement resumes.
+        ("wait-term", 75, False),
+        # The same SIGTERM while a stop request stands: the runner ends STOPPED (76); nothing resumes.
+        ("wait-term:76", 76, True),
+    ],
+)
+def test_forwards_sigterm_to_the_runner_and_keeps_the_instance_unless_it_stopped(
+    instance, fake_job, rc, removed
+):
     proc = subprocess.Popen(
         instance.args(),
-        env={**instance.env, "FAKE_SYSTEM_TORCH": "cuda:1", "FAKE_JOB": "wait-term"},
+        env={**instance.env, "FAKE_SYSTEM_TORCH": "cuda:1", "FAKE_JOB": fake_job},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -363,9 +374,9 @@ def test_forwards_sigterm_to_the_runner_and_keeps_the_instance(instance):
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=30)
 
-    assert proc.returncode == 75, out
+    assert proc.returncode == rc, out
     assert (instance.root / "runner-got-term").exists()
-    assert instance.self_removals() == []
+    assert instance.self_removals() == ([REMOVAL] if removed else [])
 
 
 def test_a_second_run_on_the_same_instance_leaves_the_running_job_alone(instance):
@@ -416,21 +427,3 @@ def test_removes_itself_once_when_the_job_was_stopped_on_request(instance):
     assert done.returncode == 76
     assert instance.self_removals() == [REMOVAL]
     assert "stopped on request" in done.stdout
-
-
-def test_a_sigterm_that_ends_in_a_requested_stop_removes_the_instance(instance):
-    # A scale-in's SIGTERM while a stop request stands: the runner ends STOPPED (76), not interrupted (75).
-    proc = subprocess.Popen(
-        instance.args(),
-        env={**instance.env, "FAKE_SYSTEM_TORCH": "cuda:1", "FAKE_JOB": "wait-term:76"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    wait_for(lambda: (instance.root / "runner-started").exists(), "the runner to start", proc=proc)
-
-    proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=30)
-
-    assert proc.returncode == 76, out
-    assert instance.self_removals() == [REMOVAL]
