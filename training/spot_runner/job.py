@@ -431,7 +431,9 @@ class Runner:
         resumes until a start request); Ctrl-C (SIGINT) ends STOPPED too (exit 75); anything else (a spot
         notice, a SIGTERM) ends PENDING so that the replacement instance resumes (exit 75)."""
         interruptions = int(self.board.doc.get("interruptions") or 0) + 1
-        saved = sorted(checkpoints.uploaded) if checkpoints else []
+        # The checkpoints, not their digest files (the trainer writes a ckpt-<seq>.pt.sha256 beside each).
+        digest = TRAINER_OUT["checkpointDigestSuffix"]
+        saved = sorted(n for n in checkpoints.uploaded if not n.endswith(digest)) if checkpoints else []
         self.upload_log()
         asked = self.stop or self.control.stop_request()
         if asked is not None:

@@ -134,7 +134,8 @@ def test_runs_a_job_from_job_json_to_results_in_the_bucket(world, baseline):
     assert world.bucket.get_json("sweeps/e2e/baseline/folds.json")
     assert "nDCG@10" in world.log("baseline")
     checkpoints = world.bucket.keys("sweeps/e2e/baseline/checkpoints/")
-    assert 1 <= len(checkpoints) <= 2, checkpoints
+    kept = [k for k in checkpoints if k.endswith(".pt")]
+    assert 1 <= len(kept) <= 2 and sorted(checkpoints) == sorted([*kept, *(k + ".sha256" for k in kept)])
     assert (world.root / "baseline-work" / "data" / "pairs.csv").is_file()
 
     again = run_job(world.put_job("baseline"), world.root / "replacement-work")

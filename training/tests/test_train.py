@@ -229,6 +229,32 @@ def test_sigterm_saves_a_checkpoint_exits_75_and_resumes_to_the_same_results(
     assert without_timing(read_json(out / "results.json")) == without_timing(uninterrupted)
 
 
+def test_a_checkpoint_damaged_in_place_is_skipped_and_the_resume_still_gives_the_same_results(
+    tiny_dataset, tmp_path, uninterrupted
+):
+    out = tmp_path / "out"
+    proc = start_and_wait_for_checkpoint(tiny_dataset, out)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 75
+    saved = sorted((out / "checkpoints").glob("ckpt-*.pt"))
+    assert len(saved) == 2, "the test needs a previous checkpoint to fall back to"
+    newest = saved[-1]
+    data = bytearray(newest.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 16] = bytes(b ^ 0xFF for b in data[middle : middle + 16])  # same size, other bytes
+    newest.write_bytes(bytes(data))
+
+    resumed = run_trainer("--data", str(tiny_dataset), "--out", str(out), *RESUME)
+
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"checkpoint: {newest.name} is skipped: its bytes do not match its digest" in resumed.stdout
+    results = read_json(out / "results.json")
+    assert without_timing(results) == without_timing(uninterrupted), (
+        "resumed from the older, intact checkpoint"
+    )
+
+
 def test_two_process_gloo_ddp_matches_single_process_quality(tiny_dataset, tmp_path):
     single = run_trainer("--data", str(tiny_dataset), "--out", str(tmp_path / "single"), *FAST)
     assert single.returncode == 0, single.stderr
@@ -297,3 +323,44 @@ def test_job_file_settings_reach_results_and_flags_override_them(tiny_dataset, t
     )
     config = read_json(tmp_path / "out" / "results.json")["config"]
     assert config == {**train, "epochs": 1, "maxExamples": 2000}
+
+
+def test_fails_when_the_training_loss_becomes_nan_naming_where_and_leaving_no_results(
+    tiny_dataset, tmp_path, monkeypatch, capsys
+):
+    import two_tower.train as train
+
+    real = train.in_batch_softmax_loss
+    calls = {"n": 0}
+
+    def diverging(*args, **kwargs):
+        calls["n"] += 1
+        loss = real(*args, **kwargs)
+        return loss * float("nan") if calls["n"] >= 5 else loss  # diverges at the fifth step
+
+    monkeypatch.setattr(train, "in_batch_softmax_loss", diverging)
+    out = tmp_path / "out"
+    args = [
+        "--data",
+        str(tiny_dataset),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--folds",
+        "2",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+    ]
+    code = train.main([*args, "--progress-seconds", "0"])
+
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "the training diverged: the training loss is nan by fold 1/2, epoch 1/2, step 5." in err
+    assert "Fix: lower learningRate" in err and "Traceback" not in err
+    assert not (out / "results.json").exists()
+    status = read_json(out / "status.json")
+    assert status["state"] == "FAILED" and status["exitCode"] == 2
+    assert not list((out / "checkpoints").glob("ckpt-*.pt")), "a diverged model is never checkpointed"

@@ -1,11 +1,15 @@
-"""Atomic checkpoints: written to a temporary name, fsynced, then renamed; the newest two are kept.
+"""Atomic, verified checkpoints: written to a temporary name, fsynced, then renamed; the newest two are kept.
 
 Only complete files ever carry the final name ``ckpt-<seq>.pt`` (os.replace is atomic on POSIX), so a kill
-at any moment leaves at worst a stray ``.tmp`` that is ignored and removed by the next save.
+at any moment leaves at worst a stray ``.tmp`` that is ignored and removed by the next save. Beside each
+one, ``ckpt-<seq>.pt.sha256`` holds the SHA-256 of its bytes, written before the checkpoint gets its final
+name; a checkpoint whose bytes no longer match (damaged in place, same size or not) or that has no digest
+is skipped on load with a logged line, and the previous one is used. The job runner mirrors both files.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import random
@@ -15,13 +19,40 @@ from typing import Any
 import numpy as np
 import torch
 
+from contract import TRAINER_OUT
+
 KEEP = 2
 """Complete checkpoints kept (torchtitan keeps at least two: the newest may be on a disk that just died)."""
+
+
+DIGEST_SUFFIX = TRAINER_OUT["checkpointDigestSuffix"]
 
 
 def checkpoint_files(directory: Path) -> list[Path]:
     """Complete checkpoints, oldest first."""
     return sorted(Path(directory).glob("ckpt-*.pt"))
+
+
+def digest_file(checkpoint: Path) -> Path:
+    """Where a checkpoint's SHA-256 is kept: ``ckpt-<seq>.pt.sha256``."""
+    return checkpoint.with_name(checkpoint.name + DIGEST_SUFFIX)
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
 
 
 def save_checkpoint(directory: Path, state: dict[str, Any]) -> Path:
@@ -37,15 +68,42 @@ def save_checkpoint(directory: Path, state: dict[str, Any]) -> Path:
         torch.save(state, fh)
         fh.flush()
         os.fsync(fh.fileno())
+    # The digest first: a checkpoint that has its final name always has its digest beside it.
+    _write_atomic(digest_file(final), (sha256_of(tmp) + "\n").encode())
     os.replace(tmp, final)
     for old in checkpoint_files(directory)[:-KEEP]:
         old.unlink(missing_ok=True)
+        digest_file(old).unlink(missing_ok=True)
+    kept = {digest_file(p).name for p in checkpoint_files(directory)}
+    for orphan in directory.glob("ckpt-*.pt" + DIGEST_SUFFIX):  # a kill between digest and rename
+        if orphan.name not in kept:
+            orphan.unlink(missing_ok=True)
     return final
 
 
+def verify(path: Path) -> str | None:
+    """Why the checkpoint cannot be trusted, or None when its bytes match its recorded digest."""
+    try:
+        recorded = digest_file(path).read_text().strip()
+    except FileNotFoundError:
+        return f"it has no digest ({digest_file(path).name})"
+    except (OSError, UnicodeDecodeError) as err:
+        return f"its digest is unreadable ({err})"
+    actual = sha256_of(path)
+    if actual != recorded:
+        return (
+            f"its bytes do not match its digest (sha256 {actual[:12]}…, recorded {recorded[:12]}…): damaged"
+        )
+    return None
+
+
 def load_latest(directory: Path) -> dict[str, Any] | None:
-    """The newest checkpoint that loads; None when there is none."""
+    """The newest checkpoint that verifies and loads; None when there is none."""
     for path in reversed(checkpoint_files(directory)):
+        problem = verify(path)
+        if problem is not None:
+            print(f"checkpoint: {path.name} is skipped: {problem}; trying an older one", flush=True)
+            continue
         try:
             # weights_only=False: the state holds RNG states and plain Python containers we wrote ourselves.
             return torch.load(path, map_location="cpu", weights_only=False)

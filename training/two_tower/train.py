@@ -286,6 +286,8 @@ class Trainer:
                     )
                     if (stop_now or ckpt_due) and mb < n_batches - 1:
                         state["loss_sum"] = self._mean_over_ranks(loss_acc)
+                        # Never checkpoint a diverged model: a resume would only carry the NaN on.
+                        self._fail_unless_finite(state["loss_sum"], fold, epoch, mb + 1)
                         loss_acc.fill_(state["loss_sum"])
                         self._snapshot(
                             state, model, optimizer, scaler, fold_start, train_start, epoch, mb + 1
@@ -305,12 +307,14 @@ class Trainer:
                         raise Interrupted(self.stop.reason)
                 if rt.is_master and self.progress.due():
                     eps = (state["examples"] - examples_start) / max(time.monotonic() - train_start, 1e-9)
+                    step_loss = float(loss.detach())  # read here anyway for the progress line
+                    self._fail_unless_finite(step_loss, fold, epoch, mb + 1)
                     self.progress.update(
                         fold=fold,
                         epoch=epoch,
                         step=mb + 1,
                         done_steps=self.done_steps,
-                        loss=float(loss.detach()),
+                        loss=step_loss,
                         examples_per_second=eps,
                     )
             self._end_epoch(state, loss_acc, n_batches, fold, epoch)
@@ -348,10 +352,25 @@ class Trainer:
         self, state: dict[str, Any], loss_acc: torch.Tensor, n_batches: int, fold: int, epoch: int
     ) -> None:
         state["last_epoch_loss"] = self._mean_over_ranks(loss_acc) / n_batches
+        self._fail_unless_finite(state["last_epoch_loss"], fold, epoch, n_batches)
         state["loss_sum"] = 0.0
         self.progress.message(
             f"fold {fold + 1}/{self.config.folds} epoch {epoch + 1}/{self.config.epochs}: "
             f"mean train loss {state['last_epoch_loss']:.4f}"
+        )
+
+    def _fail_unless_finite(self, loss: float, fold: int, epoch: int, step: int) -> None:
+        """A NaN or infinite training loss means the training diverged: the run fails (exit 2) naming where,
+        instead of going on to a SUCCEEDED result whose model is garbage."""
+        if math.isfinite(loss):
+            return
+        cfg = self.config
+        raise UserError(
+            f"the training diverged: the training loss is {loss} by fold {fold + 1}/{cfg.folds}, "
+            f"epoch {epoch + 1}/{cfg.epochs}, step {step}.",
+            where="training",
+            fix=f"lower learningRate (now {cfg.learning_rate:g}), or set precision to fp32 "
+            f"(now {self.rt.precision}); a larger temperature (now {cfg.temperature:g}) also steadies it.",
         )
 
     def _snapshot(self, state, model, optimizer, scaler, fold_start, train_start, epoch, step) -> None:
