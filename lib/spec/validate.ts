@@ -50,6 +50,9 @@ const TRAIN_FIXES: Readonly<Record<keyof TrainSettings, string>> = {
   checkpointMinutes: 'use minutes, e.g. 10',
 };
 
+/** The largest budget a spec may set: a typo like 1e300 must not pass (plan would print $Infinity). */
+export const MAX_BUDGET_USD = 1_000_000;
+
 /** Bucket naming rules, loosely: lower-case letters, digits, dots and dashes, 3-63 characters. */
 const S3_URI = /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](?:\/.*)?$/;
 
@@ -108,7 +111,7 @@ class Checker {
     if (!top) return undefined;
     const name = this.name(top, 'name', 'sweep', 'seed-plan');
     this.description(top.description, 'description');
-    const budgetUsd = this.number(top.budgetUsd, 'budgetUsd', { gt: 0, required: true, fix: 'set the most the whole sweep may spend in USD, e.g. 100' });
+    const budgetUsd = this.number(top.budgetUsd, 'budgetUsd', { gt: 0, le: MAX_BUDGET_USD, required: true, fix: 'set the most the whole sweep may spend in USD, e.g. 100' });
     const data = top.data === undefined ? undefined : this.data(top.data, 'data');
     const defaults = this.defaults(top.defaults);
 
@@ -321,7 +324,7 @@ class Checker {
     }
     if (typeof o.entrypoint !== 'string' || o.entrypoint.trim() === '') {
       this.add(`${at}.entrypoint`, o.entrypoint, 'must name the script to run, relative to codeDir, e.g. "evaluate_tier2_config_o.py".', o.entrypoint !== undefined);
-    } else if (path.isAbsolute(o.entrypoint) || o.entrypoint.split(/[\\/]/).includes('..')) {
+    } else if (escapesRoot(o.entrypoint)) {
       this.add(`${at}.entrypoint`, o.entrypoint, 'must be a path inside codeDir (relative, without ".."), e.g. "train.py".');
     }
     let args: readonly string[] = SCRIPT_DEFAULTS.args;
@@ -339,6 +342,8 @@ class Checker {
           if (!p) return;
           if (typeof p.file !== 'string' || p.file === '') {
             this.add(`${at}.patches[${i}].file`, p.file, 'must name the file to patch, relative to codeDir.', p.file !== undefined);
+          } else if (escapesRoot(p.file)) {
+            this.add(`${at}.patches[${i}].file`, p.file, 'must be a path inside codeDir (relative, without ".."), e.g. "models/train.py".');
           }
           if (typeof p.find !== 'string' || p.find === '') {
             this.add(`${at}.patches[${i}].find`, p.find, 'must be the exact, non-empty text to replace, e.g. "device = \'mps\'".', p.find !== undefined);
@@ -354,8 +359,8 @@ class Checker {
     }
     let results = SCRIPT_DEFAULTS.results;
     if (o.results !== undefined) {
-      if (typeof o.results === 'string' && o.results !== '') results = o.results;
-      else this.add(`${at}.results`, o.results, 'must be a glob relative to codeDir, e.g. "results/*.json".');
+      if (typeof o.results === 'string' && o.results !== '' && !escapesRoot(o.results)) results = o.results;
+      else this.add(`${at}.results`, o.results, 'must be a glob relative to codeDir, without "..", e.g. "results/*.json".');
     }
     if (this.issues.length > before || codeDir === undefined) return undefined;
     return { codeDir, entrypoint: o.entrypoint as string, args, patches, results };
@@ -488,6 +493,11 @@ interface ResolvedDefaults {
 }
 
 type Level = 'sweep' | 'defaults' | 'config' | 'train' | 'script' | 'patch';
+
+/** Whether a path the spec gives leaves its root: absolute, or with a `..` part (the job runner checks the same). */
+function escapesRoot(p: string): boolean {
+  return path.isAbsolute(p) || p.startsWith('\\') || p.split(/[\\/]/).includes('..');
+}
 
 function isObject(v: unknown): v is Json {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -77,6 +77,15 @@ describe('sweep spec validation', () => {
     expectIssue(issues, 'defaults.train.batchsize', /did you mean "batchSize"/);
   });
 
+  test('fails when a script path leaves codeDir: the entrypoint, the results glob or a patched file', () => {
+    const issues = issuesOf((s) => {
+      s.configs[0].script = { codeDir: '.', entrypoint: '/usr/bin/t.py', results: '../../*.json', patches: [{ file: 'models/../../x.py', find: 'a', replace: 'b' }] };
+    });
+    expectIssue(issues, 'configs[0].script.entrypoint', /inside codeDir/);
+    expectIssue(issues, 'configs[0].script.results', /without "\.\."/);
+    expectIssue(issues, 'configs[0].script.patches[0].file', /inside codeDir/);
+  });
+
   test('fails when an unknown key is in a script or a patch, or a setting sits at the wrong level', () => {
     const issues = issuesOf((s) => {
       s.configs[0].folds = 3;

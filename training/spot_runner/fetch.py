@@ -46,8 +46,14 @@ def fetch_data(data_uri: str, dest: Path, endpoint_url: str | None) -> Path:
         manifest = {}
     fetched = skipped = 0
     nbytes = 0
+    inside = dest.resolve()
     for obj in objects:
         local = dest / obj.key
+        if not local.resolve().is_relative_to(inside):
+            raise JobError(
+                f"Data file {store.describe(obj.key)} has a key that leads outside the data directory "
+                f"({obj.key!r}: a `..` part or an absolute path). Fix: rename the object under {data_uri}."
+            )
         seen = manifest.get(obj.key, {})
         if local.is_file() and seen.get("etag") == obj.etag and seen.get("size") == obj.size:
             st = local.stat()

@@ -18,11 +18,30 @@ def _problem(problems: list[str], field: str, rule: str, value: object) -> None:
     problems.append(f"`{field}` {rule} (got {json.dumps(value)})")
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """json.loads keeps the last of two equal keys silently; a job file with one is refused instead."""
+    seen: dict = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen[key] = value
+    return seen
+
+
 def parse_job(data: bytes, uri: str) -> dict:
-    """Validate job.json (version 1, see .ci/CONTRACTS.md); collect every problem and raise once."""
+    """Validate job.json (training/contract/job.schema.json); collect every problem and raise once."""
     fix = "Fix: regenerate the file from the sweep spec (`npx spot-sweep local …` or `npx cdk deploy`)."
     try:
-        job = json.loads(data)
+        job = json.loads(data, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as e:
+        raise JobError(
+            f"Job file {uri} has the key {str(e)[:60]!r} twice in one object; JSON would silently keep the "
+            f"last one. {fix}"
+        ) from e
     except UnicodeDecodeError as e:
         raise JobError(f"Job file {uri} is not UTF-8 text ({e.reason}). {fix}") from e
     except json.JSONDecodeError as e:
@@ -78,6 +97,14 @@ def parse_job(data: bytes, uri: str) -> dict:
     return job
 
 
+INSIDE_CODE = "must be a path relative to the code root, without `..` (it may not leave the code directory)"
+
+
+def escapes(path: str) -> bool:
+    """Whether a path from the job names something outside its root: absolute, or with a `..` part."""
+    return path.startswith(("/", "\\")) or ".." in path.replace("\\", "/").split("/")
+
+
 def _check_script(script: object, problems: list[str]) -> None:
     if not isinstance(script, dict):
         _problem(problems, "script", "must be an object or null", script)
@@ -85,6 +112,8 @@ def _check_script(script: object, problems: list[str]) -> None:
     for key in ("code", "entrypoint", "results"):
         if not isinstance(script.get(key), str) or not script.get(key):
             _problem(problems, f"script.{key}", "must be a non-empty string", script.get(key))
+        elif key != "code" and escapes(script[key]):
+            _problem(problems, f"script.{key}", INSIDE_CODE, script[key])
     args = script.get("args", [])
     if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
         _problem(problems, "script.args", "must be a list of strings", args)
@@ -99,6 +128,8 @@ def _check_script(script: object, problems: list[str]) -> None:
         for key in ("file", "find"):
             if not isinstance(p.get(key), str) or not p.get(key):
                 _problem(problems, f"script.patches[{i}].{key}", "must be a non-empty string", p.get(key))
+        if isinstance(p.get("file"), str) and p["file"] and escapes(p["file"]):
+            _problem(problems, f"script.patches[{i}].file", INSIDE_CODE, p["file"])
         if not isinstance(p.get("replace"), str):
             _problem(problems, f"script.patches[{i}].replace", "must be a string", p.get("replace"))
 

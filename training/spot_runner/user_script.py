@@ -107,6 +107,11 @@ def apply_patches(spec: ScriptSpec, code_dir: Path) -> list[str]:
 def command(spec: ScriptSpec, code_dir: Path, nproc: int) -> list[str]:
     """The command line: the job's own Python, under torchrun when more than one process is asked for."""
     entry = code_dir / spec.entrypoint
+    if not entry.resolve().is_relative_to(code_dir.resolve()):
+        raise ScriptError(
+            f"script.entrypoint: {spec.entrypoint!r} leads outside the code directory (a `..` or a symlink). "
+            "Fix: give the entrypoint's path relative to the code root."
+        )
     if not entry.is_file():
         raise ScriptError(
             f"script.entrypoint: {spec.entrypoint!r} does not exist in the code directory. "
@@ -120,7 +125,9 @@ def collect_results(spec: ScriptSpec, code_dir: Path) -> list[Path]:
     # glob.glob(recursive=True), not Path.glob: before Python 3.13 Path.glob("results/**") yields only
     # directories, so the spec's default glob would match no file.
     matches = glob.glob(glob.escape(str(code_dir)) + "/" + spec.results, recursive=True)
-    files = sorted(Path(p) for p in matches if Path(p).is_file())
+    inside = code_dir.resolve()
+    # Only files inside the code directory: a symlink in the code may point anywhere on the instance.
+    files = sorted(Path(p) for p in matches if Path(p).is_file() and Path(p).resolve().is_relative_to(inside))
     if not files:
         raise ScriptError(
             f"script.results: the glob {spec.results!r} matched no file in the code directory after the "

@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+import pytest
 from jobkit import job_doc, run_job, s3, states  # noqa: F401 - fixture
 
 from spot_runner.fetch import fetch_data
@@ -200,3 +201,12 @@ def test_mirrors_checkpoints_keeping_what_the_trainer_keeps(s3, tmp_path):  # no
     fresh = CheckpointSync(store, tmp_path / "new-instance" / "checkpoints")
     assert fresh.fetch() == ["ckpt-00000002.pt", "ckpt-00000003.pt"]
     assert (tmp_path / "new-instance" / "checkpoints" / "ckpt-00000003.pt").read_bytes() == b"partial"
+
+
+def test_fails_when_a_job_file_holds_a_key_twice_instead_of_keeping_the_last(tmp_path):
+    from spot_runner.jobfile import parse_job
+    from spot_runner.runlog import JobError
+
+    text = json.dumps(job_doc("file:///tmp/store/", "/tmp/data")).replace('"gpus": 1', '"gpus": 1, "gpus": 8')
+    with pytest.raises(JobError, match=r"has the key 'gpus' twice in one object"):
+        parse_job(text.encode(), "job.json")

@@ -81,3 +81,16 @@ def test_read_object_fails_when_missing(tmp_path, s3):  # noqa: F811
 def test_upload_fails_with_a_storage_error_when_the_local_file_vanished(store, tmp_path):
     with pytest.raises(StorageError, match="cannot"):
         store.upload(tmp_path / "dropped-by-the-trainer.pt", "checkpoints/x.pt")
+
+
+def test_fails_when_a_data_key_leads_outside_the_data_directory(s3, tmp_path):  # noqa: F811
+    from spot_runner.fetch import fetch_data
+    from spot_runner.runlog import JobError
+
+    s3.put("datasets/evil/pairs.csv", "query_id,doc_id,relevance\n")
+    s3.put("datasets/evil/../../escaped.txt", "x")
+    dest = tmp_path / "work" / "data"
+
+    with pytest.raises(JobError, match=r"leads outside the data directory"):
+        fetch_data(s3.uri("datasets/evil/"), dest, None)
+    assert not (tmp_path / "escaped.txt").exists() and not (tmp_path / "work" / "escaped.txt").exists()

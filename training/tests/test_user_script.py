@@ -261,3 +261,39 @@ def test_the_default_results_glob_collects_files_in_subfolders(tmp_path):
     found = [p.relative_to(tmp_path).as_posix() for p in collect_results(spec, tmp_path)]
 
     assert found == ["results/fold-1/metrics.json", "results/summary.json"]
+
+
+def test_fails_when_a_script_path_leaves_the_code_directory_naming_each_field(tmp_path):
+    code = make_code(tmp_path)
+    store = tmp_path / "store"
+    job = script_job(
+        tmp_path,
+        str(code),
+        store.as_uri() + "/",
+        entrypoint="../outside.py",
+        results="/etc/*",
+        patches=[{"file": "models/../../x.py", "find": "a", "replace": "b"}],
+    )
+    (tmp_path / "outside.py").write_text("open('ran-outside', 'w').write('')\n")
+
+    done = run_job(str(job), tmp_path / "work")
+
+    assert done.returncode == 2, done.stderr
+    for field in ("script.entrypoint", "script.results", "script.patches[0].file"):
+        assert f"`{field}` must be a path relative to the code root, without `..`" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "ran-outside").exists()
+    assert json.loads((store / "status.json").read_text())["state"] == "FAILED"
+
+
+def test_a_symlink_in_the_code_cannot_smuggle_files_from_outside_into_the_results(tmp_path):
+    from spot_runner.user_script import ScriptSpec, collect_results
+
+    secret = tmp_path / "secret.json"
+    secret.write_text("{}")
+    code = tmp_path / "code"
+    (code / "results").mkdir(parents=True)
+    (code / "results" / "ok.json").write_text("{}")
+    (code / "results" / "leak.json").symlink_to(secret)
+    spec = ScriptSpec(code=str(code), entrypoint="train.py", args=(), patches=(), results="results/*")
+
+    assert [p.name for p in collect_results(spec, code)] == ["ok.json"]
