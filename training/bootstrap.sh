@@ -157,6 +157,8 @@ on_exit() {
   trap - EXIT
   if [ "$rc" -eq "$EXIT_INTERRUPTED" ]; then
     log "interrupted: the instance stays in its group so a replacement resumes the job (no self-removal)"
+  elif [ "$rc" -eq "$SPOT_SWEEP_EXIT_BOOTSTRAP_BUSY" ]; then
+    log "another job runner holds this job on this instance; leaving it (and the instance) alone"
   elif [ "$rc" -eq "$SPOT_SWEEP_EXIT_BOOTSTRAP_STOPPED" ]; then
     log "stopped on request (control.json): the checkpoint is saved and nothing resumes; removing the instance"
     self_remove

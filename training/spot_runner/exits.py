@@ -12,6 +12,8 @@ EXIT_FAILED = _RUNNER["crashed"]
 """An unexpected crash."""
 EXIT_BAD_INPUT = _RUNNER["badInput"]
 """Bad input or usage: one message, no traceback, nothing claiming success."""
+EXIT_BUSY = _RUNNER["busy"]
+"""Another runner holds the config's work directory: nothing was changed (EX_CANTCREAT)."""
 EXIT_INTERRUPTED = _RUNNER["interrupted"]
 """Interrupted (SIGTERM, Ctrl-C, spot notice) with a checkpoint saved: rerun to resume (EX_TEMPFAIL)."""
 EXIT_STOPPED = _RUNNER["stopped"]

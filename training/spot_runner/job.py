@@ -36,6 +36,7 @@ codes). The trainer is the ``two_tower`` package, run as a separate process.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import os
@@ -51,7 +52,15 @@ from contract import CONFIG_FILES, TRAINER_OUT, Mode, State
 
 from .clock import utcnow
 from .control import Control, StopRequest
-from .exits import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_STOPPED, trainer_exit
+from .exits import (
+    EXIT_BAD_INPUT,
+    EXIT_BUSY,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_STOPPED,
+    trainer_exit,
+)
 from .fetch import fetch_data
 from .imds import instance_facts
 from .jobfile import fallback_store, parse_job, script_spec
@@ -72,6 +81,10 @@ NPROC_ENV = "SPOT_SWEEP_NPROC"
 
 class Interrupted(Exception):
     """SIGTERM/SIGINT arrived before the trainer was started."""
+
+
+class Busy(Exception):
+    """Another runner holds this config's work directory."""
 
 
 class Runner:
@@ -109,6 +122,7 @@ class Runner:
             ) from e
         job = parse_job(raw, job_uri)
         self.job = job
+        self.hold_workdir()
         self.store = open_store(job["store"], self.endpoint)
         board = StatusBoard.load(self.store)
         self.board = board
@@ -198,6 +212,27 @@ class Runner:
                 log(f"the previous job's {key} moved to {self.store.describe(history + key)}")
         shutil.rmtree(work / "out", ignore_errors=True)
         self.board.doc.update(attempts=0, interruptions=0)
+
+    def hold_workdir(self) -> None:
+        """One runner per config: an exclusive lock on its work directory, held until this process ends
+        (the kernel releases it even after a kill -9). A second runner says who holds it and changes
+        nothing, status.json included."""
+        work = self.workdir()
+        self._lock_file = (work / ".runner.lock").open("a+")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_file.seek(0)
+            holder = self._lock_file.read().strip() or "unknown"
+            raise Busy(
+                f"another job runner (pid {holder}) is running {self.job['sweep']}/{self.job['config']} in "
+                f"{work}: this one changes nothing and exits. Fix: wait for it to end (or stop it with "
+                "spot-sweep stop), then run again."
+            ) from None
+        self._lock_file.seek(0)
+        self._lock_file.truncate()
+        self._lock_file.write(str(os.getpid()))
+        self._lock_file.flush()
 
     def workdir(self) -> Path:
         if self.args.workdir:
@@ -533,6 +568,9 @@ def main(argv: list[str] | None = None) -> int:
     except Interrupted as e:
         log(f"interrupted by {e} before the job started")
         return EXIT_INTERRUPTED
+    except Busy as e:
+        print(f"spot-sweep job: {e}", file=sys.stderr)
+        return EXIT_BUSY
     except (JobError, StorageError) as e:
         message = e.message if isinstance(e, JobError) else f"Storage error: {e}"
         print(f"spot-sweep job: {message}", file=sys.stderr)

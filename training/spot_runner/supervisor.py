@@ -5,6 +5,7 @@ reason written into train.log, SIGKILL when the grace period is over."""
 from __future__ import annotations
 
 import collections
+import os
 import signal
 import subprocess
 import sys
@@ -61,7 +62,8 @@ class Supervisor:
             message = f"{reason}: asking the process to checkpoint and stop (SIGTERM)"
             log(message)
             self._note(message)
-            self.proc.send_signal(signal.SIGTERM)
+            # The whole process group: a script's own workers (and torchrun's) are asked too.
+            self._signal_group(signal.SIGTERM)
             if self.kill_at is None:
                 self.kill_at = time.monotonic() + self.grace_seconds
 
@@ -108,14 +110,53 @@ class Supervisor:
             now = time.monotonic()
             if self.kill_at is not None and now > self.kill_at:
                 log(f"the process did not stop within {self.grace_seconds:.0f} s of SIGTERM; killing it")
-                self.proc.kill()
+                self._signal_group(signal.SIGKILL)
                 self.kill_at = None
             if now >= next_tick:
                 self.on_tick()
                 next_tick = now + self.sync_seconds
+        # No process outlives the job: whatever the child left behind in its session (a worker, a process
+        # it put in the background) is killed now, before it can hold the GPU or the log pipe.
+        left = self._kill_session()
+        if left:
+            log(f"killed {left} process(es) the job left running")
         tee.join(timeout=10)
         self.pid_file.unlink(missing_ok=True)
         return self.proc.returncode
+
+    def _signal_group(self, signum: int) -> None:
+        assert self.proc is not None
+        try:
+            os.killpg(self.proc.pid, signum)  # the child leads its own group (start_new_session)
+        except (ProcessLookupError, PermissionError):
+            self.proc.send_signal(signum)
+
+    def _kill_session(self) -> int:
+        """SIGKILL every process still in the child's session (the child started it, so the session id is
+        its pid), including those in other process groups of it; the count killed. Linux reads /proc;
+        elsewhere the child's process group is killed."""
+        assert self.proc is not None
+        sid, killed = self.proc.pid, 0
+        proc_dir = Path("/proc")
+        if not proc_dir.is_dir():
+            try:
+                os.killpg(sid, signal.SIGKILL)
+                return 1
+            except (ProcessLookupError, PermissionError):
+                return 0
+        for entry in proc_dir.iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                # Field 6 of /proc/<pid>/stat is the session id; the name (field 2) may hold spaces, so
+                # split after its closing parenthesis. @see proc(5)
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[3]) == sid and fields[0] != "Z":  # a zombie is dead already
+                    os.kill(int(entry.name), signal.SIGKILL)
+                    killed += 1
+            except (OSError, ValueError, IndexError):
+                continue  # gone meanwhile, or not ours to read
+        return killed
 
     def ending(self, rc: int) -> str:
         """How the process ended, with its last log lines: the cause in a FAILED message."""

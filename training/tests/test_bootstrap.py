@@ -427,3 +427,11 @@ def test_removes_itself_once_when_the_job_was_stopped_on_request(instance):
     assert done.returncode == 76
     assert instance.self_removals() == [REMOVAL]
     assert "stopped on request" in done.stdout
+
+
+def test_keeps_the_instance_when_another_runner_holds_the_job(instance):
+    done = instance.run(FAKE_SYSTEM_TORCH="cuda:1", FAKE_JOB="exit:73")
+
+    assert done.returncode == 73
+    assert instance.self_removals() == [], "the runner that holds the job ends it and removes the instance"
+    assert "another job runner holds this job" in done.stdout

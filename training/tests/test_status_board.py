@@ -210,3 +210,29 @@ def test_a_sigterm_before_the_child_starts_still_obeys_a_standing_stop(tmp_path,
     assert proc.returncode == contract.EXIT_CODES["runner"]["stopped"], out
     assert read(store_dir)["state"] == "STOPPED" and read(store_dir)["stoppedBy"] == "budget-guard"
     silent.close()
+
+
+def test_fails_when_a_second_runner_starts_on_the_config_it_names_the_holder_and_changes_nothing(
+    tmp_path, make_dataset
+):
+    job, store_dir = local_job(tmp_path, make_dataset(), epochs=400, batchSize=16, checkpointMinutes=0.005)
+    first = start_job(job, tmp_path / "work", "--sync-seconds", "0.2")
+    wait_for(
+        lambda: (store_dir / "status.json").exists() and read(store_dir).get("progress"),
+        "the first runner training",
+        timeout=90,
+        proc=first,
+    )
+    before = read(store_dir)
+
+    second = start_job(job, tmp_path / "work")
+    out, _ = second.communicate(timeout=60)
+
+    assert second.returncode == contract.EXIT_CODES["runner"]["busy"], out
+    assert f"another job runner (pid {first.pid}) is running test-sweep/tiny" in out
+    assert "Traceback" not in out
+    first.send_signal(signal.SIGTERM)
+    first.communicate(timeout=120)
+    status = read(store_dir)
+    assert status["attempts"] == before["attempts"] == 1, "the attempt history stays whole"
+    assert "written by someone other than this runner" not in first.output()

@@ -7,6 +7,7 @@ import signal
 import zipfile
 from pathlib import Path
 
+import pytest
 from jobkit import FakeImds, imds, job_doc, run_job, s3, start_job, states, wait_for  # noqa: F401 - fixtures
 
 MPS_SCRIPT = """\
@@ -297,3 +298,35 @@ def test_a_symlink_in_the_code_cannot_smuggle_files_from_outside_into_the_result
     spec = ScriptSpec(code=str(code), entrypoint="train.py", args=(), patches=(), results="results/*")
 
     assert [p.name for p in collect_results(spec, code)] == ["ok.json"]
+
+
+def _alive(pid: int) -> bool:
+    """Running (not merely a zombie waiting to be reaped by whoever adopted it)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc (Linux)")
+def test_no_process_the_script_started_outlives_the_job(tmp_path):
+    code = tmp_path / "code"
+    (code / "results").mkdir(parents=True)
+    (code / "train.py").write_text(
+        "import os, subprocess, sys\n"
+        "here = os.path.dirname(os.path.abspath(__file__))\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'],\n"
+        "                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "open(os.path.join(here, 'child.pid'), 'w').write(str(child.pid))\n"
+        "open(os.path.join(here, 'results', 'r.json'), 'w').write('{}')\n"
+    )
+    store = tmp_path / "store"
+    job = script_job(tmp_path, str(code), store.as_uri() + "/", entrypoint="train.py", patches=[], args=[])
+
+    done = run_job(str(job), tmp_path / "work")
+
+    assert done.returncode == 0, done.stderr
+    pid = int((tmp_path / "work" / "code" / "child.pid").read_text())
+    assert not _alive(pid), "the script's background process was left running"
+    assert "killed 1 process(es) the job left running" in done.stderr
