@@ -1,5 +1,5 @@
-import { ACTION, CONFIG_FILES, ControlJson, FINAL_STATES, REQUESTERS, storeKeys } from '../../lib/contract';
-import { readControl, requestControl, SweepStore } from '../../lib/store';
+import { ACTION, CONFIG_FILES, ControlJson, FINAL_STATES, REQUESTERS } from '../../lib/contract';
+import { readControl, readStatus, requestControl, SweepStore } from '../../lib/store';
 import { GuardedGroup } from './fallback';
 
 /**
@@ -86,15 +86,10 @@ export function decideStop(job: JobView, nowMs: number, graceSeconds: number): S
 
 /** status.json's state, read only. */
 async function readState(store: SweepStore, sweep: string, config: string): Promise<Pick<JobView, 'state' | 'statusProblem'>> {
-  const text = await store.read(storeKeys.configFile(sweep, config, 'status'));
-  if (text === undefined) return {};
-  try {
-    const value = JSON.parse(text) as { state?: unknown } | null;
-    if (value !== null && typeof value === 'object' && typeof value.state === 'string') return { state: value.state };
-    return { statusProblem: `${CONFIG_FILES.status} has no state` };
-  } catch (err) {
-    return { statusProblem: `${CONFIG_FILES.status} is not valid JSON (${(err as Error).message})` };
-  }
+  const { status, problem } = await readStatus(store, sweep, config);
+  if (problem) return { statusProblem: problem };
+  if (status === undefined) return {};
+  return typeof status.state === 'string' ? { state: status.state } : { statusProblem: `${CONFIG_FILES.status} has no state` };
 }
 
 /** Applies the budget stop to every group of the sweep; failures are collected, never thrown. */

@@ -1,5 +1,5 @@
 import { ACTION, contractProblems, FINAL_STATES, MODE, ResultsJson, STATE } from '../contract';
-import { parseControl } from '../store/control';
+import { describeRequest, parseControl } from '../store/control';
 
 /**
  * The sweep leaderboard: one row per config, merging what the config's files say: results.json
@@ -81,11 +81,18 @@ export function buildLeaderboard(artifacts: readonly ConfigArtifacts[]): Leaderb
     const status = parse(a.statusText, `${a.config}/status.json`, problems);
     const raw = parse(a.resultsText, `${a.config}/results.json`, problems);
     const { control } = parseControl(a.controlText);
-    // The job runner writes results.json only when the job SUCCEEDED: without a status.json, that is the state.
-    const state = str(status?.state) ?? (raw ? SUCCEEDED : 'UNKNOWN');
+    const invalid = raw ? contractProblems('results', raw, 5) : [];
+    const results = raw && invalid.length === 0 ? (raw as unknown as ResultsJson) : undefined;
+    const resultsDigest = results?.job.jobDigest;
+    const statusDigest = str(status?.jobDigest);
+    // The job runner writes results.json only when the job SUCCEEDED: without a status.json, that is the
+    // state. It uploads results.json, then writes SUCCEEDED, so a reader in between (the collector fires on
+    // results.json) sees the job's own results (same digest) before the state: the results decide.
+    const ownResults = resultsDigest !== undefined && resultsDigest === statusDigest;
+    const state = ownResults ? SUCCEEDED : (str(status?.state) ?? (raw ? SUCCEEDED : 'UNKNOWN'));
     const job = (raw?.job ?? {}) as Json;
     const stoppedBy = str(status?.stoppedBy);
-    const pendingStop = control?.action === ACTION.stop && !FINAL_STATES.has(state) ? `stop requested by ${control.by} at ${control.at}: ${control.reason}` : undefined;
+    const pendingStop = control?.action === ACTION.stop && !FINAL_STATES.has(state) ? describeRequest(control) : undefined;
     const base = {
       config: a.config,
       state,
@@ -98,32 +105,22 @@ export function buildLeaderboard(artifacts: readonly ConfigArtifacts[]): Leaderb
     const unscored = (): string =>
       stoppedBy ? `stopped by ${stoppedBy}${message ? `: ${message}` : ''}` : (message ?? (a.resultsText === undefined ? 'no results.json yet' : 'results.json unreadable'));
     if (!raw) return { ...base, problem: unscored() };
-
-    const invalid = contractProblems('results', raw, 5);
-    if (invalid.length > 0) {
+    if (!results) {
       problems.push(
         `${a.config}/results.json does not fit training/contract/results.schema.json: ${invalid.join('; ')}. ` +
           'It was written by another version of the job runner or edited by hand: run the config again to rewrite it.',
       );
       return { ...base, problem: 'results.json does not fit its schema (see Problems)' };
     }
-    const results = raw as unknown as ResultsJson;
-    const resultsDigest = results.job.jobDigest;
-    const statusDigest = str(status?.jobDigest);
-    if (resultsDigest !== undefined && statusDigest !== undefined && resultsDigest !== statusDigest) {
+    if (resultsDigest !== undefined && statusDigest !== undefined && !ownResults) {
       // The config's job.json changed since these results (the runner moves them to history/ when it starts
       // over): they are another job's, never ranked as this one's.
       return { ...base, problem: `results.json is of an earlier job.json (${resultsDigest.slice(0, 19)}…), not of the job now ${state}; not ranked` };
     }
-    if (resultsDigest !== undefined && resultsDigest === statusDigest && state !== SUCCEEDED) {
-      // The runner uploads results.json, then writes SUCCEEDED: a reader in between (the collector fires on
-      // results.json) sees the job's own results with the state not yet updated. The results decide.
-      Object.assign(base, { state: SUCCEEDED });
-    }
     if (results.mode === SCRIPT_MODE) {
       // A script declares no metric (yet): its files are the result. Unscored but not a problem.
       const files = results.files;
-      if (base.state !== SUCCEEDED) return { ...base, mode: SCRIPT_MODE, resultFiles: files, problem: unscored() };
+      if (state !== SUCCEEDED) return { ...base, mode: SCRIPT_MODE, resultFiles: files, problem: unscored() };
       return { ...base, mode: SCRIPT_MODE, resultFiles: files, note: base.note ?? `script: ${files.length} result file(s), no metric declared` };
     }
     return {

@@ -34,6 +34,11 @@ export async function requestControl(store: SweepStore, sweep: string, config: s
   }
 }
 
+/** A request as the readers (status, the leaderboard) show it: `stop requested by <who> at <when>: <why>`. */
+export function describeRequest(request: Pick<ControlJson, 'action' | 'by' | 'at' | 'reason'>): string {
+  return `${request.action} requested by ${request.by} at ${request.at}: ${request.reason}`;
+}
+
 /** The config's control.json, parsed; undefined when there is none or it does not fit the schema (with the reason). */
 export async function readControl(store: SweepStore, sweep: string, config: string): Promise<{ control?: ControlJson; problem?: string }> {
   const text = await store.read(storeKeys.configFile(sweep, config, 'control'));

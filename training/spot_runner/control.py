@@ -55,7 +55,7 @@ class Control:
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             self._warn(f"it is not valid JSON ({e})")
             return None
-        found = _problems(doc)
+        found = problems("control", doc)
         if found:
             self._warn("; ".join(found))
             return None
@@ -67,14 +67,3 @@ class Control:
         if self._warned != why:
             self._warned = why
             log(f"warning: ignoring {self.store.describe(CONTROL)}: {why}")
-
-
-def _problems(doc: object) -> list[str]:
-    """Schema problems; without jsonschema (a bare instance Python), the fields this module reads."""
-    try:
-        return problems("control", doc)
-    except ImportError:
-        if not isinstance(doc, dict):
-            return ["not a JSON object"]
-        fields = ("action", "by", "reason", "at", "id")
-        return [f"{k}: missing or not a string" for k in fields if not isinstance(doc.get(k), str)]

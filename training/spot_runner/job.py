@@ -148,8 +148,7 @@ class Runner:
     def attempt(self, job: dict, raw: bytes, digest: str, changed: bool) -> int:
         """One attempt at the job: set up the work directory, the status and the log, then run the child."""
         board = self.board
-        work = self.workdir()
-        self.work = work
+        work = self.work  # made and locked by hold_workdir
         if changed:
             self.start_over(work, board.doc.get("jobDigest"))
         if self.store.get_bytes(JOB) != raw:
@@ -217,7 +216,7 @@ class Runner:
         """One runner per config: an exclusive lock on its work directory, held until this process ends
         (the kernel releases it even after a kill -9). A second runner says who holds it and changes
         nothing, status.json included."""
-        work = self.workdir()
+        work = self.work = self.workdir()
         self._lock_file = (work / ".runner.lock").open("a+")
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 
-from contract import CONFIG_FILES, OUTCOMES, State, schema
+from contract import CONFIG_FILES, State, schema
 
 from .clock import utcnow
 from .progress_keys import PROGRESS_KEYS
@@ -49,7 +49,7 @@ class StatusBoard:
         if fields.get("message") is None:
             fields.pop("message", None)
             self.doc.pop("message", None)
-        if state not in (State.STOPPED,):
+        if state != State.STOPPED:
             for key in ("stoppedBy", "stopRequestId"):
                 self.doc.pop(key, None)
         if state != self.doc.get("state"):
@@ -66,10 +66,6 @@ class StatusBoard:
             return
         self.doc.update(news)
         self._write()
-
-    @property
-    def finished(self) -> bool:
-        return self.state in OUTCOMES
 
     def _write(self) -> None:
         self.doc["version"] = STATUS_VERSION

@@ -1,9 +1,8 @@
-import { ACTION, CONFIG_FILES, EXIT_CODES, FINAL_STATES, storeKeys } from '../../contract';
+import { ACTION, EXIT_CODES, FINAL_STATES, storeKeys } from '../../contract';
 import { loadSpec } from '../../spec/load';
-import { readControl } from '../../store';
+import { readControl, readStatus } from '../../store';
 import { Command, OptionTable, requireConfig } from '../args';
 import { AwsSession, openStore, sleep, utf8Stream } from '../aws';
-import { parseObject } from './status';
 
 const options = {
   follow: { type: 'boolean', help: 'keep printing what is added until the config has finished; Ctrl-C ends it' },
@@ -36,7 +35,6 @@ Prints the config's train.log from the bucket: every attempt, each headed by the
     try {
       const { store } = await openStore(session, o);
       const logKey = storeKeys.configFile(spec.name, config, 'log');
-      const statusKey = storeKeys.configFile(spec.name, config, 'status');
       if (!o.follow) {
         const text = await store.read(logKey);
         if (text === undefined) io.err(`spot-sweep logs: no train.log for ${config} yet (${store.describe(logKey)}); the job runner uploads it every 30 s once the job starts.\n`);
@@ -49,7 +47,7 @@ Prints the config's train.log from the bucket: every attempt, each headed by the
       for (;;) {
         // The status first: the runner uploads the final log before it writes a final state, so a
         // final state read here means the log read next is complete.
-        const status = parseObject(await store.read(statusKey), CONFIG_FILES.status).value;
+        const { status } = await readStatus(store, spec.name, config);
         const state = status?.state;
         // A start requested after the job last wrote its status (spot-sweep start on a STOPPED or FAILED
         // config) means a new attempt is on its way: the old final state does not end --follow.

@@ -1,8 +1,7 @@
-import { ACTION, CONFIG_FILES, EXIT_CODES, groupName, REQUESTERS, STATE, StatusJson, storeKeys } from '../../contract';
-import { requestControl } from '../../store';
+import { ACTION, EXIT_CODES, groupName, REQUESTERS, STATE } from '../../contract';
+import { readStatus, requestControl } from '../../store';
 import { Command, OptionTable, SPEC_AND_CONFIG, targetConfigs } from '../args';
 import { aws, AwsSession, openStore } from '../aws';
-import { parseObject } from './status';
 
 /*
  * Why `start` writes a start request before it scales the group up: the job runner obeys the newest
@@ -40,7 +39,7 @@ is left alone: its results stand.`,
       const lines: string[] = [];
       let failed = 0;
       for (const config of configs) {
-        const status = parseObject(await store.read(storeKeys.configFile(spec.name, config, 'status')), CONFIG_FILES.status).value as Partial<StatusJson> | undefined;
+        const { status } = await readStatus(store, spec.name, config);
         if (status?.state === SUCCEEDED) {
           lines.push(`${config}: already SUCCEEDED; nothing to start (its results stand)`);
           continue;

@@ -2,7 +2,7 @@ import type { Instance } from '@aws-sdk/client-ec2';
 import { ACTION, CONFIG_FILES, contractProblems, ControlJson, EXIT_CODES, FINAL_STATES, groupName, RUNNING_STATES, SpendJson, STATE, StatusJson, storeKeys, SWEEP_FILES, sweepStackName, TAGS } from '../../contract';
 import { loadSpec } from '../../spec/load';
 import { SweepSpec } from '../../spec/types';
-import { parseControl, SweepStore } from '../../store';
+import { describeRequest, parseControl, SweepStore } from '../../store';
 import { Command, OptionTable, UsageError } from '../args';
 import { aws, AwsSession, openStore, sleep } from '../aws';
 import { Paint, paintState, painter, wantsColour } from '../io';
@@ -142,7 +142,7 @@ export function mergeView(spec: SweepSpec, files: StoredFiles, facts: AwsFacts, 
     else if (message) notes.push(`${config}: ${message}`);
     if (pending) {
       const after = pending.action === ACTION.start ? '; the job runs again when an instance of its group starts' : '';
-      notes.push(`${config}: ${pending.action} requested by ${pending.by} at ${pending.at}: ${pending.reason}${after}`);
+      notes.push(`${config}: ${describeRequest(pending)}${after}`);
     }
     return {
       config,

@@ -1,9 +1,8 @@
-import { ACTION, CONFIG_FILES, ControlJson, EXIT_CODES, FINAL_STATES, groupName, OUTCOMES, REQUESTERS, STATE, StatusJson, storeKeys } from '../../contract';
-import { requestControl } from '../../store';
+import { ACTION, ControlJson, EXIT_CODES, FINAL_STATES, groupName, OUTCOMES, REQUESTERS, STATE, StatusJson } from '../../contract';
+import { readStatus, requestControl } from '../../store';
 import { Command, OptionTable, SPEC_AND_CONFIG, targetConfigs } from '../args';
 import { aws, AwsSession, openStore, sleep } from '../aws';
 import { CliIo } from '../io';
-import { parseObject } from './status';
 
 /*
  * Why `stop` only writes control.json and scales the group, and never signals the instance (no SSM
@@ -66,11 +65,10 @@ stays stopped until a start request (spot-sweep start, or spot-sweep local).`,
       await session.requireSweepStack(spec);
       const { store } = await openStore(session, o);
       const targets = await describeTargets(session, spec.name, configs);
-      const readStatus = async (config: string): Promise<Partial<StatusJson> | undefined> =>
-        parseObject(await store.read(storeKeys.configFile(spec.name, config, 'status')), CONFIG_FILES.status).value as Partial<StatusJson> | undefined;
+      const statusOf = async (config: string): Promise<Partial<StatusJson> | undefined> => (await readStatus(store, spec.name, config)).status;
 
       for (const t of targets) {
-        t.stateBefore = (await readStatus(t.config))?.state ?? 'UNKNOWN';
+        t.stateBefore = (await statusOf(t.config))?.state ?? 'UNKNOWN';
         // A finished job has nothing to stop; any other (even one not started) gets the request, so
         // a runner that starts later obeys it at start.
         if (OUTCOMES.has(t.stateBefore)) continue;
@@ -83,7 +81,7 @@ stays stopped until a start request (spot-sweep start, or spot-sweep local).`,
         t.waited = t.request !== undefined && t.instances.length > 0 && !FINAL_STATES.has(t.stateBefore);
       }
 
-      await waitForStops(targets, readStatus, o.wait, io);
+      await waitForStops(targets, statusOf, o.wait, io);
 
       const { UpdateAutoScalingGroupCommand } = await import('@aws-sdk/client-auto-scaling');
       for (const t of targets) {
