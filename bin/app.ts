@@ -5,7 +5,7 @@ import { readAppContext } from '../lib/app-context';
 import { EXIT_CODES } from '../lib/contract';
 import { FOUNDATION_STACK, GITHUB_OIDC_STACK, sweepStackName, TAGS } from '../lib/contract';
 import { FoundationStack } from '../lib/foundation-stack';
-import { checkRepository, GitHubOidcStack } from '../lib/github-oidc-stack';
+import { checkSubjectPrefix, GitHubOidcStack, SUBJECT_PREFIX_CONTEXT } from '../lib/github-oidc-stack';
 import { SpecError, SweepSpec, loadSpec } from '../lib/spec';
 import { SweepStack } from '../lib/sweep-stack';
 
@@ -43,17 +43,25 @@ if (spec !== undefined) {
   new SweepStack(app, sweepStackName(spec.name), { spec, foundation, amiParameterName: context.amiParameter });
 }
 
-// `-c github=owner/repo [-c githubOidcProviderArn=arn:...]`: the GitHub OIDC provider and the roles
-// GitHub Actions runs cdk diff / cdk deploy with (README "CI deployments").
-const github: unknown = app.node.tryGetContext('github');
-if (github !== undefined) {
-  const problem = checkRepository(github);
+// `-c githubSubjectPrefix=repo:OWNER/REPO [-c githubOidcProviderArn=arn:...]`: the GitHub OIDC provider and the
+// roles GitHub Actions runs cdk diff / cdk deploy with (README "CI deployments"). The prefix is taken verbatim
+// from GitHub, never built from owner and repository names (lib/github-oidc-stack.ts says why).
+if (app.node.tryGetContext('github') !== undefined) {
+  console.error(
+    `spot-sweep: -c github=OWNER/REPO is replaced by -c ${SUBJECT_PREFIX_CONTEXT}=<the repository's OIDC subject prefix as GitHub reports it>, ` +
+      'e.g. repo:octo-org/spot-sweep or repo:octo-org@123456/spot-sweep@789012; README "CI deployments" shows how to read it.',
+  );
+  process.exit(EXIT_CODES.cli.specError);
+}
+const subjectPrefix: unknown = app.node.tryGetContext(SUBJECT_PREFIX_CONTEXT);
+if (subjectPrefix !== undefined) {
+  const problem = checkSubjectPrefix(subjectPrefix);
   if (problem !== undefined) {
     console.error(`spot-sweep: ${problem}`);
     process.exit(EXIT_CODES.cli.specError);
   }
   const providerArn: unknown = app.node.tryGetContext('githubOidcProviderArn');
-  new GitHubOidcStack(app, GITHUB_OIDC_STACK, { repository: github as string, existingProviderArn: typeof providerArn === 'string' ? providerArn : undefined });
+  new GitHubOidcStack(app, GITHUB_OIDC_STACK, { subjectPrefix: subjectPrefix as string, existingProviderArn: typeof providerArn === 'string' ? providerArn : undefined });
 }
 
 // Left untagged: cfn-lint's resource schemas have no Tags on associations and dashboards (CDK's do),

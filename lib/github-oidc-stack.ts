@@ -20,24 +20,42 @@ const AUDIENCE = 'sts.amazonaws.com';
 export const DEFAULT_BOOTSTRAP_QUALIFIER = 'hnb659fds';
 
 /**
- * `owner/repo`, or with immutable subject claims `owner@123/repo@456` (the default for repositories
- * created or renamed on github.com since 18 June 2026).
+ * The `sub` claim GitHub puts in a workflow's OIDC token starts with a prefix that names the repository. With
+ * immutable subject claims (the default for repositories created, renamed or transferred on github.com after
+ * the cut-over; opt-in for older ones) it carries the owner's and the repository's numeric ids, and the spelling
+ * is not settled: GitHub's changelog shows `repo:octocat-123456/my-repo-456789:…`, while a pull request to
+ * GitHub's docs and tokens seen in practice read `repo:octocat@123456/my-repo@456789:…`; other repositories keep
+ * `repo:octocat/my-repo:…`. So the prefix is not built from names and ids here: it is taken verbatim as GitHub
+ * reports it for the repository (README "CI deployments" says where), and the roles trust
+ * `<prefix>:pull_request` and `<prefix>:environment:deploy` exactly (StringEquals, no wildcard).
  * @see https://github.blog/changelog/2026-04-23-immutable-subject-claims-for-github-actions-oidc-tokens
+ * @see https://github.com/github/docs/pull/45221
+ * @see https://docs.github.com/en/rest/actions/oidc
  */
-const REPOSITORY = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:@\d+)?\/[A-Za-z0-9._-]{1,100}(?:@\d+)?$/;
+const SUBJECT_PREFIX = /^repo:[A-Za-z0-9][A-Za-z0-9-]*(?:@\d+)?\/[A-Za-z0-9_.-]+(?:@\d+)?$/;
 
-/** Checks `-c github=...`; returns a sentence with the fix, or undefined when it is fine. */
-export function checkRepository(value: unknown): string | undefined {
-  if (typeof value === 'string' && REPOSITORY.test(value) && !value.split('/')[1].startsWith('.')) return undefined;
-  return (
-    `-c github=${String(value)}: give the GitHub repository as owner/repo (e.g. -c github=octo-org/spot-sweep), ` +
-    'or owner@OWNER_ID/repo@REPO_ID when its OIDC tokens use immutable subject claims.'
-  );
+/** The context key of the subject prefix: `-c githubSubjectPrefix=repo:OWNER/REPO`. */
+export const SUBJECT_PREFIX_CONTEXT = 'githubSubjectPrefix';
+
+/** Checks `-c githubSubjectPrefix=...`; returns a sentence with the fix, or undefined when it is fine. */
+export function checkSubjectPrefix(value: unknown): string | undefined {
+  const given = `-c ${SUBJECT_PREFIX_CONTEXT}=${String(value)}`;
+  const how = 'copy it from GitHub as README "CI deployments" shows (gh api repos/OWNER/REPO/actions/oidc/customization/sub, or the sub claim of a token)';
+  if (typeof value !== 'string' || value.trim() === '') return `${given}: give the OIDC subject prefix of your repository, e.g. repo:octo-org/spot-sweep; ${how}.`;
+  if (/[*?]/.test(value)) return `${given}: no wildcards (* or ?); the roles trust exactly one repository. Give its subject prefix, e.g. repo:octo-org/spot-sweep.`;
+  if (/^repo:[^:]+:/.test(value)) {
+    return `${given}: give only the prefix, up to the repository (e.g. ${value.split(':').slice(0, 2).join(':')}); the stack adds :pull_request and :environment:${GITHUB_DEPLOY_ENVIRONMENT} itself.`;
+  }
+  if (SUBJECT_PREFIX.test(value) && !value.split('/')[1].startsWith('.')) return undefined;
+  return `${given}: not a GitHub OIDC subject prefix; it looks like repo:OWNER/REPO (repo:octo-org/spot-sweep), or with immutable ids repo:OWNER@ID/REPO@ID or repo:OWNER-ID/REPO-ID as GitHub reports it; ${how}.`;
 }
 
 export interface GitHubOidcStackProps extends StackProps {
-  /** The repository whose workflows may deploy: `owner/repo` or `owner@ID/repo@ID` (see {@link checkRepository}). */
-  readonly repository: string;
+  /**
+   * The repository's OIDC subject prefix, verbatim as GitHub issues it, e.g. `repo:octo-org/spot-sweep` or
+   * `repo:octo-org@123456/spot-sweep@456789` (see {@link checkSubjectPrefix}).
+   */
+  readonly subjectPrefix: string;
   /**
    * ARN of the account's existing GitHub OIDC provider (an account holds one per issuer URL).
    * @default - the stack creates the provider
@@ -65,10 +83,10 @@ export class GitHubOidcStack extends Stack {
 
   constructor(scope: Construct, id: string, props: GitHubOidcStackProps) {
     super(scope, id, {
-      description: `spot-sweep CI: GitHub OIDC provider and the roles ${props.repository} assumes for cdk diff and cdk deploy`,
+      description: `spot-sweep CI: GitHub OIDC provider and the roles ${props.subjectPrefix} assumes for cdk diff and cdk deploy`,
       ...props,
     });
-    const problem = checkRepository(props.repository);
+    const problem = checkSubjectPrefix(props.subjectPrefix);
     if (problem) throw new Error(problem);
 
     // IAM no longer needs thumbprints for GitHub: it checks the issuer's certificate against its own
@@ -85,18 +103,18 @@ export class GitHubOidcStack extends Stack {
 
     const trust = (subject: string): iam.IPrincipal =>
       new iam.OpenIdConnectPrincipal(provider, {
-        StringEquals: { [`${GITHUB_ISSUER}:aud`]: AUDIENCE, [`${GITHUB_ISSUER}:sub`]: `repo:${props.repository}:${subject}` },
+        StringEquals: { [`${GITHUB_ISSUER}:aud`]: AUDIENCE, [`${GITHUB_ISSUER}:sub`]: `${props.subjectPrefix}:${subject}` },
       });
 
     this.diffRole = new iam.Role(this, 'DiffRole', {
-      description: `cdk diff from pull requests of ${props.repository}: may only assume the CDK lookup role`,
+      description: `cdk diff from pull requests of ${props.subjectPrefix}: may only assume the CDK lookup role`,
       assumedBy: trust('pull_request'),
       maxSessionDuration: Duration.hours(1),
     });
     this.diffRole.addToPolicy(new iam.PolicyStatement({ actions: ['sts:AssumeRole'], resources: [bootstrapRole('lookup')] }));
 
     this.deployRole = new iam.Role(this, 'DeployRole', {
-      description: `cdk deploy from the "${GITHUB_DEPLOY_ENVIRONMENT}" environment of ${props.repository}: may only assume the CDK bootstrap roles`,
+      description: `cdk deploy from the "${GITHUB_DEPLOY_ENVIRONMENT}" environment of ${props.subjectPrefix}: may only assume the CDK bootstrap roles`,
       assumedBy: trust(`environment:${GITHUB_DEPLOY_ENVIRONMENT}`),
       maxSessionDuration: Duration.hours(1),
     });

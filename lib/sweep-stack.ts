@@ -11,6 +11,8 @@ import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { BudgetGuard } from './constructs/budget-guard';
 import { ConfigFleet } from './constructs/config-fleet';
+import { ConfigRestart } from './constructs/config-restart';
+import { MANAGED_POLICY_MAX_CHARS, worstCasePolicyLength } from './constructs/iam-policy-size';
 import { ResultsCollector } from './constructs/results-collector';
 import { SweepDashboard } from './constructs/sweep-dashboard';
 import { jobParameterName, jobUri, storeKeys, sweepStackName } from './contract';
@@ -50,6 +52,8 @@ export class SweepStack extends Stack {
   public readonly dashboard: SweepDashboard;
   public readonly budgetGuard: BudgetGuard;
   public readonly results: ResultsCollector;
+  /** Starts each config on its first deploy and on every deploy that changes its job.json. */
+  public readonly restart: ConfigRestart;
   private readonly deployLogs: logs.LogGroup;
   private readonly dataRoles: iam.Role[] = [];
   /** `s3://` URI of the zipped training code, as the association passes it (CodeUri). */
@@ -102,7 +106,21 @@ export class SweepStack extends Stack {
         }),
       );
     }
-    const instanceAccess = new iam.Policy(this, 'InstanceAccess', { roles: [foundation.instanceRole], statements: instanceReads });
+    // A customer managed policy of the sweep's own, attached to the shared instance role: inline policies (an
+    // iam.Policy) would all count against the role's one quota, "Role policy size cannot exceed 10,240
+    // characters" in total, which a handful of sweeps deployed side by side overrun (about seven the size of the
+    // seed plan). A managed policy holds at most 6,144 characters (checked below) and a role takes 10 of them by
+    // default (20 on request), two of which are AWS's (InstanceRole): 8 sweeps at a time (README "IAM, and how
+    // many sweeps at once").
+    // A new construct id: CloudFormation cannot change the type of an existing resource (the inline policy).
+    // @see https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html
+    // @see https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_managed-vs-inline.html
+    const instanceAccess = new iam.ManagedPolicy(this, 'InstanceAccessPolicy', {
+      description: `spot-sweep ${spec.name}: the instances read the training code, the job parameters and the sweep's data`,
+      roles: [foundation.instanceRole],
+      statements: instanceReads,
+    });
+    this.node.addValidation({ validate: () => this.checkInstanceAccessSize(spec, instanceAccess) });
 
     this.fleets = spec.configs.map(
       (config) =>
@@ -124,13 +142,27 @@ export class SweepStack extends Stack {
       // An instance must find its job.json and data, and be allowed to read the code, before the group starts it.
       fleet.group.node.addDependency(jobParameters[i], ...uploads, instanceAccess);
     });
+    // The groups are created empty; this starts each config once its group and association exist, and again
+    // whenever a deploy changes its job.json (never on a redeploy that leaves it as it was).
+    this.restart = new ConfigRestart(this, 'Restart', {
+      sweepName: spec.name,
+      bucket: foundation.bucket,
+      configs: this.fleets.map((fleet, i) => ({ config: spec.configs[i].name, fleet, job: jobParameters[i] })),
+    });
 
     // Spend so far (spend.json and a metric); at the budget a stop request per job, then every group to zero.
     this.budgetGuard = new BudgetGuard(this, 'BudgetGuard', {
       sweepName: spec.name,
       budgetUsd: spec.budgetUsd,
       bucket: foundation.bucket,
-      groups: this.fleets.map((f, i) => ({ config: spec.configs[i].name, groupName: f.groupName, market: f.market, instanceTypes: f.instanceTypes })),
+      instanceRole: foundation.instanceRole,
+      groups: this.fleets.map((f, i) => ({
+        config: spec.configs[i].name,
+        groupName: f.groupName,
+        market: f.market,
+        instanceTypes: f.instanceTypes,
+        launchTemplates: [...f.launchTemplates.values()],
+      })),
     });
     // leaderboard.json and report.html, rebuilt on every new results.json of the sweep.
     this.results = new ResultsCollector(this, 'Results', { sweepName: spec.name, bucket: foundation.bucket, configs: spec.configs.map((c) => c.name) });
@@ -260,8 +292,23 @@ export class SweepStack extends Stack {
     return deployment;
   }
 
+  /**
+   * A sweep's instance policy must fit IAM's 6,144 characters once deployed (checked for the longest account,
+   * region and partition); it grows with every config (its job parameter) and every script bundle or data
+   * prefix in another bucket. Returns the problem for synth to report, or nothing.
+   */
+  private checkInstanceAccessSize(spec: SweepSpec, policy: iam.ManagedPolicy): string[] {
+    const length = worstCasePolicyLength(this, policy.document);
+    if (length <= MANAGED_POLICY_MAX_CHARS) return [];
+    return [
+      `sweep "${spec.name}": the instances' IAM policy would hold up to ${length.toLocaleString('en-US')} characters, over IAM's ` +
+        `${MANAGED_POLICY_MAX_CHARS.toLocaleString('en-US')} for a managed policy (${spec.configs.length} configs, each adding its job parameter, ` +
+        'plus script bundles and data prefixes in other buckets). Split the sweep into two specs, or keep data and script bundles under fewer S3 prefixes.',
+    ];
+  }
+
   /** cdk-nag findings that are intended, each with its reason. */
-  private acknowledgeFindings(instanceAccess: iam.Policy, external: { bucket: string; prefix: string }[]): void {
+  private acknowledgeFindings(instanceAccess: iam.ManagedPolicy, external: { bucket: string; prefix: string }[]): void {
     for (const { bucket, prefix } of dedupe(external)) {
       Validations.of(instanceAccess).acknowledge({
         id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::${bucket}/${prefix}*]`,

@@ -42,15 +42,29 @@ describe('app context (-c values)', () => {
 });
 
 describe('bin/app.ts', () => {
-  test('fails when -c sweep points at a broken spec: every problem, exit 1, no stack trace', () => {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', 'bin/app.ts'], {
+  /** Runs the CDK app as `cdk synth -c ...` does (the context values in CDK_CONTEXT_JSON). */
+  const synth = (context: Record<string, string>) =>
+    spawnSync(process.execPath, ['--import', 'tsx', 'bin/app.ts'], {
       cwd: ROOT,
       encoding: 'utf8',
       timeout: 60_000,
-      env: { PATH: process.env.PATH, CDK_CONTEXT_JSON: JSON.stringify({ sweep: 'test/fixtures/broken-many.json' }) },
+      env: { PATH: process.env.PATH, CDK_CONTEXT_JSON: JSON.stringify(context) },
     });
+
+  test('fails when -c sweep points at a broken spec: every problem, exit 1, no stack trace', () => {
+    const r = synth({ sweep: 'test/fixtures/broken-many.json' });
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/broken-many\.json: 13 problems:/);
     expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  test('fails when the GitHub OIDC subject prefix is built from parts or has a wildcard: says to pass it verbatim, exit 1, no stack trace', () => {
+    const parts = synth({ github: 'octo-org/spot-sweep' });
+    expect(parts.status).toBe(1);
+    expect(parts.stderr).toMatch(/-c github=OWNER\/REPO is replaced by -c githubSubjectPrefix=<the repository's OIDC subject prefix as GitHub reports it>/);
+    const wildcard = synth({ githubSubjectPrefix: 'repo:octo-org/*' });
+    expect(wildcard.status).toBe(1);
+    expect(wildcard.stderr).toMatch(/-c githubSubjectPrefix=repo:octo-org\/\*: no wildcards/);
+    for (const r of [parts, wildcard]) expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 });

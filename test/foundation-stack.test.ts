@@ -47,11 +47,11 @@ describe('FoundationStack (defaults)', () => {
     template.resourceCountIs('Custom::S3BucketNotifications', 0);
   });
 
-  test('lifecycle expires tagged checkpoints and aborts incomplete multipart uploads after a day', () => {
+  test('lifecycle expires tagged checkpoints under sweeps/ and aborts incomplete multipart uploads after a day', () => {
     template.hasResourceProperties('AWS::S3::Bucket', {
       LifecycleConfiguration: {
         Rules: Match.arrayWith([
-          Match.objectLike({ Id: 'expire-checkpoints', Status: 'Enabled', ExpirationInDays: 7, TagFilters: [{ Key: 'spot-sweep-kind', Value: 'checkpoint' }] }),
+          Match.objectLike({ Id: 'expire-checkpoints', Status: 'Enabled', ExpirationInDays: 7, Prefix: 'sweeps/', TagFilters: [{ Key: 'spot-sweep-kind', Value: 'checkpoint' }] }),
           Match.objectLike({ Id: 'abort-incomplete-multipart-uploads', AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } }),
         ]),
       },
@@ -105,8 +105,28 @@ describe('FoundationStack (defaults)', () => {
       .flatMap((s) => [s.Resource].flat())
       .map((r: { 'Fn::Join': [string, unknown[]] }) => r['Fn::Join'][1][1]);
     expect(objectResources.sort()).toEqual(['/cache/*', '/code/*', '/datasets/*', '/sweeps/*']);
-    const list = statements.find((s) => s.Sid === 'ListOwnPrefixes');
-    expect(list.Condition).toEqual({ StringLike: { 's3:prefix': ['sweeps/*', 'cache/*', 'code/*', 'datasets/*'] } });
+  });
+
+  /** The instance role's statements that grant `action`. */
+  const instanceStatements = (action: string) =>
+    Object.values(template.findResources('AWS::IAM::Policy'))
+      .flatMap((p) => p.Properties.PolicyDocument.Statement)
+      .filter((s: { Action: string | string[] }) => [s.Action].flat().includes(action));
+  const bucketArn = { 'Fn::GetAtt': [expect.stringMatching(/^ArtifactsBucket/), 'Arn'] };
+
+  test('a missing status.json, control.json or checkpoint reads as absent, not denied: ListBucket on the bucket, no s3:prefix condition', () => {
+    const list = instanceStatements('s3:ListBucket');
+    expect(list).toHaveLength(1);
+    expect(list[0].Condition).toBeUndefined();
+    expect(list[0].Resource).toEqual(bucketArn);
+  });
+
+  test('the SSM Agent may write command output to the encrypted bucket: s3:GetEncryptionConfiguration on the artifact bucket only', () => {
+    const read = instanceStatements('s3:GetEncryptionConfiguration');
+    expect(read).toHaveLength(1);
+    expect([read[0].Action].flat()).toEqual(['s3:GetEncryptionConfiguration']);
+    expect(read[0].Condition).toBeUndefined();
+    expect(read[0].Resource).toEqual(bucketArn);
   });
 
   test('an instance may remove itself only from spot-sweep groups', () => {

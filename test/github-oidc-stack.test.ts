@@ -1,11 +1,11 @@
 import { App, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { checkRepository, GitHubOidcStack, GitHubOidcStackProps } from '../lib/github-oidc-stack';
+import { checkSubjectPrefix, GitHubOidcStack, GitHubOidcStackProps } from '../lib/github-oidc-stack';
 
 function build(props: Partial<GitHubOidcStackProps> = {}): { app: App; template: Template } {
   const app = new App();
-  const stack = new GitHubOidcStack(app, 'SpotSweep-GitHubOidc', { repository: 'octo-org/spot-sweep', ...props });
+  const stack = new GitHubOidcStack(app, 'SpotSweep-GitHubOidc', { subjectPrefix: 'repo:octo-org/spot-sweep', ...props });
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   return { app, template: Template.fromStack(stack) };
 }
@@ -97,18 +97,27 @@ describe('GitHubOidcStack', () => {
     t.hasResourceProperties('AWS::IAM::Role', { AssumeRolePolicyDocument: { Statement: [Match.objectLike({ Principal: { Federated: arn } })] } });
   });
 
-  test('accepts immutable subject claims (owner@id/repo@id) in the trust condition', () => {
-    const { template: t } = build({ repository: 'octo-org@123456/spot-sweep@789' });
-    t.hasResourceProperties('AWS::IAM::Role', {
-      AssumeRolePolicyDocument: { Statement: [Match.objectLike({ Condition: { StringEquals: Match.objectLike({ 'token.actions.githubusercontent.com:sub': 'repo:octo-org@123456/spot-sweep@789:environment:deploy' }) } })] },
-    });
+  /** The `sub` each role of a stack built with this prefix trusts. */
+  const trustedSubjects = (subjectPrefix: string): string[] =>
+    Object.values(build({ subjectPrefix }).template.findResources('AWS::IAM::Role')).map(
+      (r) => r.Properties.AssumeRolePolicyDocument.Statement[0].Condition.StringEquals['token.actions.githubusercontent.com:sub'],
+    );
+
+  test('takes the subject prefix verbatim, in either documented spelling of immutable subject claims', () => {
+    // GitHub's changelog spells the immutable ids owner-ID/repo-ID, its docs and live tokens owner@ID/repo@ID.
+    expect(trustedSubjects('repo:octo-org@123456/spot-sweep@789').sort()).toEqual(['repo:octo-org@123456/spot-sweep@789:environment:deploy', 'repo:octo-org@123456/spot-sweep@789:pull_request']);
+    expect(trustedSubjects('repo:octocat-123456/my-repo-456789').sort()).toEqual(['repo:octocat-123456/my-repo-456789:environment:deploy', 'repo:octocat-123456/my-repo-456789:pull_request']);
   });
 
-  test('fails when the repository is not owner/repo: says the form to use', () => {
-    expect(checkRepository('octo-org/spot-sweep')).toBeUndefined();
-    for (const bad of ['spot-sweep', 'octo-org/*', 'https://github.com/octo-org/spot-sweep', 'a/b/c', '']) {
-      expect(checkRepository(bad)).toMatch(/give the GitHub repository as owner\/repo/);
+  test('fails when the subject prefix is empty, has a wildcard, is a whole subject or not a repository prefix: says what to give and where to read it', () => {
+    expect(checkSubjectPrefix('repo:octo-org/spot-sweep')).toBeUndefined();
+    expect(checkSubjectPrefix('')).toMatch(/give the OIDC subject prefix of your repository, e\.g\. repo:octo-org\/spot-sweep; copy it from GitHub/);
+    expect(checkSubjectPrefix(undefined)).toMatch(/give the OIDC subject prefix/);
+    expect(checkSubjectPrefix('repo:octo-org/*')).toMatch(/no wildcards \(\* or \?\); the roles trust exactly one repository/);
+    expect(checkSubjectPrefix('repo:octo-org/spot-sweep:environment:deploy')).toMatch(/give only the prefix, up to the repository \(e\.g\. repo:octo-org\/spot-sweep\); the stack adds :pull_request and :environment:deploy/);
+    for (const bad of ['octo-org/spot-sweep', 'spot-sweep', 'https://github.com/octo-org/spot-sweep', 'repo:a/b/c', 'repo: octo-org/spot-sweep', 'repo:octo-org/.hidden']) {
+      expect([bad, checkSubjectPrefix(bad)]).toEqual([bad, expect.stringMatching(/not a GitHub OIDC subject prefix; it looks like repo:OWNER\/REPO/)]);
     }
-    expect(() => build({ repository: 'octo-org/*' })).toThrow(/-c github=octo-org\/\*/);
+    expect(() => build({ subjectPrefix: 'repo:octo-org/*' })).toThrow(/-c githubSubjectPrefix=repo:octo-org\/\*/);
   });
 });

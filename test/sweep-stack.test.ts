@@ -94,7 +94,7 @@ describe('SweepStack', () => {
     expect(stack.stackName).toBe('SpotSweep-tt');
   });
 
-  test('spot configs: price-capacity-optimized, on-demand 0 %, min/max/desired 0/1/1, no capacity rebalance', () => {
+  test('spot configs: price-capacity-optimized, on-demand 0 %, min 0 and max 1 with no desired capacity (the restart resource starts them), no capacity rebalance', () => {
     for (const config of ['single', 'multi', 'volta', 'mixed']) {
       const p = group(config).Properties;
       expect(p.MixedInstancesPolicy.InstancesDistribution).toEqual({
@@ -103,7 +103,7 @@ describe('SweepStack', () => {
         OnDemandPercentageAboveBaseCapacity: 0,
         SpotAllocationStrategy: 'price-capacity-optimized',
       });
-      expect([p.MinSize, p.MaxSize, p.DesiredCapacity]).toEqual(['0', '1', '1']);
+      expect([p.MinSize, p.MaxSize, p.DesiredCapacity]).toEqual(['0', '1', undefined]);
       expect(p.CapacityRebalance).toBe(false);
       expect(p.MetricsCollection).toEqual([{ Granularity: '1Minute', Metrics: ['GroupInServiceInstances'] }]);
     }
@@ -113,7 +113,7 @@ describe('SweepStack', () => {
     const p = group('ondemand').Properties;
     expect(p.MixedInstancesPolicy.InstancesDistribution.OnDemandPercentageAboveBaseCapacity).toBe(100);
     expect(p.MixedInstancesPolicy.LaunchTemplate.Overrides.map((o: any) => o.InstanceType)).toEqual(['g6.xlarge', 'g5.xlarge']);
-    expect([p.MinSize, p.MaxSize, p.DesiredCapacity, p.CapacityRebalance]).toEqual(['0', '1', '1', false]);
+    expect([p.MinSize, p.MaxSize, p.DesiredCapacity, p.CapacityRebalance]).toEqual(['0', '1', undefined, false]);
   });
 
   test('spot-then-on-demand starts on spot and is tagged for the guard', () => {
@@ -289,7 +289,7 @@ describe('SweepStack', () => {
   });
 
   test('the instance role may read the code asset and the data prefix of the other bucket, nothing more', () => {
-    const [, policy] = byType('AWS::IAM::Policy').find(([id]) => id.startsWith('InstanceAccess'))!;
+    const [, policy] = byType('AWS::IAM::ManagedPolicy').find(([id]) => id.startsWith('InstanceAccess'))!;
     expect(policy.Properties.Roles).toHaveLength(1);
     const statements = policy.Properties.PolicyDocument.Statement;
     const resourcesOf = (action: string) => statements.filter((s: any) => [s.Action].flat().includes(action)).flatMap((s: any) => [s.Resource].flat().map(flatten));
@@ -299,6 +299,18 @@ describe('SweepStack', () => {
     const list = statements.find((s: any) => s.Action === 's3:ListBucket');
     expect(flatten(list.Resource)).toBe('arn:<ref>:s3:::other-data');
     expect(list.Condition).toEqual({ StringLike: { 's3:prefix': ['two-tower/*'] } });
+  });
+
+  test('the budget guard may launch from every launch template of the sweep and pass the instance role to EC2 (Auto Scaling checks both when the guard updates a group)', () => {
+    const statements = byType('AWS::IAM::Policy')
+      .filter(([id]) => id.startsWith('BudgetGuard'))
+      .flatMap(([, r]) => r.Properties.PolicyDocument.Statement);
+    const run = statements.find((st: any) => st.Action === 'ec2:RunInstances');
+    const templateRefs = run.Condition.ArnLike['ec2:LaunchTemplate'].map((arn: any) => arn['Fn::Join'][1].find((part: any) => part.Ref && !part.Ref.startsWith('AWS::')).Ref);
+    expect(templateRefs.sort()).toEqual(byType('AWS::EC2::LaunchTemplate').map(([id]) => id).sort());
+    const pass = statements.find((st: any) => st.Action === 'iam:PassRole');
+    expect(pass.Resource).toEqual({ 'Fn::ImportValue': expect.stringMatching(/InstanceRole.*Arn/) });
+    expect(pass.Condition).toEqual({ StringEquals: { 'iam:PassedToService': 'ec2.amazonaws.com' } });
   });
 
   test('no IAM statement allows every action', () => {
@@ -352,6 +364,70 @@ describe('SweepStack', () => {
   test('the foundation template is not changed by the sweep (no grant added to it)', () => {
     const foundationPolicies = Object.values(Template.fromStack(foundation).findResources('AWS::IAM::Policy'));
     for (const p of foundationPolicies) expect(JSON.stringify(p)).not.toContain('other-data');
+  });
+});
+
+describe('several sweeps on one foundation: IAM quotas of the shared instance role', () => {
+  /**
+   * Every inline policy on the foundation's instance role, across the app's stacks, every customer managed
+   * policy attached to it, and the AWS managed policies of the role itself.
+   */
+  function instanceRolePolicies(app: App): { inline: Resource[]; managed: Resource[]; awsManaged: number } {
+    const inline: Resource[] = [];
+    const managed: Resource[] = [];
+    let awsManaged = 0;
+    for (const stack of app.node.children.filter((c): c is FoundationStack | SweepStack => c instanceof FoundationStack || c instanceof SweepStack)) {
+      for (const r of Object.values(Template.fromStack(stack).toJSON().Resources as Record<string, Resource>)) {
+        if (r.Type === 'AWS::IAM::Role' && r.Properties.AssumeRolePolicyDocument.Statement[0].Principal.Service === 'ec2.amazonaws.com') awsManaged = r.Properties.ManagedPolicyArns.length;
+        if (!/InstanceRole/.test(JSON.stringify(r.Properties?.Roles ?? []))) continue;
+        if (r.Type === 'AWS::IAM::Policy') inline.push(r);
+        if (r.Type === 'AWS::IAM::ManagedPolicy') managed.push(r);
+      }
+    }
+    return { inline, managed, awsManaged };
+  }
+  /** A document's size as IAM counts it (no white space), every reference taken as 64 characters (the longest name). */
+  const worstCaseLength = (document: unknown): number => JSON.stringify(document, (_key, v) => (v && typeof v === 'object' && !Array.isArray(v) && ('Ref' in v || 'Fn::ImportValue' in v || 'Fn::GetAtt' in v) ? 'x'.repeat(64) : v)).length;
+  const seedPlan = loadSpec(path.join(ROOT, 'sweeps', 'seed-plan.json'));
+  function appWith(sweeps: number): App {
+    const app = new App({ context: CDK_CONTEXT });
+    const foundation = new FoundationStack(app, 'SpotSweep-Foundation');
+    for (let i = 1; i <= sweeps; i++) {
+      const spec = { ...seedPlan, name: `seed-plan-${i}` };
+      new SweepStack(app, `SpotSweep-${spec.name}`, { spec, foundation });
+    }
+    return app;
+  }
+
+  test('seven sweeps deploy side by side: each brings its own managed policy under 6,144 characters, and no inline policy on the role grows with them', () => {
+    const one = instanceRolePolicies(appWith(1));
+    const seven = instanceRolePolicies(appWith(7));
+    // IAM: a role's inline policies hold 10,240 characters together; a managed policy 6,144; 10 managed policies per role by default.
+    expect(seven.inline.map((r) => JSON.stringify(r.Properties.PolicyDocument))).toEqual(one.inline.map((r) => JSON.stringify(r.Properties.PolicyDocument)));
+    expect(seven.inline.reduce((sum, r) => sum + worstCaseLength(r.Properties.PolicyDocument), 0)).toBeLessThan(10240);
+    expect(seven.managed).toHaveLength(7);
+    for (const policy of seven.managed) {
+      expect(policy.Properties.Roles).toHaveLength(1);
+      expect(worstCaseLength(policy.Properties.PolicyDocument)).toBeLessThan(6144);
+    }
+    // The role's two AWS managed policies plus one per sweep: 8 sweeps fit the default quota of 10 (README).
+    expect(seven.awsManaged).toBe(2);
+    expect(seven.awsManaged + seven.managed.length).toBeLessThanOrEqual(10);
+  });
+
+  test('fails at synth, naming the size and the fix, when one sweep needs more than a managed policy holds', () => {
+    // 16 configs, each reading a data prefix in a bucket of its own with long names: two statements each.
+    const long = 'x'.repeat(40);
+    const spec = validateSpec({
+      name: 'wide',
+      budgetUsd: 10,
+      defaults: { instanceTypes: ['g5.xlarge'] },
+      configs: Array.from({ length: 16 }, (_, i) => ({ name: `c${i}`, data: `s3://data-${i}-${long}/${long}/${long}/` })),
+    });
+    const app = new App({ context: CDK_CONTEXT });
+    const foundation = new FoundationStack(app, 'SpotSweep-Foundation');
+    const stack = new SweepStack(app, 'SpotSweep-wide', { spec, foundation });
+    expect(() => Template.fromStack(stack)).toThrow(/sweep "wide": the instances' IAM policy would hold up to [\d,]+ characters, over IAM's 6,144 for a managed policy \(16 configs.*Split the sweep into two specs/);
   });
 });
 

@@ -6,7 +6,7 @@ import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { FOUNDATION_STACK, STACK_OUTPUTS, sweepStackName } from '../contract';
 import { SweepSpec } from '../spec/types';
-import { s3Store, SweepStore } from '../store';
+import { S3AccessDenied, s3Store, SweepStore } from '../store';
 import { hasAwsCredentials } from './spot-prices';
 
 /**
@@ -188,6 +188,8 @@ export function explainAwsError(err: unknown, call: string): AwsSetupError {
   const name = e.name ?? 'Error';
   const message = (e.message ?? String(err)).split('\n')[0];
   if (name === 'CredentialsProviderError') return new AwsSetupError(NO_CREDENTIALS);
+  // The store already names the permission and the ARN (lib/store S3AccessDenied).
+  if (err instanceof S3AccessDenied) return new AwsSetupError(`${err.message} Grant it to the identity you use (aws sts get-caller-identity names it).`);
   if (name === 'NoSuchBucket') {
     return new AwsSetupError(`${call}: the bucket does not exist in this account; check --bucket, or deploy the foundation with npx cdk deploy ${FOUNDATION_STACK}.`);
   }

@@ -80,7 +80,7 @@ export async function lookupSpotPrices(
     const prices = new Map([...samples].map(([type, list]) => [type, list.reduce((a, b) => a + b, 0) / list.length]));
     const missing = instanceTypes.filter((t) => !prices.has(t));
     const gap = missing.length > 0 ? ` (no live price for ${missing.join(', ')}: table used for those)` : '';
-    return { prices, note: `live spot prices from EC2 DescribeSpotPriceHistory in ${region}, averaged over AZs${gap}; on-demand from the built-in table.` };
+    return { prices, note: `live spot prices from EC2 DescribeSpotPriceHistory in ${region}, averaged over AZs${gap}.` };
   } catch (err) {
     const { name, message } = err as Error;
     const why = abort.signal.aborted ? `no answer within ${timeoutMs / 1000} s` : message && message !== 'Unknown' ? message : name;

@@ -1,7 +1,7 @@
 import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { CHECKPOINT_TAG } from '../contract';
+import { CHECKPOINT_TAG, storeKeys } from '../contract';
 
 export interface ArtifactBucketProps {
   /**
@@ -35,9 +35,15 @@ export interface ArtifactBucketProps {
  *   which adds a custom-resource Lambda (BucketNotificationsHandler) to the stack: one more function,
  *   role and cdk-nag exception, and a resource the local CloudFormation emulator cannot run.
  *   @see https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-s3-bucket-eventbridgeconfiguration.html
- * - Lifecycle: checkpoints expire (by tag: S3 lifecycle filters take a prefix and tags, not a
- *   wildcard like `sweeps/*\/checkpoints/`), and incomplete multipart uploads (a spot instance killed
- *   mid-upload) are aborted after one day.
+ * - Lifecycle: checkpoints expire, and incomplete multipart uploads (a spot instance killed mid-upload) are
+ *   aborted after one day. A lifecycle filter takes one literal prefix and tags, never a wildcard like
+ *   `sweeps/*\/checkpoints/`, so checkpoints are found by the contract's tag, which the job runner puts on
+ *   every checkpoint upload and its `.sha256` digest, within the store's prefix `sweeps/`: S3 "uses a logical
+ *   AND to combine the filters", and "each tag must match both key and value exactly". results.json, train.log
+ *   and everything else the runner uploads is untagged and kept; so is a checkpoint copied out of `sweeps/`
+ *   to keep it (CopyObject copies the tag-set unless told otherwise: "The default value is COPY").
+ *   @see https://docs.aws.amazon.com/AmazonS3/latest/userguide/intro-lifecycle-filters.html
+ *   @see https://docs.aws.amazon.com/AmazonS3/latest/API/API_CopyObject.html
  *   @see https://docs.aws.amazon.com/AmazonS3/latest/userguide/intro-lifecycle-rules.html
  */
 export class ArtifactBucket extends Construct {
@@ -65,6 +71,7 @@ export class ArtifactBucket extends Construct {
       lifecycleRules: [
         {
           id: 'expire-checkpoints',
+          prefix: storeKeys.sweepsRoot,
           tagFilters: { [CHECKPOINT_TAG.key]: CHECKPOINT_TAG.value },
           expiration,
         },

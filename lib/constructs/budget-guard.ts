@@ -1,5 +1,6 @@
 import { ArnFormat, Duration, Stack, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -18,6 +19,11 @@ export interface GuardedGroupProps {
   readonly market: 'spot' | 'on-demand' | 'spot-then-on-demand';
   /** The config's instance types (for the record; prices are looked up per launched instance). */
   readonly instanceTypes: readonly string[];
+  /**
+   * The launch templates the group launches from: the guard may launch from these (and no other) templates,
+   * which Auto Scaling checks whenever the guard updates the group.
+   */
+  readonly launchTemplates: readonly ec2.ILaunchTemplate[];
 }
 
 export interface BudgetGuardProps {
@@ -26,6 +32,8 @@ export interface BudgetGuardProps {
   readonly budgetUsd: number;
   /** The artifact bucket: the guard keeps its ledger (spend.json) there and writes stop requests (control.json). */
   readonly bucket: s3.IBucket;
+  /** The role of the instances' profile (in the groups' launch templates): the guard may pass it to EC2 only. */
+  readonly instanceRole: iam.IRole;
   readonly groups: readonly GuardedGroupProps[];
   /**
    * How often the guard runs. Spend can overshoot the budget by at most one interval of the sweep's instances.
@@ -80,6 +88,9 @@ export class BudgetGuard extends Construct {
       const expected = groupName(props.sweepName, g.config);
       if (g.groupName !== expected) {
         problems.push(`group of config "${g.config}" is named "${g.groupName}"; name it ${expected} (the guard's IAM policy and the CLI rely on it).`);
+      }
+      if (g.launchTemplates.length === 0 || g.launchTemplates.some((lt) => lt.launchTemplateId === undefined)) {
+        problems.push(`group of config "${g.config}" has no launch template with an id; pass the templates its group launches from (ConfigFleet.launchTemplates).`);
       }
     }
     if (problems.length > 0) throw new Error(`BudgetGuard for sweep "${props.sweepName}":\n  - ${problems.join('\n  - ')}`);
@@ -140,6 +151,53 @@ export class BudgetGuard extends Construct {
         resources: groupArns,
       }),
     );
+    // The guard updates groups that launch from launch templates (the on-demand switch, the scale to zero at the
+    // budget), and Auto Scaling checks the caller's right to launch from the template: "ec2:RunInstances are
+    // checked when an Auto Scaling group is created or updated using a launch template"; iam:PassRole for a
+    // template "that specifies an instance profile"; ec2:CreateTags "if there are tags specified in the launch
+    // template" (ours tag instances and volumes). The guides do not say whether an update that sends no template
+    // (the guard sends sizes, or InstancesDistribution only) is exempt, so the guard may launch from exactly this
+    // sweep's templates: a refused update would disable the budget's kill path.
+    // @see https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-launch-template-permissions.html
+    // @see https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-api-permissions.html
+    const templateArns = [...new Set(props.groups.flatMap((g) => g.launchTemplates))].map((lt) =>
+      stack.formatArn({ service: 'ec2', resource: 'launch-template', resourceName: lt.launchTemplateId }),
+    );
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'LaunchFromSweepTemplates',
+        // Every resource of the launch (instance, volume, network interface, subnet, security group, image, the
+        // template), but only from this sweep's templates: the ec2:LaunchTemplate condition, as in the EC2 User
+        // Guide's "Tags in a launch template" example policy (Resource "*", ArnLike ec2:LaunchTemplate).
+        // @see https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ExamplePolicies_EC2.html#iam-example-tags-launch-template
+        actions: ['ec2:RunInstances'],
+        resources: ['*'],
+        conditions: { ArnLike: { 'ec2:LaunchTemplate': templateArns } },
+      }),
+    );
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'PassInstanceRoleToEc2',
+        // The instance role only, and only to EC2.
+        // @see https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/permission-to-pass-iam-roles.html
+        // @see https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_iam-condition-keys.html#ck_PassedToService
+        actions: ['iam:PassRole'],
+        resources: [props.instanceRole.roleArn],
+        conditions: { StringEquals: { 'iam:PassedToService': 'ec2.amazonaws.com' } },
+      }),
+    );
+    const launchTags = stack.formatArn({ service: 'ec2', resource: '*', resourceName: '*' });
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'TagAtLaunch',
+        // Tags on creation by RunInstances only, as the Auto Scaling guide's "Permissions required to tag
+        // instances and volumes" example grants (resource arn:...:ec2:region:account:*/*).
+        // @see https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-launch-template-permissions.html
+        actions: ['ec2:CreateTags'],
+        resources: [launchTags],
+        conditions: { StringEquals: { 'ec2:CreateAction': 'RunInstances' } },
+      }),
+    );
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'PutSpendMetrics',
@@ -167,12 +225,13 @@ export class BudgetGuard extends Construct {
     );
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
-        sid: 'ListSweepPrefix',
-        // Lets a missing status.json/control.json/spend.json read as NoSuchKey instead of AccessDenied.
+        sid: 'ListArtifactBucket',
+        // Lets a missing status.json/control.json/spend.json read as NoSuchKey (404) instead of AccessDenied
+        // (403): S3 answers 404 only to a caller with s3:ListBucket on the bucket. No s3:prefix condition: a
+        // GetObject carries no s3:prefix, so a prefix-scoped grant does not count (see InstanceRole).
         // @see https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html
         actions: ['s3:ListBucket'],
         resources: [props.bucket.bucketArn],
-        conditions: { StringLike: { 's3:prefix': [`${sweepPrefix}*`] } },
       }),
     );
 
@@ -199,8 +258,14 @@ export class BudgetGuard extends Construct {
       id: 'AwsSolutions-IAM5[Resource::*]',
       reason:
         'ec2:DescribeInstances, ec2:DescribeSpotPriceHistory, autoscaling:DescribeScalingActivities and cloudwatch:PutMetricData support no resource-level permissions ' +
-        `(Service Authorization Reference); PutMetricData is limited to the ${METRICS.namespace} namespace by condition.`,
+        `(Service Authorization Reference); PutMetricData is limited to the ${METRICS.namespace} namespace by condition. ` +
+        "ec2:RunInstances (checked by Auto Scaling when the guard updates a group) is limited by the ec2:LaunchTemplate condition to this sweep's launch templates.",
     });
+    acknowledgeWildcardResource(
+      role,
+      launchTags,
+      'Auto Scaling checks ec2:CreateTags for the tags of the launch template when the guard updates a group; the ec2:CreateAction condition allows tagging only on creation by RunInstances.',
+    );
     acknowledgeWildcardResource(
       role,
       sweepObjects,

@@ -1,4 +1,4 @@
-import { Annotations, Tags, Validations } from 'aws-cdk-lib';
+import { Tags, Validations } from 'aws-cdk-lib';
 import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
@@ -53,14 +53,21 @@ export interface ConfigFleetProps {
  * association that runs the train document on every instance the group launches, and the alarms that
  * scale the group to zero.
  *
+ * The group is created empty (min 0, max 1, no desired capacity in the template, so it starts at 0) and
+ * nothing here starts it: the config's restart resource (config-restart.ts) sets it to 0/1/1 when the
+ * stack creates the config and whenever a deploy changes its job.json; `spot-sweep start` does the same
+ * by hand. A redeploy with the job unchanged leaves the group as it is, whatever ended the job (success,
+ * an alarm, the budget, `spot-sweep stop`).
+ *
  * Markets:
  * - `spot`: spot only, price-capacity-optimized over the listed types in every subnet's AZ.
  * - `on-demand`: 100 % on-demand, types tried in the listed order (prioritized).
  * - `spot-then-on-demand`: starts exactly like `spot`. The budget guard Lambda moves it to on-demand after
  *   repeated spot launch failures or interruptions, by calling UpdateAutoScalingGroup on {@link groupName}
  *   with `MixedInstancesPolicy.InstancesDistribution.OnDemandPercentageAboveBaseCapacity = 100`; the group
- *   carries the market tag (lib/contract `TAGS.market`) so the guard can tell. The next `cdk deploy`
- *   puts it back on spot.
+ *   carries the market tag (lib/contract `TAGS.market`) so the guard can tell. A redeploy that leaves the
+ *   group's template unchanged does not put it back on spot: CloudFormation updates only the resources
+ *   whose template changed.
  *
  * The launch templates live in config-launch-template.ts, the CloudWatch agent configuration their user
  * data loads in cloudwatch-agent-config.ts.
@@ -120,9 +127,14 @@ export class ConfigFleet extends Construct {
       autoScalingGroupName: this.groupName,
       vpc: props.vpc,
       vpcSubnets: props.subnets,
+      // No desiredCapacity: the group is created at its minimum, 0, and CloudFormation never sets its size again
+      // (CDK's IgnoreUnmodifiedGroupSizeProperties: sizes change only when their template values do). The config's
+      // restart resource (config-restart.ts) starts it, once its association exists, and again whenever its
+      // job.json changes. "If you do not specify a desired capacity, the default is the minimum size of the group."
+      // @see https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_CreateAutoScalingGroup.html
+      // @see https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-updatepolicy.html
       minCapacity: 0,
       maxCapacity: 1,
-      desiredCapacity: 1,
       capacityRebalance: false,
       mixedInstancesPolicy: {
         launchTemplate: overrides[0].launchTemplate,
@@ -152,10 +164,6 @@ export class ConfigFleet extends Construct {
         'The rule cannot follow the launch template reference; every launch template of the group maps an encrypted gp3 root volume ' +
         '(asserted in test/constructs/config-fleet.test.ts).',
     });
-    Annotations.of(this.group).acknowledgeWarning(
-      '@aws-cdk/aws-autoscaling:desiredCapacitySet',
-      'Desired 1 on every deploy is the intent: deploying a sweep (again) starts each config; a config that already succeeded exits at once (the job runner checks status.json).',
-    );
 
     // Tags on the group are propagated to the instances at launch; the association targets the job tag.
     // (Not on the association: cfn-lint's schema of AWS::SSM::Association has no Tags.)

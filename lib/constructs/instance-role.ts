@@ -29,8 +29,9 @@ export interface InstanceRoleProps {
  *   @see https://docs.aws.amazon.com/systems-manager/latest/userguide/setup-instance-permissions.html
  * - CloudWatchAgentServerPolicy: the CloudWatch agent publishes GPU utilisation for the idle alarm.
  *   @see https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/create-iam-roles-for-cloudwatch-agent.html
- * - S3: read/write under `sweeps/` and `cache/`, read under `code/` and `datasets/`, list only those
- *   prefixes. No `*` action, no `*` resource. Data sets in other buckets need a grant in the sweep stack.
+ * - S3: read/write under `sweeps/` and `cache/`, read under `code/` and `datasets/`, list the bucket (so a
+ *   missing key reads as 404, not 403), read its encryption configuration (SSM command output). No `*`
+ *   action, no `*` resource. Data sets in other buckets need a grant in the sweep stack.
  */
 export class InstanceRole extends Construct {
   public readonly role: iam.Role;
@@ -75,11 +76,32 @@ export class InstanceRole extends Construct {
     );
     this.role.addToPolicy(
       new iam.PolicyStatement({
-        sid: 'ListOwnPrefixes',
+        sid: 'ListArtifactBucket',
+        // Without an s3:prefix condition: S3 answers a GetObject of a missing key with 404 only to a caller
+        // that has s3:ListBucket on the bucket, else with 403 ("If you have the s3:ListBucket permission on
+        // the bucket, Amazon S3 returns an HTTP status code 404 Not Found error. If you don't ..., 403 Access
+        // Denied"). s3:prefix is a key of list requests, not of a GetObject, and "if the key that you specify in
+        // a policy condition is not present in the request context, the values do not match": a prefix-scoped
+        // grant would turn every not-yet-written status.json, control.json or checkpoint into AccessDenied.
+        // The bucket is private to spot-sweep; listing shows key names only.
+        // @see https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html
+        // @see https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazons3.html (s3:prefix)
+        // @see https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html
         actions: ['s3:ListBucket'],
         resources: [bucket.bucketArn],
-        // @see https://docs.aws.amazon.com/AmazonS3/latest/userguide/amazon-s3-policy-keys.html (s3:prefix)
-        conditions: { StringLike: { 's3:prefix': [...READ_WRITE_PREFIXES, ...READ_ONLY_PREFIXES].map((p) => `${p}*`) } },
+      }),
+    );
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'CommandOutputToEncryptedBucket',
+        // The SSM Agent uploads the train document's output (sweeps/<sweep>/<config>/ssm/) with this role,
+        // which then also needs s3:GetEncryptionConfiguration on the bucket ARN itself: "The
+        // GetEncryptionConfiguration element is required if your S3 bucket is configured to use encryption",
+        // and every bucket is (this one with SSE-S3). The PutObject it needs is in ReadWriteSweepObjects.
+        // @see https://docs.aws.amazon.com/systems-manager/latest/userguide/setup-instance-permissions.html#instance-profile-custom-s3-policy
+        // @see https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetBucketEncryption.html
+        actions: ['s3:GetEncryptionConfiguration'],
+        resources: [bucket.bucketArn],
       }),
     );
 

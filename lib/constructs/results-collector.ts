@@ -55,12 +55,13 @@ export class ResultsCollector extends Construct {
     );
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
-        sid: 'ListSweepPrefix',
-        // Lets a config without results yet read as NoSuchKey instead of AccessDenied.
+        sid: 'ListArtifactBucket',
+        // Lets a config without results yet read as NoSuchKey (404) instead of AccessDenied (403): S3 answers
+        // 404 only to a caller with s3:ListBucket on the bucket. No s3:prefix condition: a GetObject carries no
+        // s3:prefix, so a prefix-scoped grant does not count (see InstanceRole's ListArtifactBucket).
         // @see https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html
         actions: ['s3:ListBucket'],
         resources: [bucket.bucketArn],
-        conditions: { StringLike: { 's3:prefix': [`${sweepPrefix}*`] } },
       }),
     );
 

@@ -19,6 +19,7 @@ const ROOTS: readonly [file: string, typeName: string][] = [
   ['control.schema.json', 'ControlJson'],
   ['results.schema.json', 'ResultsJson'],
   ['spend.schema.json', 'SpendJson'],
+  ['lease.schema.json', 'LeaseJson'],
 ];
 
 function load(file: string): Record<string, unknown> {

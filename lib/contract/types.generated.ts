@@ -254,7 +254,7 @@ export interface StatusJson {
 
 // control.schema.json
 /**
- * The latest request about one config's job, at sweeps/<sweep>/<config>/control.json. Writers: requesters only (`spot-sweep stop`, `spot-sweep start`, `spot-sweep local`, the budget guard); each writes the whole object, conditionally (If-Match / If-None-Match). Reader: the job runner, at start and at every sync tick; a stop makes it checkpoint, upload and end STOPPED with this reason. The job runner never writes it.
+ * The latest request about one config's job, at sweeps/<sweep>/<config>/control.json. Writers: requesters only (`spot-sweep stop`, `spot-sweep start`, `spot-sweep local`, the budget guard, `cdk deploy` answering a stale stop of a changed job); each writes the whole object, conditionally (If-Match / If-None-Match). Reader: the job runner, at start and at every sync tick; a stop makes it checkpoint, upload and end STOPPED with this reason. The job runner never writes it.
  */
 export interface ControlJson {
   version: 1;
@@ -509,4 +509,49 @@ export interface SpendJson {
     totalUsd: number;
   };
   notes: string[];
+}
+
+// lease.schema.json
+/**
+ * Which job runner holds one config, at sweeps/<sweep>/<config>/lease.json: one runner per config across machines (a replacement instance while the old one still runs, a manual run beside the fleet). Writer: the job runner alone (training/spot_runner/lease.py), always conditionally: If-None-Match to take a free lease, If-Match the ETag it saw to take over a released or stale one, renew it, or release it. A runner takes over an unreleased lease only after watching it stay unchanged for the holder's ttlSeconds, so the timestamps (written by clocks that may disagree) only inform people. Readers: the job runner; people (who holds it, since when).
+ */
+export interface LeaseJson {
+  version: 1;
+  /**
+   * The runner that holds (or last held) the config.
+   */
+  holder: {
+    /**
+     * Its host name.
+     */
+    host: string;
+    /**
+     * Its process id on that host.
+     */
+    pid: number;
+    /**
+     * Its EC2 instance id; null off EC2.
+     */
+    instanceId: string | null;
+  };
+  /**
+   * Random per acquisition: tells this holding apart from an earlier one of the same host and pid.
+   */
+  token: string;
+  /**
+   * When the holder took the lease (its clock, ISO 8601, UTC).
+   */
+  acquiredAt: string;
+  /**
+   * The holder's latest renewal (its clock, ISO 8601, UTC).
+   */
+  renewedAt: string;
+  /**
+   * How long another runner waits for a renewal before it takes the lease over; the holder renews three times as often.
+   */
+  ttlSeconds: number;
+  /**
+   * true once the holder has ended: the next runner takes the lease at once.
+   */
+  released: boolean;
 }

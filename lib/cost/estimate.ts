@@ -4,6 +4,8 @@ import { THROUGHPUT, examplesPerSecond } from './throughput';
 
 /** Spot prices found live, USD per hour by instance type; types missing here use the table. */
 export type SpotPrices = ReadonlyMap<string, number>;
+/** On-demand prices found live for the deploy region (the AWS Price List API), USD per hour; types missing here use the table. */
+export type OnDemandPrices = ReadonlyMap<string, number>;
 
 /** The estimate of one config on one instance type. */
 export interface InstanceEstimate {
@@ -14,6 +16,9 @@ export interface InstanceEstimate {
   /** Spot price used, USD/h, and whether it came from the live lookup. */
   readonly spotUsdPerHour: number;
   readonly spotPriceLive: boolean;
+  /** On-demand price used, USD/h, and whether it came from the live lookup (else the us-east-1 table). */
+  readonly onDemandUsdPerHour: number;
+  readonly onDemandPriceLive: boolean;
 }
 
 export interface ConfigEstimate {
@@ -43,7 +48,7 @@ export interface SweepEstimate {
 }
 
 /** Estimates runtime and cost of one config on each of its instance types. */
-export function estimateConfig(config: ResolvedConfig, spotPrices: SpotPrices = new Map()): ConfigEstimate {
+export function estimateConfig(config: ResolvedConfig, spotPrices: SpotPrices = new Map(), onDemandPrices: OnDemandPrices = new Map()): ConfigEstimate {
   if (config.examples === null) {
     return { config, examplePasses: null, byInstance: [], budgetUsd: null, runtimeHours: null };
   }
@@ -56,13 +61,17 @@ export function estimateConfig(config: ResolvedConfig, spotPrices: SpotPrices = 
     const runtimeHours = THROUGHPUT[instance.gpuModel].setupMinutes / 60 + examplePasses / rate / 3600;
     const live = spotPrices.get(type);
     const spotUsdPerHour = live ?? instance.spotUsdPerHour;
+    const liveOnDemand = onDemandPrices.get(type);
+    const onDemandUsdPerHour = liveOnDemand ?? instance.onDemandUsdPerHour;
     return {
       instance,
       runtimeHours,
       spotUsd: runtimeHours * spotUsdPerHour,
-      onDemandUsd: runtimeHours * instance.onDemandUsdPerHour,
+      onDemandUsd: runtimeHours * onDemandUsdPerHour,
       spotUsdPerHour,
       spotPriceLive: live !== undefined,
+      onDemandUsdPerHour,
+      onDemandPriceLive: liveOnDemand !== undefined,
     };
   });
   const atMarket = (e: InstanceEstimate): number => (config.market === 'spot' ? e.spotUsd : e.onDemandUsd);
@@ -76,8 +85,8 @@ export function estimateConfig(config: ResolvedConfig, spotPrices: SpotPrices = 
 }
 
 /** Estimates every config of a sweep and compares the total with the budget. */
-export function estimateSweep(spec: SweepSpec, spotPrices: SpotPrices = new Map()): SweepEstimate {
-  const configs = spec.configs.map((c) => estimateConfig(c, spotPrices));
+export function estimateSweep(spec: SweepSpec, spotPrices: SpotPrices = new Map(), onDemandPrices: OnDemandPrices = new Map()): SweepEstimate {
+  const configs = spec.configs.map((c) => estimateConfig(c, spotPrices, onDemandPrices));
   const totalUsd = configs.reduce((sum, c) => sum + (c.budgetUsd ?? 0), 0);
   return {
     configs,

@@ -8,8 +8,9 @@ export interface S3StoreOptions {
   readonly env?: Readonly<Record<string, string>>;
   /**
    * Turns an SDK error into the error to throw (the CLI makes sentences of them); a missing key and a
-   * lost conditional write are handled before this is called.
-   * @default - the SDK error as it is
+   * lost conditional write are handled before this is called, and an AccessDenied arrives as an
+   * {@link S3AccessDenied} that names the missing permission.
+   * @default - the error as it is
    */
   readonly explain?: (err: unknown, call: string) => Error;
 }
@@ -18,6 +19,42 @@ export interface S3StoreOptions {
 export function isMissing(err: unknown): boolean {
   const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
   return err instanceof NoSuchKey || e.name === 'NoSuchKey' || e.name === 'NotFound' || e.$metadata?.httpStatusCode === 404;
+}
+
+/**
+ * S3 refused a call of the store (403 AccessDenied), said with the permission the caller lacks and on which
+ * ARN. A read names both permissions it may lack: s3:GetObject on the object, and s3:ListBucket on the bucket,
+ * without which S3 answers a key that does not exist yet with 403 instead of 404 ("If you don't have the
+ * s3:ListBucket permission, Amazon S3 returns an HTTP status code 403 Access Denied error").
+ * @see https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html
+ * @see https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html
+ */
+export class S3AccessDenied extends Error {
+  constructor(
+    /** The call, e.g. `S3 GetObject s3://bucket/key`. */
+    public readonly call: string,
+    /** What the caller needs, e.g. `s3:GetObject on arn:aws:s3:::bucket/key`. */
+    public readonly missing: readonly string[],
+    cause: unknown,
+  ) {
+    const read = missing.length > 1;
+    super(
+      `${call} was denied (AccessDenied): the caller needs ${missing.join(', and ')}` +
+        (read ? ' (without an s3:prefix condition: S3 answers a key that does not exist yet with 403, not 404, to a caller that may not list the bucket).' : '.'),
+      { cause },
+    );
+    this.name = 'AccessDenied';
+  }
+}
+
+/**
+ * True when S3 answered 403 for lack of permission: AccessDenied, or for a HeadObject a bare 403 ("if the HEAD
+ * request generates an error, it returns a generic code, such as ... 403 Forbidden"; the SDK names it after it).
+ * @see https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html
+ */
+function isAccessDenied(err: unknown): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e.name === 'AccessDenied' || (e.$metadata?.httpStatusCode === 403 && (e.name === 'Forbidden' || e.name === '403'));
 }
 
 /**
@@ -43,13 +80,24 @@ export function s3Store(options: S3StoreOptions): SweepStore {
   const { client, bucket } = options;
   const explain = options.explain ?? ((err: unknown) => err as Error);
   const where = (key: string): string => `s3://${bucket}/${key}`;
+  // ARNs as a policy names them, in the aws partition: arn:${Partition}:s3:::${BucketName}[/${ObjectName}].
+  // @see https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazons3.html#amazons3-resources-for-iam-policies
+  const bucketArn = `arn:aws:s3:::${bucket}`;
+  /** The error to throw for a failed call: an AccessDenied names what is missing, through `explain` like any other. */
+  const failed = (err: unknown, action: 'GetObject' | 'HeadObject' | 'PutObject', key: string): Error => {
+    const call = `S3 ${action} ${where(key)}`;
+    if (!isAccessDenied(err)) return explain(err, call);
+    const objectArn = `${bucketArn}/${key}`;
+    const missing = action === 'PutObject' ? [`s3:PutObject on ${objectArn}`] : [`s3:GetObject on ${objectArn}`, `s3:ListBucket on ${bucketArn}`];
+    return explain(new S3AccessDenied(call, missing, err), call);
+  };
   const readObject = async (key: string): Promise<StoredText | undefined> => {
     try {
       const r = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
       return { text: (await r.Body?.transformToString('utf8')) ?? '', etag: r.ETag ?? '' };
     } catch (err) {
       if (isMissing(err)) return undefined;
-      throw explain(err, `S3 GetObject ${where(key)}`);
+      throw failed(err, 'GetObject', key);
     }
   };
   return {
@@ -70,7 +118,7 @@ export function s3Store(options: S3StoreOptions): SweepStore {
         );
       } catch (err) {
         if (opts.ifMatch !== undefined && isPreconditionFailed(err)) throw new PreconditionFailed(where(key));
-        throw explain(err, `S3 PutObject ${where(key)}`);
+        throw failed(err, 'PutObject', key);
       }
     },
     async size(key) {
@@ -78,7 +126,7 @@ export function s3Store(options: S3StoreOptions): SweepStore {
         return (await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).ContentLength;
       } catch (err) {
         if (isMissing(err)) return undefined;
-        throw explain(err, `S3 HeadObject ${where(key)}`);
+        throw failed(err, 'HeadObject', key);
       }
     },
     async readFrom(key, start) {
@@ -86,7 +134,7 @@ export function s3Store(options: S3StoreOptions): SweepStore {
         const r = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${start}-` }));
         return Buffer.from((await r.Body?.transformToByteArray()) ?? new Uint8Array());
       } catch (err) {
-        throw explain(err, `S3 GetObject ${where(key)}`);
+        throw failed(err, 'GetObject', key);
       }
     },
     describe: where,

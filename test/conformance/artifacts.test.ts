@@ -56,6 +56,7 @@ test.each(CONFIGS)('%s: every file the runner wrote fits its schema', (config) =
     ['status', 'status'],
     ['results', 'results'],
     ['control', 'control'],
+    ['lease', 'lease'],
   ];
   let checked = 0;
   for (const [file, schema] of files) {

@@ -1,22 +1,30 @@
 import { App, Duration, Stack, Validations } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { BudgetGuard, BudgetGuardProps } from '../../lib/constructs/budget-guard';
+import { BudgetGuard, BudgetGuardProps, GuardedGroupProps } from '../../lib/constructs/budget-guard';
 import { FoundationStack } from '../../lib/foundation-stack';
 
-type Props = Omit<BudgetGuardProps, 'bucket'>;
+type Props = Omit<BudgetGuardProps, 'bucket' | 'instanceRole' | 'groups'> & { groups: Omit<GuardedGroupProps, 'launchTemplates'>[] };
 
 const GROUPS: Props['groups'] = [
   { config: 'o', groupName: 'SpotSweep-demo-o', market: 'spot', instanceTypes: ['p3.2xlarge'] },
   { config: 'p', groupName: 'SpotSweep-demo-p', market: 'spot-then-on-demand', instanceTypes: ['g5.xlarge', 'g6.xlarge'] },
 ];
 
-/** A sweep stack using the foundation's bucket (another stack), as bin/app.ts wires it; cdk-nag registered. */
+/**
+ * A sweep stack using the foundation's bucket and instance role (another stack), as bin/app.ts wires it, each
+ * group with a launch template of its own (lt-<config>); cdk-nag registered.
+ */
 function build(props: Partial<Props> = {}) {
   const app = new App();
   const foundation = new FoundationStack(app, 'SpotSweep-Foundation');
   const stack = new Stack(app, 'SpotSweep-demo');
-  const guard = new BudgetGuard(stack, 'Budget', { sweepName: 'demo', budgetUsd: 40, groups: GROUPS, bucket: foundation.bucket, ...props });
+  const groups = (props.groups ?? GROUPS).map((g) => ({
+    ...g,
+    launchTemplates: [ec2.LaunchTemplate.fromLaunchTemplateAttributes(stack, `Lt-${g.config}`, { launchTemplateId: `lt-${g.config}` })],
+  }));
+  const guard = new BudgetGuard(stack, 'Budget', { sweepName: 'demo', budgetUsd: 40, bucket: foundation.bucket, instanceRole: foundation.instanceRole, ...props, groups });
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   return { app, stack, guard, template: Template.fromStack(stack) };
 }
@@ -99,8 +107,34 @@ describe('BudgetGuard', () => {
     expect(writes.Action).toBe('s3:PutObject');
     expect((writes.Resource as never[]).map(keyOf).sort()).toEqual(['/sweeps/demo/*/control.json', '/sweeps/demo/spend.json']);
     expect(all.filter((s) => [s.Action].flat().includes('s3:PutObject'))).toHaveLength(1);
-    expect(bySid('ListSweepPrefix').Condition).toEqual({ StringLike: { 's3:prefix': ['sweeps/demo/*'] } });
     expect(all.filter((s) => JSON.stringify(s.Action).includes('logs:')).map((s) => s.Action)).toEqual([['logs:CreateLogStream', 'logs:PutLogEvents']]);
+  });
+
+  test('a missing status.json, control.json or spend.json reads as absent, not denied: ListBucket on the artifact bucket, no s3:prefix condition', () => {
+    const list = statements(template).filter((s) => [s.Action].flat().includes('s3:ListBucket'));
+    expect(list).toHaveLength(1);
+    expect(JSON.stringify(list[0].Resource)).toMatch(/ArtifactsBucket.*Arn/);
+    expect(list[0].Condition).toBeUndefined();
+  });
+
+  test('may update its groups when Auto Scaling checks the launch templates: RunInstances from the sweep templates only, PassRole of the instance role to EC2, tags at launch', () => {
+    const all = statements(template);
+    const withAction = (action: string) => all.filter((s) => [s.Action].flat().includes(action));
+    const join = (r: unknown) => (r as { 'Fn::Join': [string, unknown[]] })['Fn::Join'][1].filter((x) => typeof x === 'string').join('|');
+
+    const [run] = withAction('ec2:RunInstances');
+    expect(run.Resource).toBe('*');
+    const arnLike = (run.Condition as { ArnLike: Record<string, unknown[]> }).ArnLike['ec2:LaunchTemplate'];
+    expect(arnLike.map(join)).toEqual(['arn:|:ec2:|:|:launch-template/lt-o', 'arn:|:ec2:|:|:launch-template/lt-p']);
+
+    const [pass] = withAction('iam:PassRole');
+    expect(JSON.stringify(pass.Resource)).toMatch(/ExportsOutputFnGetAttInstanceRole.*Arn/);
+    expect(pass.Condition).toEqual({ StringEquals: { 'iam:PassedToService': 'ec2.amazonaws.com' } });
+
+    const [tag] = withAction('ec2:CreateTags');
+    expect(join(tag.Resource)).toBe('arn:|:ec2:|:|:*/*');
+    expect(tag.Condition).toEqual({ StringEquals: { 'ec2:CreateAction': 'RunInstances' } });
+    for (const s of [run, pass, tag]) expect([s.Action].flat()).toHaveLength(1);
   });
 
   test('cdk-nag AwsSolutions reports no unacknowledged finding', () => {

@@ -13,15 +13,21 @@
  * - it reads templates and assets from "S3" only when AWS_ENDPOINT_URL_S3_FOR_CLOUDFORMATION
  *   names it as localhost;
  * - its stack delete leaves route tables and the internet gateway behind, so they are removed first;
- * - it silently skips alarms, scaling policies, associations and bucket policies.
+ * - its stack delete leaves an AWS::IAM::ManagedPolicy attached (its model has no delete), so the sweep's
+ *   instance policy is detached from the foundation role and deleted by hand, as CloudFormation does;
+ * - it silently skips alarms, scaling policies, associations and bucket policies;
+ * - it runs no Lambda without Docker, so it never answers a custom resource (a stack with one stays
+ *   CREATE_IN_PROGRESS), and it sends custom resources no Update: the test plays CloudFormation and the
+ *   Provider framework for the config restart resources ({@link RestartResponder}), calling the real
+ *   handler logic against the emulator; their Update path is tested in test/lambda/config-restart/.
  */
-import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { ChildProcess, spawn } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { AutoScalingClient, DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
-import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
+import { AutoScalingClient, DescribeAutoScalingGroupsCommand, UpdateAutoScalingGroupCommand } from '@aws-sdk/client-auto-scaling';
+import { CloudFormationClient, DescribeStackResourcesCommand, DescribeStacksCommand, GetTemplateCommand } from '@aws-sdk/client-cloudformation';
 import {
   DeleteInternetGatewayCommand,
   DeleteRouteTableCommand,
@@ -34,9 +40,13 @@ import {
   DisassociateRouteTableCommand,
   EC2Client,
 } from '@aws-sdk/client-ec2';
+import { DeletePolicyCommand, DetachRolePolicyCommand, IAMClient, ListAttachedRolePoliciesCommand } from '@aws-sdk/client-iam';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { RESTART_RESOURCE_TYPE } from '../../lib/constructs/config-restart';
 import { FOUNDATION_STACK, groupName, jobParameterName, jobTagValue, storeKeys, sweepStackName, TAGS } from '../../lib/contract';
+import { s3Store } from '../../lib/store';
+import { onEvent, RestartProperties } from '../../lambda/config-restart/restart';
 
 const ROOT = path.join(__dirname, '..', '..');
 const ACCOUNT = '123456789012'; // moto's default account
@@ -61,14 +71,133 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** Runs the CDK CLI against the emulator; returns its exit code, printing its output on failure. */
-function cdk(env: NodeJS.ProcessEnv, args: string[]): boolean {
+/**
+ * Runs the CDK CLI against the emulator; resolves to whether it succeeded, printing its output on failure.
+ * Asynchronous, so that the {@link RestartResponder} answers the stack's custom resources meanwhile.
+ */
+function cdk(env: NodeJS.ProcessEnv, args: string[]): Promise<boolean> {
   const started = Date.now();
-  const r = spawnSync('npx', ['--no-install', 'cdk', ...args], { cwd: ROOT, env, encoding: 'utf8', timeout: 600_000 });
-  const seconds = ((Date.now() - started) / 1000).toFixed(0);
-  console.log(`# cdk ${args.slice(0, 2).join(' ')}: exit ${r.status} after ${seconds} s`);
-  if (r.status !== 0) console.log(`${r.stdout}\n${r.stderr}`.split('\n').slice(-40).join('\n'));
-  return r.status === 0;
+  return new Promise((resolve) => {
+    const child = spawn('npx', ['--no-install', 'cdk', ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout?.on('data', (d) => (output += String(d)));
+    child.stderr?.on('data', (d) => (output += String(d)));
+    const timer = setTimeout(() => child.kill('SIGTERM'), 600_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      console.log(`# cdk ${args.slice(0, 2).join(' ')}: exit ${code} after ${((Date.now() - started) / 1000).toFixed(0)} s`);
+      if (code !== 0) console.log(output.split('\n').slice(-40).join('\n'));
+      resolve(code === 0);
+    });
+  });
+}
+
+/**
+ * CloudFormation and the Provider framework for the sweep's restart resources, as far as the emulator
+ * needs them: for each restart resource of the stack not seen yet, the real handler logic
+ * (lambda/config-restart/restart.ts) handles its Create against the emulator (the store in its S3, the
+ * group in its Auto Scaling), with the properties resolved as CloudFormation would (Job: the value of the
+ * config's job parameter); then, while the stack is being created, the response moto waits for goes to its
+ * cfnresponse URL (during an update moto waits for none).
+ */
+class RestartResponder {
+  private readonly handled = new Map<string, Promise<void>>();
+  private stopped = false;
+  private loop: Promise<void> | undefined;
+  readonly errors: string[] = [];
+
+  constructor(
+    private readonly endpoint: string,
+    private readonly clients: { cfn: CloudFormationClient; ssm: SSMClient; asg: AutoScalingClient; s3: S3Client },
+    private readonly stack: string,
+    private readonly sweep: string,
+  ) {}
+
+  start(): void {
+    this.loop = (async () => {
+      while (!this.stopped) {
+        await this.poll().catch(() => undefined); // the stacks may not exist yet
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    })();
+  }
+
+  /** Waits until the restart resource of `config` has been handled (or `ms` pass). */
+  async handledConfig(config: string, ms = 60_000): Promise<boolean> {
+    const deadline = Date.now() + ms;
+    while (Date.now() < deadline) {
+      const done = this.handled.get(config);
+      if (done) return done.then(() => true, () => false);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    return false;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.loop;
+  }
+
+  private async poll(): Promise<void> {
+    const { cfn, ssm, asg } = this.clients;
+    const stack = (await cfn.send(new DescribeStacksCommand({ StackName: this.stack }))).Stacks?.[0];
+    if (!stack?.StackId) return;
+    const foundation = (await cfn.send(new DescribeStacksCommand({ StackName: FOUNDATION }))).Stacks?.[0];
+    const bucket = foundation?.Outputs?.find((o) => o.OutputKey === 'ArtifactBucketName')?.OutputValue;
+    if (!bucket) return;
+    const store = s3Store({ client: this.clients.s3, bucket });
+    const resources = (await cfn.send(new DescribeStackResourcesCommand({ StackName: this.stack }))).StackResources ?? [];
+    const restarts = resources.filter((r) => r.ResourceType === RESTART_RESOURCE_TYPE);
+    if (restarts.length === 0) return;
+    const template = JSON.parse((await cfn.send(new GetTemplateCommand({ StackName: this.stack }))).TemplateBody ?? '{}') as { Resources: Record<string, { Properties: RestartProperties }> };
+    for (const r of restarts) {
+      const logicalId = r.LogicalResourceId ?? '';
+      const { Config, GroupName } = template.Resources[logicalId]?.Properties ?? {};
+      if (!Config || this.handled.has(Config)) continue;
+      const creating = stack.StackStatus === 'CREATE_IN_PROGRESS';
+      this.handled.set(
+        Config,
+        (async () => {
+          const Job = (await ssm.send(new GetParameterCommand({ Name: jobParameterName(this.sweep, Config) }))).Parameter?.Value ?? '';
+          const deps = {
+            store,
+            startGroup: async (name: string) => void (await asg.send(new UpdateAutoScalingGroupCommand({ AutoScalingGroupName: name, MinSize: 0, MaxSize: 1, DesiredCapacity: 1 }))),
+            // A Create: the group is new, nothing runs an old job.
+            liveInstances: async () => [],
+            replaceInstance: async () => undefined,
+            log: () => undefined,
+          };
+          const answer = await onEvent(deps, this.sweep, { RequestType: 'Create', ResourceProperties: { Config, GroupName, Job } });
+          if (!creating) return;
+          const res = await fetch(`${this.endpoint}/cloudformation_${REGION}/cfnresponse?stack=${encodeURIComponent(stack.StackId!)}`, {
+            method: 'PUT',
+            body: JSON.stringify({ Status: 'SUCCESS', StackId: stack.StackId, LogicalResourceId: logicalId, PhysicalResourceId: answer.PhysicalResourceId, Data: answer.Data }),
+          });
+          if (!res.ok) throw new Error(`moto refused the response for ${logicalId}: HTTP ${res.status}`);
+        })().catch((err: Error) => {
+          this.errors.push(`${Config}: ${err.message}`);
+          throw err;
+        }),
+      );
+    }
+  }
+}
+
+/**
+ * The emulator's gap: a deleted stack's AWS::IAM::ManagedPolicy stays, attached to the foundation's instance role,
+ * which then cannot be deleted. Detaches and deletes every customer managed policy of that role, as CloudFormation
+ * does when it deletes the sweep stack.
+ */
+async function removeLeftoverManagedPolicies(iam: IAMClient, cfn: CloudFormationClient, foundation: string): Promise<void> {
+  const resources = (await cfn.send(new DescribeStackResourcesCommand({ StackName: foundation }))).StackResources ?? [];
+  const role = resources.find((r) => r.ResourceType === 'AWS::IAM::Role' && r.LogicalResourceId?.startsWith('InstanceRole'))?.PhysicalResourceId;
+  if (!role) return;
+  for (const policy of (await iam.send(new ListAttachedRolePoliciesCommand({ RoleName: role }))).AttachedPolicies ?? []) {
+    if (!policy.PolicyArn || policy.PolicyArn.includes(':iam::aws:policy/')) continue;
+    await iam.send(new DetachRolePolicyCommand({ RoleName: role, PolicyArn: policy.PolicyArn }));
+    await iam.send(new DeletePolicyCommand({ PolicyArn: policy.PolicyArn }));
+    console.log(`# removed the managed policy the emulator left on ${role}: ${policy.PolicyArn}`);
+  }
 }
 
 async function main(): Promise<void> {
@@ -97,6 +226,7 @@ async function main(): Promise<void> {
   const cfn = new CloudFormationClient(client);
   const s3 = new S3Client({ ...client, forcePathStyle: true });
   const ssm = new SSMClient(client);
+  let responder: RestartResponder | undefined;
 
   try {
     for (let i = 0; ; i++) {
@@ -109,7 +239,7 @@ async function main(): Promise<void> {
       }
     }
 
-    check('cdk bootstrap', cdk(env, ['bootstrap', `aws://${ACCOUNT}/${REGION}`]));
+    check('cdk bootstrap', await cdk(env, ['bootstrap', `aws://${ACCOUNT}/${REGION}`]));
     const images = await ec2.send(new DescribeImagesCommand({}));
     const ami = images.Images?.find((i) => i.ImageId)?.ImageId ?? 'ami-00000000';
     await ssm.send(new PutParameterCommand({ Name: AMI_PARAMETER, Value: ami, Type: 'String', DataType: 'aws:ec2:image' }));
@@ -123,7 +253,10 @@ async function main(): Promise<void> {
       'deploy', FOUNDATION, stack, '-c', `sweep=${spec}`, '-c', `amiParameter=${AMI_PARAMETER}`,
       '--method=direct', '--require-approval', 'never', '--no-previous-parameters', '-o', path.join(work, out),
     ];
-    check('cdk deploy of the foundation and the seed-plan sweep', cdk(env, deployArgs('cdk.out.1')));
+    responder = new RestartResponder(endpoint, { cfn, ssm, asg, s3 }, stack, sweep.name);
+    responder.start();
+    check('cdk deploy of the foundation and the seed-plan sweep', await cdk(env, deployArgs('cdk.out.1')));
+    check('every config restart resource was handled without an error', responder.errors.length === 0, responder.errors.join('; '));
 
     const stacks = async (): Promise<Map<string, string>> => {
       const r = await cfn.send(new DescribeStacksCommand({}));
@@ -147,7 +280,7 @@ async function main(): Promise<void> {
       const group = groups.get(groupName(sweep.name, c.name));
       const tagged = await taggedInstances(jobTagValue(sweep.name, c.name));
       check(
-        `config ${c.name}: group ${groupName(sweep.name, c.name)} (desired 1) launched an instance tagged ${TAGS.job}=${jobTagValue(sweep.name, c.name)}`,
+        `config ${c.name}: its restart resource set group ${groupName(sweep.name, c.name)} to desired 1, which launched an instance tagged ${TAGS.job}=${jobTagValue(sweep.name, c.name)}`,
         group !== undefined && group.desired === 1 && group.instances.length === 1 && tagged.includes(group.instances[0]),
         `group ${JSON.stringify(group)}, tagged ${JSON.stringify(tagged)}`,
       );
@@ -162,19 +295,23 @@ async function main(): Promise<void> {
     updated.configs.push({ name: 's', description: 'added by the smoke test', examples: 876000 });
     updated.configs[0].train = { ...(updated.configs[0].train ?? {}), epochs: 4 };
     writeFileSync(spec, JSON.stringify(updated, null, 2));
-    check('cdk deploy of the updated sweep', cdk(env, deployArgs('cdk.out.2')));
+    check('cdk deploy of the updated sweep', await cdk(env, deployArgs('cdk.out.2')));
     check(`${stack} is UPDATE_COMPLETE`, (await stacks()).get(stack) === 'UPDATE_COMPLETE', (await stacks()).get(stack));
+    // The added config's restart resource is created by the update (the emulator does not wait for it).
+    check('the added config s was started by its restart resource', await responder.handledConfig('s'), responder.errors.join('; '));
     check('the added config s launched its instance', (await taggedInstances(jobTagValue(sweep.name, 's'))).length === 1);
 
     // Destroy. The emulator leaves the foundation VPC's route tables and internet gateway behind.
     const foundation = (await cfn.send(new DescribeStacksCommand({ StackName: FOUNDATION }))).Stacks?.[0];
     const bucket = foundation?.Outputs?.find((o) => o.OutputKey === 'ArtifactBucketName')?.OutputValue ?? '';
     const vpcId = foundation?.Outputs?.find((o) => o.OutputKey === 'VpcId')?.OutputValue ?? '';
-    check('cdk destroy of the sweep', cdk(env, ['destroy', '--force', stack, '-c', `sweep=${spec}`, '-c', `amiParameter=${AMI_PARAMETER}`, '-o', path.join(work, 'cdk.out.3')]));
+    check('cdk destroy of the sweep', await cdk(env, ['destroy', '--force', stack, '-c', `sweep=${spec}`, '-c', `amiParameter=${AMI_PARAMETER}`, '-o', path.join(work, 'cdk.out.3')]));
     const leftInstances = (await Promise.all(updated.configs.map((c: { name: string }) => taggedInstances(jobTagValue(sweep.name, c.name))))).flat();
     const sweepGroups = new Set(updated.configs.map((c: { name: string }) => groupName(sweep.name, c.name)));
     const leftGroups = [...(await groupsOf()).keys()].filter((g) => sweepGroups.has(g));
     check('no Auto Scaling group and no running instance of the sweep is left', leftGroups.length === 0 && leftInstances.length === 0, `groups ${leftGroups}, instances ${leftInstances}`);
+
+    await removeLeftoverManagedPolicies(new IAMClient(client), cfn, FOUNDATION);
 
     const tables = await ec2.send(new DescribeRouteTablesCommand({ Filters: [{ Name: 'vpc-id', Values: [vpcId] }] }));
     for (const table of tables.RouteTables ?? []) {
@@ -187,7 +324,7 @@ async function main(): Promise<void> {
       await ec2.send(new DetachInternetGatewayCommand({ InternetGatewayId: igw.InternetGatewayId, VpcId: vpcId }));
       await ec2.send(new DeleteInternetGatewayCommand({ InternetGatewayId: igw.InternetGatewayId }));
     }
-    check('cdk destroy of the foundation', cdk(env, ['destroy', '--force', FOUNDATION, '-o', path.join(work, 'cdk.out.4')]));
+    check('cdk destroy of the foundation', await cdk(env, ['destroy', '--force', FOUNDATION, '-o', path.join(work, 'cdk.out.4')]));
     const afterDestroy = await stacks();
     const live = [...afterDestroy].filter(([name, status]) => [FOUNDATION, stack].includes(name) && status !== 'DELETE_COMPLETE');
     check('no spot-sweep stack is left', live.length === 0, JSON.stringify(live));
@@ -199,6 +336,7 @@ async function main(): Promise<void> {
   } catch (err) {
     check('the smoke test ran to its end', false, (err as Error).stack ?? String(err));
   } finally {
+    await responder?.stop();
     moto.kill();
     rmSync(work, { recursive: true, force: true });
   }

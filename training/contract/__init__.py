@@ -2,7 +2,7 @@
 
 ``names.json`` holds every shared name (stacks, groups, alarms, tags, SSM parameters, metrics, store
 keys, states, exit codes); ``*.schema.json`` are JSON Schemas (draft 2020-12) of the files the parts
-exchange: job.json, status.json, control.json, results.json, spend.json and the trainer settings.
+exchange: job.json, status.json, control.json, lease.json, results.json, spend.json and the trainer settings.
 TypeScript reads the same files through ``lib/contract/``; bash reads ``names.sh``, generated from
 names.json by ``python -m contract.names_sh``. Nothing here imports torch.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-SCHEMAS = ("job", "status", "control", "results", "spend", "train-settings")
+SCHEMAS = ("job", "status", "control", "lease", "results", "spend", "train-settings")
 """The schema files, ``<name>.schema.json``."""
 
 NAMES: dict[str, Any] = json.loads((HERE / "names.json").read_text(encoding="utf-8"))
@@ -23,6 +23,7 @@ NAMES: dict[str, Any] = json.loads((HERE / "names.json").read_text(encoding="utf
 STATES: tuple[str, ...] = tuple(NAMES["states"]["all"])
 FINAL_STATES: frozenset[str] = frozenset(NAMES["states"]["final"])
 OUTCOMES: frozenset[str] = frozenset(NAMES["states"]["outcomes"])
+RUNNING_STATES: frozenset[str] = frozenset(NAMES["states"]["running"])
 TRAINER_STATES: tuple[str, ...] = tuple(NAMES["trainerStates"])
 CONFIG_FILES: dict[str, str] = NAMES["store"]["configFiles"]
 SWEEP_FILES: dict[str, str] = NAMES["store"]["sweepFiles"]

@@ -8,15 +8,18 @@ separate process) or the user's own script, and knows nothing of the model. Its 
 - ``status_board``: the store's status.json (states, attempts, progress, history);
 - ``storage``: S3 and local stores behind one interface; ``fetch``: the data; ``sync``: checkpoints and
   train.log into the store;
-- ``supervisor``: the child process (output teed into train.log, a stop forwarded as SIGTERM);
+- ``lease``: lease.json in the store, one runner per config across machines;
+- ``supervisor``: the child process (output teed into train.log, a stop forwarded as SIGTERM, every
+  process of the job killed at its end);
 - ``imds``: the EC2 instance metadata (IMDSv2); ``spot_notice``: polls the spot interruption notice and
   stops the child, in both modes;
 - ``user_script``: script mode (fetch, patch, run the user's code and collect its results);
 - ``exits``: the exit codes shared by the trainer, the runner and the bootstrap; ``progress_keys``: the
-  trainer's progress keys the runner copies; ``clock``, ``runlog``: timestamps and log lines.
+  trainer's progress keys the runner copies; ``quote``: user values cut to a readable length in
+  messages; ``clock``, ``runlog``: timestamps and log lines.
 
 No module here imports torch (or ``two_tower``) at import time: ``--fail`` and the bootstrap's early
 failures work on a Python without it, and the trainer may import the small modules (``exits``,
-``clock``, ``progress_keys``). Script mode asks ``two_tower.runtime.auto_device`` for the device only
-when a job runs.
+``clock``, ``progress_keys``, ``quote``). Script mode asks ``two_tower.runtime.auto_device`` for the
+device only when a job runs.
 """

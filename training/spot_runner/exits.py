@@ -13,9 +13,12 @@ EXIT_FAILED = _RUNNER["crashed"]
 EXIT_BAD_INPUT = _RUNNER["badInput"]
 """Bad input or usage: one message, no traceback, nothing claiming success."""
 EXIT_BUSY = _RUNNER["busy"]
-"""Another runner holds the config's work directory: nothing was changed (EX_CANTCREAT)."""
+"""Another runner holds the config: its work directory here, or the lease in the store (lease.py); nothing
+was changed (EX_CANTCREAT). Also a runner that lost the lease mid-run: its child was stopped and it wrote
+nothing more, since the store is the new holder's."""
 EXIT_INTERRUPTED = _RUNNER["interrupted"]
-"""Interrupted (SIGTERM, Ctrl-C, spot notice) with a checkpoint saved: rerun to resume (EX_TEMPFAIL)."""
+"""Interrupted (SIGTERM, Ctrl-C, spot notice, or a signal to the child that the runner did not send) with a
+checkpoint saved: rerun to resume (EX_TEMPFAIL)."""
 EXIT_STOPPED = _RUNNER["stopped"]
 """Stopped on request (control.json), checkpoint saved: STOPPED, nothing resumes until a start request."""
 

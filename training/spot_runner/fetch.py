@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .quote import quote
 from .runlog import JobError, log
 from .storage import StorageError, is_s3, local_path, open_store
 
@@ -51,8 +52,8 @@ def fetch_data(data_uri: str, dest: Path, endpoint_url: str | None) -> Path:
         local = dest / obj.key
         if not local.resolve().is_relative_to(inside):
             raise JobError(
-                f"Data file {store.describe(obj.key)} has a key that leads outside the data directory "
-                f"({obj.key!r}: a `..` part or an absolute path). Fix: rename the object under {data_uri}."
+                f"Data file {quote(obj.key)} under {data_uri} has a key that leads outside the data directory"
+                f" (a `..` part or an absolute path). Fix: rename the object under {data_uri}."
             )
         seen = manifest.get(obj.key, {})
         if local.is_file() and seen.get("etag") == obj.etag and seen.get("size") == obj.size:

@@ -14,13 +14,21 @@ status names the notice as the cause; the trainer does not poll it itself.
 It also reads ``<store>/control.json`` before the job starts and at every tick (``control``): a stop
 request there makes it SIGTERM the child, upload the checkpoint and end STOPPED with the requester's
 reason. The runner is the only writer of status.json; it never writes control.json.
+Before it reads status.json it takes the config's lease, ``<store>/lease.json`` (``lease``), and holds it
+until it ends: two runners on one config (a replacement instance while the old one runs, a manual run
+beside the fleet) never both train.
+A status.json it cannot read is kept in ``history/`` and rebuilt from this job's results.json when there
+is one (the job SUCCEEDED: nothing is retrained). Checkpoints made from other data than the job has now
+(the data re-uploaded under the same job.json) make the trainer start over (``--on-data-change restart``).
 
 Exit codes (training/contract/names.json ``exitCodes.runner``; the bootstrap relies on them): 0 success
 (or the job had already succeeded: nothing is retrained); 2 bad job file, data, script patch or trainer
-input (FAILED, one message, no traceback); 75 interrupted by SIGTERM, SIGINT or a spot notice
-(checkpoint uploaded; status PENDING so a replacement resumes, or STOPPED after Ctrl-C); 76 stopped on
-request (control.json: checkpoint uploaded, STOPPED with the requester's reason; the instance removes
-itself); 1 anything else (FAILED).
+input, or a work directory that cannot be written (FAILED, one message, no traceback); 75 interrupted by
+SIGTERM, SIGINT or a spot notice (checkpoint uploaded; status PENDING so a replacement resumes, or STOPPED
+after Ctrl-C); 76 stopped on request (control.json: checkpoint uploaded, STOPPED with the requester's
+reason; the instance removes itself); 73 another runner holds the config (its work directory or the
+lease: the holder is named, nothing is written), or took the lease over mid-run (the child stopped,
+nothing more written); 1 anything else (FAILED).
 Under torchrun the trainer's own code is read from its status.json (``exits.trainer_exit``).
 
 Env ``SPOT_SWEEP_NPROC=N`` starts N processes under torchrun whatever the device: for tests and
@@ -30,12 +38,15 @@ The runner's parts, in this package (``spot_runner``, no torch at import): ``job
 ``status_board`` (status.json), ``control`` (control.json), ``storage``, ``fetch`` (the data),
 ``sync`` (checkpoints and log into the store), ``supervisor`` (the child process), ``imds`` (instance
 facts), ``spot_notice`` (the spot interruption notice), ``user_script`` (script mode), ``exits`` (exit
-codes). The trainer is the ``two_tower`` package, run as a separate process.
+codes), ``lease`` (lease.json: one runner per config), ``quote`` (values echoed in messages). The
+trainer is the ``two_tower`` package, run as a separate process.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -48,7 +59,7 @@ import traceback
 from pathlib import Path
 
 import contract
-from contract import CONFIG_FILES, TRAINER_OUT, Mode, State
+from contract import CONFIG_FILES, RUNNING_STATES, TRAINER_OUT, Mode, State
 
 from .clock import utcnow
 from .control import Control, StopRequest
@@ -64,9 +75,11 @@ from .exits import (
 from .fetch import fetch_data
 from .imds import instance_facts
 from .jobfile import fallback_store, parse_job, script_spec
+from .lease import Lease, LeaseBusy, lease_ttl
+from .quote import quote
 from .runlog import JobError, log
 from .spot_notice import SpotPoller
-from .status_board import StatusBoard, record_failure
+from .status_board import DIGEST, STATUS, StatusBoard, record_failure
 from .storage import StorageError, open_store, read_object
 from .supervisor import Supervisor, python_command
 from .sync import CHECKPOINTS, CheckpointSync, upload_log
@@ -95,6 +108,7 @@ class Runner:
         self.log_path: Path | None = None
         self.pending_signal: str | None = None
         self.stop: StopRequest | None = None  # the control.json stop this attempt obeys
+        self.obeyed_before: str | None = None  # id of a stop the job obeyed before job.json changed
 
     # signals ---------------------------------------------------------------------------------
 
@@ -124,10 +138,17 @@ class Runner:
         self.job = job
         self.hold_workdir()
         self.store = open_store(job["store"], self.endpoint)
+        # One runner per config across machines (lease.py): taken before status.json is read, so a runner
+        # that finds a live holder writes nothing; renewed by its own thread; released in main's finally.
+        self.lease = Lease(self.store, lease_ttl(self.args.sync_seconds))
+        self.lease.acquire(f"{job['sweep']}/{job['config']}")
+        self.lease.hold(on_lost=lambda reason: self.supervisor and self.supervisor.request_stop(reason))
         board = StatusBoard.load(self.store)
         self.board = board
         board.doc.update(sweep=job["sweep"], config=job["config"])
         digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+        if board.unreadable is not None and self.recover_status(digest):
+            return EXIT_OK
         changed = board.doc.get("jobDigest") not in (None, digest)
         if board.state == State.SUCCEEDED and not changed and self.store.get_bytes(RESULTS) is not None:
             log(f"{self.store.describe(RESULTS)} exists and the job SUCCEEDED: nothing to do")
@@ -135,8 +156,10 @@ class Runner:
         self.control = Control(self.store)
         asked = self.control.stop_request()
         if asked is not None and changed and board.doc.get("stopRequestId") == asked.id:
-            # That stop was obeyed by the job before job.json changed: it stopped that job, not this one.
+            # That stop was obeyed by the job before job.json changed: it stopped that job, not this one, and
+            # stays ignored for this whole attempt (sync ticks and the ending read control.json again).
             log(f"job.json changed since {asked.describe()}, which the previous job obeyed: this job runs")
+            self.obeyed_before = asked.id
             asked = None
         if asked is not None:
             return self.stop_before_start(asked, digest)
@@ -144,6 +167,11 @@ class Runner:
             return self.attempt(job, raw, digest, changed)
         except Interrupted as e:  # SIGTERM/SIGINT before the child started: no checkpoint to wait for
             return self.interrupted(str(e), checkpoints=None)
+
+    def standing_stop(self) -> StopRequest | None:
+        """control.json's stop request, unless it is one a previous job (before job.json changed) obeyed."""
+        asked = self.control.stop_request()
+        return None if asked is not None and asked.id == self.obeyed_before else asked
 
     def attempt(self, job: dict, raw: bytes, digest: str, changed: bool) -> int:
         """One attempt at the job: set up the work directory, the status and the log, then run the child."""
@@ -157,8 +185,16 @@ class Runner:
             self.store.put_bytes(JOB, raw)
         if board.state is None:
             board.set(State.PENDING, attempts=0, interruptions=0)
-        attempts = int(board.doc.get("attempts") or 0) + 1
         board.doc.setdefault("interruptions", 0)
+        if board.state in RUNNING_STATES and not changed:
+            # The previous attempt never ended: its runner died without a word (kill -9, a lost instance), and
+            # this runner holds the lease only because that one stopped renewing it. It was interrupted.
+            lost = int(board.doc.get("attempts") or 0)
+            board.doc["interruptions"] = int(board.doc["interruptions"]) + 1
+            why = f"attempt {lost} ended without a word (its runner was killed or its instance lost)"
+            log(why + ": counted as interrupted")
+            board.set(State.PENDING, message=why)
+        attempts = int(board.doc.get("attempts") or 0) + 1
         facts = instance_facts()
         self.facts = facts
         board.set(
@@ -175,22 +211,28 @@ class Runner:
             f"instance {facts['instanceType']} ({facts['market']})"
         )
 
-        if (work / JOB).is_file() and (work / JOB).read_bytes() != raw:
-            shutil.rmtree(work / "out", ignore_errors=True)
-        (work / JOB).write_bytes(raw)
-        self.log_path = work / LOG
-        if not self.log_path.exists():
-            try:  # the log of earlier attempts (another instance's), so train.log tells the whole story
-                if self.store.exists(LOG):
-                    self.store.download(LOG, self.log_path)
-            except StorageError as e:
-                log(f"warning: earlier attempts' log not fetched: {e}")
-        with self.log_path.open("a") as fh:
-            fh.write(
-                f"=== attempt {attempts} on {facts['instanceType']} ({facts['market']}) at {utcnow()} ===\n"
-            )
+        with self.writing_work(work / JOB):
+            if (work / JOB).is_file() and (work / JOB).read_bytes() != raw:
+                shutil.rmtree(work / "out", ignore_errors=True)
+            (work / JOB).write_bytes(raw)
+        log_path = work / LOG
+        with self.writing_work(log_path):
+            if not log_path.exists():
+                try:  # the log of earlier attempts (another instance's), so train.log tells the whole story
+                    if self.store.exists(LOG):
+                        self.store.download(LOG, log_path)
+                except StorageError as e:
+                    if disk_error(e):
+                        raise
+                    log(f"warning: earlier attempts' log not fetched: {e}")
+            where = f"{facts['instanceType']} ({facts['market']})"
+            with log_path.open("a") as fh:
+                fh.write(f"=== attempt {attempts} on {where} at {utcnow()} ===\n")
+        # Only now: a log that could not be set up here must not replace the store's, earlier attempts' log.
+        self.log_path = log_path
         self.out = work / "out"
-        self.out.mkdir(exist_ok=True)
+        with self.writing_work(self.out):
+            self.out.mkdir(exist_ok=True)
         if job.get("script"):
             return self.run_script(job)
         return self.run_trainer(job)
@@ -212,26 +254,68 @@ class Runner:
         shutil.rmtree(work / "out", ignore_errors=True)
         self.board.doc.update(attempts=0, interruptions=0)
 
+    def recover_status(self, digest: str) -> bool:
+        """status.json is unreadable (damaged, or written by hand): its bytes go to history/ first. When
+        the store's results.json is this job.json's (strict JSON that fits the schema, the same jobDigest),
+        the job SUCCEEDED: status.json is rebuilt from it and nothing is trained (True). Otherwise the job
+        goes on with a fresh status (False); results.json of an earlier job.json then counts as a changed
+        job, so that start_over moves it to history/ and removes that job's checkpoints."""
+        board = self.board
+        kept = self.store.describe(board.keep_unreadable())
+        results = parse_json(self.store.get_bytes(RESULTS), strict=True)
+        section = results.get("job") if isinstance(results, dict) else None
+        of_job = section.get("jobDigest") if isinstance(section, dict) else None
+        problem = board.unreadable.problem
+        why = f"{self.store.describe(STATUS)} was unreadable ({problem}; its bytes are in {kept})"
+        if of_job == digest and not contract.problems("results", results):
+            board.rebuild_from(results)
+            log(f"{why}: rebuilt it from {self.store.describe(RESULTS)}: SUCCEEDED, nothing to do")
+            return True
+        if isinstance(of_job, str) and DIGEST.fullmatch(of_job):
+            board.doc["jobDigest"] = of_job
+            log(f"{why}: starting a fresh status, as results.json is an earlier job.json's")
+        else:
+            log(f"{why}: starting a fresh status, as there are no results of this job.json")
+        return False
+
     def hold_workdir(self) -> None:
         """One runner per config: an exclusive lock on its work directory, held until this process ends
         (the kernel releases it even after a kill -9). A second runner says who holds it and changes
         nothing, status.json included."""
         work = self.work = self.workdir()
-        self._lock_file = (work / ".runner.lock").open("a+")
+        try:
+            self._lock_file = (work / ".runner.lock").open("a+")
+        except OSError as e:
+            raise JobError(work_disk_problem(work, e)) from e
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._lock_file.seek(0)
             holder = self._lock_file.read().strip() or "unknown"
+            # SIGTERM makes that runner checkpoint and end PENDING: the next run resumes from the checkpoint.
             raise Busy(
                 f"another job runner (pid {holder}) is running {self.job['sweep']}/{self.job['config']} in "
-                f"{work}: this one changes nothing and exits. Fix: wait for it to end (or stop it with "
-                "spot-sweep stop), then run again."
+                f"{work}: this one changes nothing and exits. Fix: wait for it to end, or end it with "
+                f"`kill {holder}` (it checkpoints first), then run again."
             ) from None
-        self._lock_file.seek(0)
-        self._lock_file.truncate()
-        self._lock_file.write(str(os.getpid()))
-        self._lock_file.flush()
+        with self.writing_work(work / ".runner.lock"):
+            self._lock_file.seek(0)
+            self._lock_file.truncate()
+            self._lock_file.write(str(os.getpid()))
+            self._lock_file.flush()
+
+    @contextlib.contextmanager
+    def writing_work(self, target: Path):
+        """Writes into the work directory (``target``: what is written): a read-only or full disk ends the job
+        in one sentence naming the directory and the cause (exit 2), instead of a traceback. Only the errors
+        a write into it can raise are caught, also when a download into it wraps them in a StorageError."""
+        try:
+            yield
+        except (OSError, StorageError) as e:
+            cause = disk_error(e)
+            if cause is None:
+                raise
+            raise JobError(work_disk_problem(self.work, cause, target)) from e
 
     def workdir(self) -> Path:
         if self.args.workdir:
@@ -239,7 +323,10 @@ class Runner:
         else:
             base = os.environ.get("SPOT_SWEEP_WORKDIR") or os.path.join(tempfile.gettempdir(), "spot-sweep")
             work = Path(base) / self.job["sweep"] / self.job["config"]
-        work.mkdir(parents=True, exist_ok=True)
+        try:
+            work.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise JobError(work_disk_problem(work.absolute(), e)) from e
         return work.resolve()
 
     def child_env(self) -> dict:
@@ -258,7 +345,7 @@ class Runner:
         forced = os.environ.get(NPROC_ENV)
         if forced:
             if not forced.isdigit() or int(forced) < 1:
-                raise JobError(f"{NPROC_ENV}={forced!r} must be an integer >= 1. Fix: correct or unset it.")
+                raise JobError(f"{NPROC_ENV}={quote(forced)} must be an integer >= 1. Fix: correct or unset.")
             log(f"{NPROC_ENV}={forced}: starting {forced} process(es) whatever the device")
             return int(forced)
         gpus = self.job["gpus"]
@@ -283,9 +370,11 @@ class Runner:
         with the notice as the stop reason."""
 
         def tick() -> None:
+            if self.lease.lost:  # the store is the new holder's: the child is being stopped, nothing goes up
+                return
             self.upload_log()
             on_tick()
-            asked = self.control.stop_request() if self.stop is None else None
+            asked = self.standing_stop() if self.stop is None else None
             if asked is not None:
                 self.stop = asked
                 supervisor.request_stop(asked.describe())
@@ -300,6 +389,7 @@ class Runner:
             tick,
             self.work / "child.pid",
         )
+        self.lease.confirm()  # lost while the data was fetched: no child, no TRAINING
         self.supervisor = supervisor  # from now on a signal to the runner stops the child
         self.board.set(State.TRAINING)
         watcher = SpotPoller(supervisor.request_stop)
@@ -308,17 +398,21 @@ class Runner:
         else:
             log("spot: no IMDS answer, not polling")
         try:
-            return supervisor.run(), supervisor
+            rc = supervisor.run()
+            self.lease.confirm()  # a runner frozen for longer than a ttl must not write the job's ending
+            return rc, supervisor
         finally:
             watcher.halt()
 
     # trainer mode ---------------------------------------------------------------------------------
 
     def run_trainer(self, job: dict) -> int:
-        data = fetch_data(job["data"], self.work / "data", self.endpoint)
+        with self.writing_work(self.work / "data"):
+            data = fetch_data(job["data"], self.work / "data", self.endpoint)
         sync = CheckpointSync(self.store, self.out / TRAINER_OUT["checkpoints"])
         try:
-            resumed = sync.fetch()
+            with self.writing_work(sync.local_dir):
+                resumed = sync.fetch()
         except StorageError as e:
             raise JobError(
                 f"Checkpoints in {self.store.describe(CHECKPOINTS)} cannot be fetched: {e}", EXIT_FAILED
@@ -329,6 +423,10 @@ class Runner:
             self.nproc(),
             *("-m", "two_tower.train", "--config", str(self.work / JOB)),
             *("--data", str(data), "--out", str(self.out)),
+            # Checkpoints made from other data (the user uploaded new data under the same job.json) are
+            # fetched from the store at every start: deleting them, as the bare trainer asks, cannot stick, so
+            # the trainer starts over on the new data and the sync mirrors its new checkpoints over the old.
+            *("--on-data-change", "restart"),
         )
 
         def tick() -> None:
@@ -346,7 +444,7 @@ class Runner:
         if rc == EXIT_OK:  # even when a stop came too late to matter: the results are there
             return self.succeed_trainer()
         if child.stop_reason is not None or rc == EXIT_INTERRUPTED:
-            return self.interrupted(child.stop_reason or "the trainer exited with code 75", checkpoints=sync)
+            return self.interrupted(child.interruption(rc, "the trainer", cause), checkpoints=sync)
         if rc == EXIT_BAD_INPUT:
             cause = cause or (child.tail[-1] if child.tail else "the trainer rejected its input")
             return self.fail(f"The trainer stopped on bad input: {cause}", EXIT_BAD_INPUT)
@@ -391,14 +489,16 @@ class Runner:
         spec = script_spec(job)
         code_dir = self.work / "code"
         try:
-            fetch_code(spec, code_dir, self.endpoint)
-            for line in apply_patches(spec, code_dir):
-                log(line)
-                with self.log_path.open("a") as fh:
-                    fh.write(line + "\n")
-            env = self.child_env()
-            if job.get("data"):
-                env["SPOT_SWEEP_DATA_DIR"] = str(fetch_data(job["data"], self.work / "data", self.endpoint))
+            with self.writing_work(code_dir):
+                fetch_code(spec, code_dir, self.endpoint)
+                for line in apply_patches(spec, code_dir):
+                    log(line)
+                    with self.log_path.open("a") as fh:
+                        fh.write(line + "\n")
+                env = self.child_env()
+                if job.get("data"):
+                    data = fetch_data(job["data"], self.work / "data", self.endpoint)
+                    env["SPOT_SWEEP_DATA_DIR"] = str(data)
             nproc = self.nproc()
             cmd = command(spec, code_dir, nproc)
         except ScriptError as e:
@@ -414,13 +514,13 @@ class Runner:
         self.upload_log()
         # A script that was asked to stop and exits 0 anyway has not finished: its results may be partial.
         if child.stop_reason is not None or rc == EXIT_INTERRUPTED:
-            return self.interrupted(child.stop_reason or "the script exited with code 75", checkpoints=None)
+            return self.interrupted(child.interruption(rc, f"the script {spec.entrypoint}"), checkpoints=None)
         if rc != EXIT_OK:
             return self.fail(f"The script {spec.entrypoint} {child.ending(rc)}", EXIT_FAILED)
         try:
             files = collect_results(spec, code_dir)
         except ScriptError as e:
-            return self.fail(f"Script mode: {e}", EXIT_FAILED)
+            return self.fail(f"Script mode: {e}", e.code)
         names = []
         for path in files:
             rel = path.relative_to(code_dir).as_posix()
@@ -469,9 +569,11 @@ class Runner:
         digest = TRAINER_OUT["checkpointDigestSuffix"]
         saved = sorted(n for n in checkpoints.uploaded if not n.endswith(digest)) if checkpoints else []
         self.upload_log()
-        asked = self.stop or self.control.stop_request()
+        asked = self.stop or self.standing_stop()
         if asked is not None:
             kept = f" Checkpoint {saved[-1]} is kept: `spot-sweep start` resumes from it." if saved else ""
+            killed = self.supervisor.kill_note() if self.supervisor else ""  # after the reason, kept verbatim
+            kept = killed + kept
             self.board.set(
                 State.STOPPED,
                 interruptions=interruptions,
@@ -482,7 +584,8 @@ class Runner:
             log(f"STOPPED: obeyed {asked.describe()}")
             return EXIT_STOPPED
         resume = f"; the next attempt resumes from {saved[-1]}" if saved else ""
-        message = f"attempt {self.board.doc.get('attempts')} interrupted by {reason}{resume}"
+        killed = self.supervisor.kill_note() if self.supervisor else ""
+        message = f"attempt {self.board.doc.get('attempts')} interrupted by {reason}{killed}{resume}"
         state = State.STOPPED if reason == "SIGINT" else State.PENDING
         self.board.set(state, interruptions=interruptions, message=message)
         log(message)
@@ -501,16 +604,59 @@ class Runner:
         return EXIT_STOPPED
 
 
-def read_json(path: Path, strict: bool = False) -> object | None:
-    """The file's JSON, or None when it is missing or not JSON (``strict``: NaN and Infinity count as not
-    JSON, so that what is copied into results.json stays strict JSON)."""
+ELSEWHERE = "run the job with --workdir (env SPOT_SWEEP_WORKDIR) on"
+WRITE_ERRORS = {
+    errno.ENOSPC: (
+        "there is no space left on its disk",
+        f"free space on that disk, or {ELSEWHERE} a disk with room for the data, the checkpoints and the log "
+        "(on AWS: raise the config's volumeGb)",
+    ),
+    errno.EDQUOT: ("the disk quota there is used up", f"free space within it, or {ELSEWHERE} another disk"),
+    errno.EROFS: ("it is on a read-only file system", f"{ELSEWHERE} a writable disk"),
+}
+"""The errors of a write into the work directory that say its disk cannot take it: the problem and the fix."""
+NOT_ALLOWED = (
+    "this user may not write there",
+    f"give this user write permission, or {ELSEWHERE} another disk",
+)
+
+
+def disk_error(e: BaseException) -> OSError | None:
+    """The OSError of a write the disk refused (WRITE_ERRORS), raised as is or under a StorageError."""
+    cause = e if isinstance(e, OSError) else e.__cause__
+    return cause if isinstance(cause, OSError) and cause.errno in WRITE_ERRORS else None
+
+
+def work_disk_problem(work: Path, err: OSError, target: Path | None = None) -> str:
+    """The sentence for a work directory that cannot be written: which, why, and what to do."""
+    problem, fix = WRITE_ERRORS.get(err.errno) or (
+        NOT_ALLOWED
+        if err.errno in (errno.EACCES, errno.EPERM)
+        else (str(err.strerror or err).lower(), f"make it a writable directory, or {ELSEWHERE} another disk")
+    )
+    what = err.filename or target
+    written = f" (writing {what} failed)" if what and Path(what) != work else ""
+    return f"The work directory {work} cannot be used: {problem}{written}. Fix: {fix}."
+
+
+def parse_json(data: bytes | None, strict: bool = False) -> object | None:
+    """The bytes' JSON, or None when there are none or they are not JSON (``strict``: NaN and Infinity count
+    as not JSON, so that what is copied into results.json stays strict JSON)."""
 
     def reject(constant: str) -> object:
         raise ValueError(constant)
 
     try:
-        return json.loads(path.read_text(), parse_constant=reject if strict else None)
-    except (OSError, ValueError):
+        return None if data is None else json.loads(data, parse_constant=reject if strict else None)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return None
+
+
+def read_json(path: Path, strict: bool = False) -> object | None:
+    """The file's JSON, or None when it is missing or not JSON (``parse_json``)."""
+    try:
+        return parse_json(path.read_bytes(), strict)
+    except OSError:
         return None
 
 
@@ -567,7 +713,7 @@ def main(argv: list[str] | None = None) -> int:
     except Interrupted as e:
         log(f"interrupted by {e} before the job started")
         return EXIT_INTERRUPTED
-    except Busy as e:
+    except (Busy, LeaseBusy) as e:
         print(f"spot-sweep job: {e}", file=sys.stderr)
         return EXIT_BUSY
     except (JobError, StorageError) as e:
@@ -579,6 +725,9 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         report_failure(runner, "The job runner crashed: " + traceback.format_exc().strip().splitlines()[-1])
         return EXIT_FAILED
+    finally:  # every ending, after its last write, releases the lease: the next runner then starts at once
+        if getattr(runner, "lease", None) is not None:
+            runner.lease.release()
 
 
 def report_failure(runner: Runner, message: str) -> None:
@@ -586,6 +735,10 @@ def report_failure(runner: Runner, message: str) -> None:
     store = getattr(runner, "store", None)
     if store is None:
         record_failure(fallback_store(runner.args.job), message, runner.endpoint)
+        return
+    lease = getattr(runner, "lease", None)
+    if lease is None or lease.etag is None or lease.lost:  # status.json is the lease holder's to write
+        log(f"FAILED not recorded in {store.describe()}: this runner does not hold the config's lease")
         return
     runner.upload_log()
     board = getattr(runner, "board", None)

@@ -6,16 +6,17 @@ import json
 
 import contract
 
+from .quote import cut, quote
 from .runlog import JobError
 from .storage import is_s3, split_object_uri
-from .user_script import Patch, ScriptSpec
+from .user_script import Patch, ScriptSpec, escapes
 
 _PROPS = contract.schema("job")["properties"]
 JOB_VERSION = _PROPS["version"]["const"]
 
 
 def _problem(problems: list[str], field: str, rule: str, value: object) -> None:
-    problems.append(f"`{field}` {rule} (got {json.dumps(value)})")
+    problems.append(f"`{field}` {rule} (got {cut(json.dumps(value))})")
 
 
 class _DuplicateKey(ValueError):
@@ -34,12 +35,19 @@ def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
 
 def parse_job(data: bytes, uri: str) -> dict:
     """Validate job.json (training/contract/job.schema.json); collect every problem and raise once."""
-    fix = "Fix: regenerate the file from the sweep spec (`npx spot-sweep local …` or `npx cdk deploy`)."
+    regenerate = "`npx spot-sweep local …` or `npx cdk deploy`"
+    # A file that does not parse was damaged or hand-made: the spec gives a whole one again. A field that is
+    # wrong is wrong where it came from too: regenerating alone would write it again.
+    fix = f"Fix: regenerate the file from the sweep spec ({regenerate})."
+    fix_fields = (
+        f"Fix: correct these fields in the sweep spec and regenerate the file ({regenerate}), or in the job "
+        "file itself if you wrote it by hand."
+    )
     try:
         job = json.loads(data, object_pairs_hook=_unique_keys)
     except _DuplicateKey as e:
         raise JobError(
-            f"Job file {uri} has the key {str(e)[:60]!r} twice in one object; JSON would silently keep the "
+            f"Job file {uri} has the key {quote(str(e))} twice in one object; JSON would silently keep the "
             f"last one. {fix}"
         ) from e
     except UnicodeDecodeError as e:
@@ -91,18 +99,15 @@ def parse_job(data: bytes, uri: str) -> dict:
     if not problems:
         # The hand-written checks above give the sentences; the schema (training/contract/job.schema.json)
         # catches the rest: unknown keys at any level, bounds, patterns.
-        problems = [f"`{p}".replace(": ", "` ", 1) for p in contract.problems("job", job)]
+        # The schema's messages echo the value whole: cut, so that a huge one still reads as one line.
+        problems = [cut(f"`{p}".replace(": ", "` ", 1), 200) for p in contract.problems("job", job)]
     if problems:
-        raise JobError(f"Job file {uri} has {len(problems)} problem(s): " + "; ".join(problems) + f". {fix}")
+        listed = "; ".join(problems)
+        raise JobError(f"Job file {uri} has {len(problems)} problem(s): {listed}. {fix_fields}")
     return job
 
 
 INSIDE_CODE = "must be a path relative to the code root, without `..` (it may not leave the code directory)"
-
-
-def escapes(path: str) -> bool:
-    """Whether a path from the job names something outside its root: absolute, or with a `..` part."""
-    return path.startswith(("/", "\\")) or ".." in path.replace("\\", "/").split("/")
 
 
 def _check_script(script: object, problems: list[str]) -> None:

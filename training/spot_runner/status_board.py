@@ -5,17 +5,25 @@ budget guard) arrive in control.json (``control.py``), spend in spend.json; read
 Every write is conditional on the ETag this runner last read or wrote (S3 If-Match, or If-None-Match
 for the first write), so a second writer, which the contract forbids, is noticed and logged instead of
 silently overwritten.
+
+A status.json the runner cannot use (not JSON, not an object, a field it decides on of the wrong kind) is
+never dropped: ``keep_unreadable`` copies its bytes to ``history/`` before anything is written over it, and
+the runner rebuilds it from results.json when that is this job's (``job.Runner.recover_status``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import re
+from dataclasses import dataclass
 
-from contract import CONFIG_FILES, State, schema
+from contract import CONFIG_FILES, STATES, State, schema
 
 from .clock import utcnow
 from .progress_keys import PROGRESS_KEYS
+from .quote import quote
 from .runlog import log
 from .storage import PreconditionFailed, StorageError, Store, open_store
 
@@ -23,6 +31,16 @@ STATUS = CONFIG_FILES["status"]
 STATUS_VERSION = schema("status")["properties"]["version"]["const"]
 KEYS = frozenset(schema("status")["properties"])
 """Every key status.json may hold; anything else (an older version's keys) is dropped on the next write."""
+DIGEST = re.compile(schema("status")["properties"]["jobDigest"]["pattern"])
+HISTORY = CONFIG_FILES["history"]
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A stored status.json the runner cannot use: why, and its bytes (kept, never lost)."""
+
+    problem: str
+    data: bytes
 
 
 class StatusBoard:
@@ -32,13 +50,40 @@ class StatusBoard:
         self.store = store
         self.doc = {k: v for k, v in doc.items() if k in KEYS}
         self.etag = etag  # of the stored object this runner last read or wrote; None: there is none
+        self.unreadable: Unreadable | None = None
 
     @classmethod
     def load(cls, store: Store) -> StatusBoard:
+        """The stored status; one the runner cannot use loads as a fresh one, with ``unreadable`` set."""
         stored = store.read(STATUS)
         if stored is None:
             return cls(store, {}, None)
-        return cls(store, _parse(stored.data, store), stored.etag)
+        doc, problem = _parse(stored.data)
+        board = cls(store, doc, stored.etag)
+        if problem is not None:
+            board.unreadable = Unreadable(problem, stored.data)
+        return board
+
+    def keep_unreadable(self) -> str:
+        """Copy the unreadable status.json into history/ before anything is written over it; returns the key.
+        The time and a digest of the bytes in the name: two damaged versions never share a key."""
+        assert self.unreadable is not None
+        tag = hashlib.sha256(self.unreadable.data).hexdigest()[:8]
+        key = f"{HISTORY}{STATUS}.unreadable-{utcnow()}-{tag}"
+        self.store.put_bytes(key, self.unreadable.data)
+        return key
+
+    def rebuild_from(self, results: dict) -> None:
+        """SUCCEEDED, as this job's results.json tells it: its attempts, interruptions and where it ran."""
+        job = results["job"]
+        self.doc = {k: v for k, v in self.doc.items() if k in ("sweep", "config")}
+        self.doc.update(
+            {k: job[k] for k in ("attempts", "interruptions", "instanceType", "market", "jobDigest")}
+        )
+        self.doc.update(mode=results["mode"], history=[])
+        if "examplesPerSecond" in results:
+            self.doc["examplesPerSecond"] = results["examplesPerSecond"]
+        self.set(State.SUCCEEDED, progress=1.0, etaSeconds=0)
 
     @property
     def state(self) -> str | None:
@@ -52,11 +97,12 @@ class StatusBoard:
         if state != State.STOPPED:
             for key in ("stoppedBy", "stopRequestId"):
                 self.doc.pop(key, None)
-        if state != self.doc.get("state"):
-            entry = {"state": state, "at": utcnow(), "attempt": int(self.doc.get("attempts") or 0)}
-            self.doc.setdefault("history", []).append(entry)
+        changed = state != self.doc.get("state")
         self.doc["state"] = state
         self.doc.update({k: v for k, v in fields.items() if k in KEYS})
+        if changed:  # after the update: the entry names the attempt this state belongs to
+            entry = {"state": state, "at": utcnow(), "attempt": int(self.doc.get("attempts") or 0)}
+            self.doc.setdefault("history", []).append(entry)
         self._write()
 
     def progress(self, trainer_status: dict) -> None:
@@ -99,15 +145,37 @@ def _finite(value: object) -> object:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def _parse(raw: bytes | None, store: Store) -> dict:
-    if not raw:
-        return {}
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+FIELDS = {
+    "state": lambda v: v in STATES,
+    "attempts": _count,
+    "interruptions": _count,
+    "history": lambda v: isinstance(v, list) and all(isinstance(h, dict) for h in v),
+    "jobDigest": lambda v: isinstance(v, str) and DIGEST.fullmatch(v) is not None,
+}
+"""The fields the runner decides on (state required, the rest when present) and the values it can use; a
+status.json with any other is unreadable. The rest it only copies or overwrites."""
+
+
+def _parse(raw: bytes) -> tuple[dict, str | None]:
+    """The stored status, or {} and why the runner cannot use it."""
     try:
         doc = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        log(f"warning: {store.describe(STATUS)} is not valid JSON; starting a fresh status")
-        return {}
-    return doc if isinstance(doc, dict) else {}
+    except UnicodeDecodeError:
+        return {}, "it is not UTF-8 text"
+    except json.JSONDecodeError as e:
+        return {}, f"it is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}"
+    if not isinstance(doc, dict):
+        return {}, f"it holds a JSON {type(doc).__name__}, not an object"
+    wrong = [
+        key for key, usable in FIELDS.items() if (key in doc or key == "state") and not usable(doc.get(key))
+    ]
+    if wrong:
+        return {}, "its " + ", ".join(f"`{key}` ({quote(doc.get(key))})" for key in wrong) + " cannot be used"
+    return doc, None
 
 
 def record_failure(store_uri: str | None, message: str, endpoint_url: str | None) -> None:
@@ -116,6 +184,10 @@ def record_failure(store_uri: str | None, message: str, endpoint_url: str | None
         return
     try:
         board = StatusBoard.load(open_store(store_uri, endpoint_url))
+        if board.unreadable is not None:
+            kept = board.store.describe(board.keep_unreadable())
+            why = board.unreadable.problem
+            log(f"warning: {board.store.describe(STATUS)} was unreadable ({why}); its bytes are in {kept}")
         board.set(State.FAILED, message=message)
     except StorageError as e:
         log(f"warning: could not record FAILED in {store_uri}: {e}")

@@ -14,6 +14,8 @@ and renames it, so a reader never sees half an object.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import tempfile
@@ -113,6 +115,20 @@ def _atomic_write(dest: Path, write) -> None:
         raise
 
 
+@contextlib.contextmanager
+def _directory_lock(directory: Path):
+    """An exclusive flock on a directory while a conditional write compares and renames: two runners on one
+    machine (lease.json) cannot both win. Only this module takes it: lib/store/file-store.ts does not, and
+    needs not, since control.json has one requester at a time in local mode."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
 class LocalStore(Store):
     """A directory on this machine (local mode, tests)."""
 
@@ -141,10 +157,18 @@ class LocalStore(Store):
             raise StorageError(f"cannot read {self.describe(key)}: {e.strerror}") from e
 
     def put_bytes(self, key: str, data: bytes, *, if_match: str | None = None, if_absent=False) -> str:
-        # The check and the rename are not one atomic step here (S3's are): local mode runs one job at a time.
-        current = self._etag(key) if (if_match is not None or if_absent) else None
-        if (if_absent and current is not None) or (if_match is not None and current != if_match):
-            raise PreconditionFailed(f"{self.describe(key)} was changed by another writer")
+        if if_match is None and not if_absent:
+            return self._write(key, data)
+        try:
+            with _directory_lock(self._path(key).parent):
+                current = self._etag(key)
+                if (if_absent and current is not None) or (if_match is not None and current != if_match):
+                    raise PreconditionFailed(f"{self.describe(key)} was changed by another writer")
+                return self._write(key, data)
+        except OSError as e:
+            raise StorageError(f"cannot write {self.describe(key)}: {e.strerror}") from e
+
+    def _write(self, key: str, data: bytes) -> str:
         try:
             _atomic_write(self._path(key), lambda fh: fh.write(data))
         except OSError as e:

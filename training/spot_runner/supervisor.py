@@ -1,6 +1,8 @@
 """One child process (the trainer, torchrun or a user's script) run to its end: output teed into train.log,
-a tick every few seconds, a stop (a signal to the runner, a spot notice) forwarded as SIGTERM with its
-reason written into train.log, SIGKILL when the grace period is over."""
+a tick every few seconds, a stop (a signal to the runner, a spot notice, a stop request, a lost lease)
+forwarded as SIGTERM with its reason written into train.log, SIGKILL when the grace period is over, and
+nothing the job started left running afterwards. It also tells how the child ended: the runner's own stop
+(noting a grace-period kill), or a signal the runner did not send."""
 
 from __future__ import annotations
 
@@ -11,9 +13,14 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 from .runlog import line, log
+
+JOB_TOKEN_ENV = "SPOT_SWEEP_JOB_TOKEN"
+"""Set, to a value unique to each child, in the child's environment, which every process it starts inherits:
+a daemon that left the job's session (fork, setsid, fork) still carries it in /proc/<pid>/environ."""
 
 
 def python_command(nproc: int, *program: str) -> list[str]:
@@ -51,6 +58,8 @@ class Supervisor:
         self.stop_reason: str | None = None
         self.kill_at: float | None = None
         self.tail: collections.deque[str] = collections.deque(maxlen=30)
+        self.killed_after_grace = False  # the child did not stop within the grace period and was killed
+        self.token = uuid.uuid4().hex
         self._log_lock = threading.Lock()  # the tee thread and a stop's note share train.log
 
     def request_stop(self, reason: str) -> None:
@@ -77,16 +86,35 @@ class Supervisor:
 
     def _tee(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
-        with self.log_path.open("ab") as fh:
-            for raw in iter(self.proc.stdout.readline, b""):
-                with self._log_lock:
-                    fh.write(raw)
-                    fh.flush()
-                sys.stderr.buffer.write(raw)
-                sys.stderr.flush()
-                text = raw.decode(errors="replace").rstrip()
-                if text:
-                    self.tail.append(text)
+        fh = self._open_log()
+        for raw in iter(self.proc.stdout.readline, b""):
+            # The pipe is drained whatever happens to train.log (a full disk): a child blocked on a full
+            # pipe would neither train nor stop.
+            if fh is not None:
+                try:
+                    with self._log_lock:
+                        fh.write(raw)
+                        fh.flush()
+                except OSError as e:
+                    self._log_unwritable(e)
+                    fh = None
+            sys.stderr.buffer.write(raw)
+            sys.stderr.flush()
+            text = raw.decode(errors="replace").rstrip()
+            if text:
+                self.tail.append(text)
+        if fh is not None:
+            fh.close()
+
+    def _open_log(self):
+        try:
+            return self.log_path.open("ab")
+        except OSError as e:
+            self._log_unwritable(e)
+            return None
+
+    def _log_unwritable(self, e: OSError) -> None:
+        log(f"warning: {self.log_path} cannot be written ({e.strerror}): the output goes to stderr only")
 
     def run(self) -> int:
         log("running: " + " ".join(self.cmd))
@@ -94,12 +122,15 @@ class Supervisor:
         self.proc = subprocess.Popen(
             self.cmd,
             cwd=self.cwd,
-            env=self.env,
+            env={**self.env, JOB_TOKEN_ENV: self.token},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        self.pid_file.write_text(str(self.proc.pid))
+        try:  # for people and tests; the runner itself keeps the pid in memory
+            self.pid_file.write_text(str(self.proc.pid))
+        except OSError as e:
+            log(f"warning: {self.pid_file} not written ({e.strerror}); the child's pid is {self.proc.pid}")
         tee = threading.Thread(target=self._tee, daemon=True, name="tee")
         tee.start()
         if self.stop_reason is not None:
@@ -109,15 +140,19 @@ class Supervisor:
             time.sleep(0.2)
             now = time.monotonic()
             if self.kill_at is not None and now > self.kill_at:
-                log(f"the process did not stop within {self.grace_seconds:.0f} s of SIGTERM; killing it")
+                message = f"the process did not stop within {self.grace_seconds:g} s of SIGTERM; killing it"
+                log(message)
+                self._note(message)
                 self._signal_group(signal.SIGKILL)
+                self.killed_after_grace = True
                 self.kill_at = None
             if now >= next_tick:
                 self.on_tick()
                 next_tick = now + self.sync_seconds
-        # No process outlives the job: whatever the child left behind in its session (a worker, a process
-        # it put in the background) is killed now, before it can hold the GPU or the log pipe.
-        left = self._kill_session()
+        # No process outlives the job: whatever the child left behind (a worker, a process it put in the
+        # background, a daemon in a session of its own) is killed now, before it can hold the GPU or the
+        # log pipe.
+        left = self._kill_leftovers()
         if left:
             log(f"killed {left} process(es) the job left running")
         tee.join(timeout=10)
@@ -131,34 +166,89 @@ class Supervisor:
         except (ProcessLookupError, PermissionError):
             self.proc.send_signal(signum)
 
-    def _kill_session(self) -> int:
+    def _kill_leftovers(self) -> int:
         """SIGKILL every process still in the child's session (the child started it, so the session id is
-        its pid), including those in other process groups of it; the count killed. Linux reads /proc;
-        elsewhere the child's process group is killed."""
+        its pid) or carrying this child's JOB_TOKEN_ENV in its environment; the count killed. A process
+        that started a session of its own escapes the first test, not the second; one that cleared its
+        environment (exec with a fresh one) escapes both. Linux reads /proc; elsewhere the child's process
+        group is killed."""
         assert self.proc is not None
-        sid, killed = self.proc.pid, 0
-        proc_dir = Path("/proc")
-        if not proc_dir.is_dir():
+        if not Path("/proc").is_dir():
             try:
-                os.killpg(sid, signal.SIGKILL)
+                os.killpg(self.proc.pid, signal.SIGKILL)
                 return 1
             except (ProcessLookupError, PermissionError):
                 return 0
-        for entry in proc_dir.iterdir():
-            if not entry.name.isdigit():
+        killed: set[int] = set()
+        for _ in range(5):  # a process may fork as it dies: look again until a look finds no one new
+            found = self._leftovers() - killed
+            if not found:
+                break
+            for pid in found:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.add(pid)
+                except (ProcessLookupError, PermissionError):
+                    continue
+        return len(killed)
+
+    def _leftovers(self) -> set[int]:
+        """The live processes of the job: in the child's session or marked with its token; not the runner."""
+        assert self.proc is not None
+        sid, me = self.proc.pid, os.getpid()
+        mark = f"{JOB_TOKEN_ENV}={self.token}".encode()
+        found = set()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == me:
                 continue
             try:
                 # Field 6 of /proc/<pid>/stat is the session id; the name (field 2) may hold spaces, so
-                # split after its closing parenthesis. @see proc(5)
+                # split after its closing parenthesis. /proc/<pid>/environ: the environment it was started
+                # with, NUL-separated. @see proc(5)
                 fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if int(fields[3]) == sid and fields[0] != "Z":  # a zombie is dead already
-                    os.kill(int(entry.name), signal.SIGKILL)
-                    killed += 1
+                if fields[0] == "Z":  # a zombie is dead already
+                    continue
+                if int(fields[3]) == sid or mark in (entry / "environ").read_bytes().split(b"\0"):
+                    found.add(int(entry.name))
             except (OSError, ValueError, IndexError):
                 continue  # gone meanwhile, or not ours to read
-        return killed
+        return found
+
+    def kill_note(self) -> str:
+        """`` (the process (pid N) did not stop within G s of SIGTERM; killed)`` after a grace-period kill."""
+        if not self.killed_after_grace or self.proc is None:
+            return ""
+        grace = f"{self.grace_seconds:g} s"
+        return f" (the process (pid {self.proc.pid}) did not stop within {grace} of SIGTERM; killed)"
+
+    def interruption(self, rc: int, name: str, detail: str | None = None) -> str:
+        """Why an interrupted child stopped, worded to follow "interrupted by": the runner's own stop reason
+        (``kill_note`` tells whether it had to be killed), or, when the runner asked for no stop yet the
+        child exited 75 (interrupted, checkpoint saved), a signal the runner did not send (a user's kill, a
+        shutdown script), never taken for a spot notice; a child killed by such a signal fails (``ending``).
+        ``name``: "the trainer", "the script x.py"; ``detail``: what the child said of its stop (the
+        trainer's own status message)."""
+        if self.stop_reason is not None:
+            return self.stop_reason
+        pid = self.proc.pid if self.proc is not None else "?"
+        said = f" (its own status: {detail})" if detail else ""
+        return f"a signal the runner did not send: {name} (pid {pid}) exited with code {rc}{said}"
 
     def ending(self, rc: int) -> str:
-        """How the process ended, with its last log lines: the cause in a FAILED message."""
-        how = f"was killed by signal {-rc}" if rc < 0 else f"exited with code {rc}"
-        return f"{how}. Last log lines: {' | '.join(list(self.tail)[-3:])}"
+        """How the process ended, with its last log lines: the cause in a FAILED message. A signal the runner
+        did not send is said to be one (the kernel's OOM killer sends SIGKILL, a user or a script SIGTERM)."""
+        pid = f"(pid {self.proc.pid}) " if self.proc is not None else ""
+        if rc >= 0:
+            how = f"exited with code {rc}"
+        else:
+            how = f"was killed by signal {-rc} ({_signal_name(-rc)})"
+            if self.stop_reason is None:
+                how += ", a signal the runner did not send"
+        return f"{pid}{how}. Last log lines: {' | '.join(list(self.tail)[-3:])}"
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -107,3 +108,29 @@ def make_dataset(tmp_path):
         return synth.generate(tmp_path / name, **params)
 
     return make
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """Factory: mount a fresh tmpfs of ``size`` (e.g. "1m") at tmp_path/<name>, read-only with
+    ``readonly=True``, unmounted after the test. A small one is a full disk on demand; a read-only one is
+    unwritable even for root (who ignores chmod). Skips when this process may not mount."""
+    mounted: list[Path] = []
+
+    def mount(name: str, size: str, readonly: bool = False) -> Path:
+        point = tmp_path / name
+        point.mkdir()
+        options = f"size={size}" + (",ro" if readonly else "")
+        if shutil.which("mount") is None:
+            pytest.skip("no mount command here")
+        proc = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)], capture_output=True, text=True
+        )
+        if proc.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.strip() or proc.returncode})")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in reversed(mounted):
+        subprocess.run(["umount", str(point)], check=False)

@@ -3,15 +3,33 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
+import signal
+import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import pytest
-from jobkit import job_doc, run_job, s3, states  # noqa: F401 - fixture
+import torch
+from conftest import edit_pairs, make_relevance_negative
+from jobkit import (  # noqa: F401 - fixture
+    job_doc,
+    local_job,
+    run_job,
+    s3,
+    start_job,
+    start_job_until,
+    states,
+    wait_for,
+)
 
 from spot_runner.fetch import fetch_data
 from spot_runner.storage import open_store
 from spot_runner.sync import CheckpointSync
+from two_tower.train import main as train_main
 
 
 def write_job(store: Path, doc: dict | str) -> Path:
@@ -52,7 +70,7 @@ def test_fails_when_fields_are_missing_or_wrong_naming_each_field(tmp_path):
         "`train` must be an object",
     ):
         assert field in done.stderr
-    assert "Fix: regenerate the file" in done.stderr
+    assert "Fix: correct these fields in the sweep spec and regenerate the file" in done.stderr
     assert status_of(store)["state"] == "FAILED" and "`gpus`" in status_of(store)["message"]
 
 
@@ -210,3 +228,360 @@ def test_fails_when_a_job_file_holds_a_key_twice_instead_of_keeping_the_last(tmp
     text = json.dumps(job_doc("file:///tmp/store/", "/tmp/data")).replace('"gpus": 1', '"gpus": 1, "gpus": 8')
     with pytest.raises(JobError, match=r"has the key 'gpus' twice in one object"):
         parse_job(text.encode(), "job.json")
+
+
+# Every printed fix works when followed to the letter (issue 9 item 8) -------------------------------------
+
+
+class Trial:
+    """One config in a local store whose failure a test provokes, then fixes as the message says."""
+
+    def __init__(self, root: Path, make_dataset):
+        self.root = root
+        self.store = root / "store"
+        self.work = root / "work"
+        self.job = str(self.store / "job.json")
+        self.data = root / "data"
+        self.make_dataset = make_dataset
+        self.first: subprocess.Popen | None = None
+
+    def doc(self, **overrides) -> dict:
+        doc = job_doc(self.store.as_uri() + "/", str(self.data), **overrides)
+        doc["train"].update(epochs=1)
+        return doc
+
+    def write(self, doc: dict | str) -> None:
+        write_job(self.store, doc)
+
+    def dataset(self, **params) -> None:
+        self.make_dataset(str(self.data.relative_to(self.root.parent)), **params)
+
+    def run(self, job: str | None = None) -> subprocess.CompletedProcess:
+        return run_job(job or self.job, self.work)
+
+    def start_long(self) -> None:
+        """A runner that trains for several seconds, reported TRAINING with progress in the store."""
+        self.dataset()
+        doc = self.doc()
+        doc["train"].update(epochs=60, batchSize=16)
+        self.write(doc)
+        self.first = start_job(self.job, self.work, "--sync-seconds", "0.2")
+        wait_for(
+            lambda: (self.store / "status.json").exists() and status_of(self.store).get("progress"),
+            "the first runner training",
+            timeout=90,
+            proc=self.first,
+        )
+
+    def status(self) -> dict:
+        return status_of(self.store)
+
+    def script(self, **spec) -> dict:
+        code = self.root / "code"
+        code.mkdir(exist_ok=True)
+        (code / "train.py").write_text(
+            "import json, os\nos.makedirs('results', exist_ok=True)\n"
+            "json.dump({'ndcg10': 0.5}, open('results/run.json', 'w'))\n"
+        )
+        script = {
+            "code": str(code),
+            "entrypoint": "train.py",
+            "args": [],
+            "patches": [],
+            "results": "results/*",
+        }
+        script.update(spec)
+        return job_doc(self.store.as_uri() + "/", None, script=script)
+
+
+def _job_missing(t: Trial):
+    t.dataset()
+    t.write(t.doc())
+    return t.run(str(t.store / "jbo.json"))  # a typo in --job
+
+
+def _job_not_json(t: Trial):
+    t.dataset()
+    t.write(json.dumps(t.doc())[:-1])
+    return t.run()
+
+
+def _job_bad_field(t: Trial):
+    t.dataset()
+    t.write(t.doc(gpus="two"))
+    return t.run()
+
+
+def _regenerated(t: Trial):
+    t.write(t.doc())  # what regenerating from a correct spec gives
+    return t.run()
+
+
+def _data_missing(t: Trial):
+    t.write(t.doc())
+    return t.run()
+
+
+def _data_created(t: Trial):
+    t.dataset()
+    return t.run()
+
+
+def _busy(t: Trial):
+    t.start_long()
+    return t.run()
+
+
+def _waited_then_again(t: Trial):
+    out, _ = t.first.communicate(timeout=180)
+    assert t.first.returncode == 0, out
+    return t.run()
+
+
+def _ended_then_again(t: Trial):
+    pid = int(re.search(r"`kill (\d+)`", t.provoked).group(1))
+    assert pid == t.first.pid
+    os.kill(pid, signal.SIGTERM)
+    out, _ = t.first.communicate(timeout=120)
+    assert t.first.returncode == 75, out
+    done = t.run()
+    assert "resume: from fold" in done.stderr
+    return done
+
+
+def _stopped(t: Trial):
+    t.start_long()
+    control = {
+        "version": 1,
+        "action": "stop",
+        "by": "spot-sweep stop",
+        "reason": "stopped with spot-sweep stop",
+    }
+    control.update(at="2026-12-01T12:00:00Z", id=str(uuid.uuid4()))
+    (t.store / "control.json").write_text(json.dumps(control))
+    out, _ = t.first.communicate(timeout=120)
+    return subprocess.CompletedProcess(t.first.args, t.first.returncode, "", out)
+
+
+def _started_again(t: Trial):
+    # What `spot-sweep start` writes (lib/store/control.ts requestControl).
+    control = {"version": 1, "action": "start", "by": "spot-sweep start", "reason": "started again"}
+    control.update(at="2026-12-01T12:05:00Z", id=str(uuid.uuid4()))
+    (t.store / "control.json").write_text(json.dumps(control))
+    done = t.run()
+    assert "resume: from fold" in done.stderr
+    return done
+
+
+def _entrypoint_outside(t: Trial):
+    t.write(t.script(entrypoint="../train.py"))
+    return t.run()
+
+
+def _entrypoint_inside(t: Trial):
+    t.write(t.script(entrypoint="train.py"))
+    return t.run()
+
+
+def _results_glob_matches_nothing(t: Trial):
+    t.write(t.script(results="out/*.csv"))
+    return t.run()
+
+
+def _results_glob_matches(t: Trial):
+    t.write(t.script(results="results/*.json"))
+    return t.run()
+
+
+def _negative_relevance(t: Trial):
+    t.dataset()
+    make_relevance_negative(t.data, line=2)
+    t.write(t.doc())
+    return t.run()
+
+
+def _relevance_zero(t: Trial):
+    edit_pairs(t.data, lambda lines: lines.__setitem__(1, ",".join([*lines[1].split(",")[:2], "0", "0"])))
+    return t.run()
+
+
+def _too_many_folds(t: Trial):
+    t.dataset(queries=12, docs=24)
+    doc = t.doc()
+    doc["train"]["folds"] = 13
+    t.write(doc)
+    return t.run()
+
+
+def _folds_as_said(t: Trial):
+    doc = t.doc()
+    doc["train"]["folds"] = int(re.search(r"use at most (\d+) folds", t.provoked).group(1))
+    t.write(doc)
+    return t.run()
+
+
+PRINTED_FIXES = {
+    # case: (provoke, exit code, the printed fix, follow it to the letter)
+    "job.json not found": (
+        _job_missing,
+        2,
+        "Fix: pass --job with the job.json the sweep wrote.",
+        _data_created,
+    ),
+    "job.json not JSON": (_job_not_json, 2, "Fix: regenerate the file from the sweep spec", _regenerated),
+    "job.json field wrong": (_job_bad_field, 2, "Fix: correct these fields in the sweep spec", _regenerated),
+    "data directory missing": (_data_missing, 2, "Fix: create the dataset there", _data_created),
+    "another runner, wait": (_busy, 73, "Fix: wait for it to end", _waited_then_again),
+    "another runner, end it": (_busy, 73, "or end it with `kill ", _ended_then_again),
+    "stopped, then start": (_stopped, 76, "`spot-sweep start` resumes from it", _started_again),
+    "entrypoint outside the code": (_entrypoint_outside, 2, "Fix: correct these fields", _entrypoint_inside),
+    "results glob matches nothing": (
+        _results_glob_matches_nothing,
+        1,
+        "Fix: make the glob match the files the script writes",
+        _results_glob_matches,
+    ),
+    "trainer: negative relevance": (_negative_relevance, 2, "Fix: use integers >= 0", _relevance_zero),
+    "trainer: more folds than queries": (_too_many_folds, 2, "Fix: use at most 12 folds", _folds_as_said),
+}
+
+
+@pytest.mark.parametrize("case", PRINTED_FIXES)
+def test_the_printed_fix_works_when_followed(tmp_path, make_dataset, case):
+    provoke, code, fix, follow = PRINTED_FIXES[case]
+    t = Trial(tmp_path / "trial", make_dataset)
+    t.root.mkdir()
+
+    failed = provoke(t)
+    message = failed.stderr + (json.dumps(t.status()) if (t.store / "status.json").exists() else "")
+    t.provoked = message
+    assert failed.returncode == code, failed.stderr[-3000:]
+    assert fix in message and "Traceback" not in failed.stderr, message[-3000:]
+
+    done = follow(t)
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert t.status()["state"] == "SUCCEEDED"
+    assert (t.store / "results.json").exists()
+
+
+@pytest.mark.parametrize("fix", ["a new --out directory", "delete the old checkpoints"])
+def test_the_trainers_printed_fix_for_data_changed_since_the_checkpoints_works(
+    make_dataset, tmp_path, capsys, fix
+):
+    data = make_dataset()
+    out = tmp_path / "out"
+    args = ["--data", str(data), "--folds", "2", "--epochs", "1", "--batch-size", "32"]
+    assert train_main([*args, "--out", str(out)]) == 0
+    edit_pairs(data, lambda lines: lines.pop())
+    capsys.readouterr()
+
+    assert train_main([*args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "pairs.csv" in err and "Fix: use a new --out directory, or delete the old checkpoints" in err
+
+    if fix == "a new --out directory":
+        out = tmp_path / "new-out"
+    else:
+        shutil.rmtree(out / "checkpoints")
+    assert train_main([*args, "--out", str(out)]) == 0
+
+
+def test_a_job_whose_data_changed_since_its_checkpoints_starts_over_on_the_new_data(tmp_path, make_dataset):
+    # The user re-uploads the data of a config whose job.json is unchanged, while it is interrupted: its
+    # checkpoints are of the old data, so it starts over, as an uninterrupted run on the new data would.
+    data = make_dataset(queries=200, docs=400)
+    train = {"epochs": 30, "batchSize": 16, "checkpointMinutes": 0.005}
+    job, store = local_job(tmp_path / "changed", data, **train)
+    first = start_job_until(
+        job,
+        tmp_path / "work",
+        "checkpoint: ckpt-00000001.pt",
+        "the first checkpoint",
+        "--sync-seconds",
+        "0.2",
+    )
+    first.send_signal(signal.SIGTERM)
+    out, _ = first.communicate(timeout=90)
+    assert first.returncode == 75, out
+    assert list((store / "checkpoints").glob("ckpt-*.pt")), "the interrupted attempt left checkpoints"
+    edit_pairs(data, lambda lines: lines.pop())
+
+    done = run_job(job, tmp_path / "replacement-work", "--sync-seconds", "0.5")
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    notes = [line for line in done.stderr.splitlines() if "changed since the checkpoints" in line]
+    assert len(notes) == 1 and "pairs.csv" in notes[0], done.stderr[-3000:]
+    assert "resume: from" not in done.stderr
+    fresh_job, fresh_store = local_job(tmp_path / "fresh", data, **train)
+    assert run_job(fresh_job, tmp_path / "fresh-work").returncode == 0
+    results, expected = (json.loads((s / "results.json").read_text()) for s in (store, fresh_store))
+    assert [f["ndcg10"] for f in results["folds"]] == [f["ndcg10"] for f in expected["folds"]]
+    assert results["ndcg10"] == expected["ndcg10"] and results["data"] == expected["data"]
+    # What a later replacement would fetch holds only checkpoints of the new data.
+    for path in sorted((store / "checkpoints").glob("ckpt-*.pt")):
+        assert torch.load(path, map_location="cpu", weights_only=False)["data"] == expected["data"], path.name
+
+
+# A work directory that cannot be written (issue 9 item 4) -------------------------------------------------
+
+
+def store_files(store: Path) -> dict[str, bytes]:
+    """Everything in the store but status.json (which the runner writes), by key."""
+    return {
+        p.relative_to(store).as_posix(): p.read_bytes()
+        for p in sorted(store.rglob("*"))
+        if p.is_file() and p.name != "status.json"
+    }
+
+
+def fill(directory: Path) -> None:
+    """Write into ``directory`` until its file system has no space left."""
+    with (directory / "filler").open("wb", buffering=0) as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 4096)
+        except OSError:
+            pass
+
+
+@pytest.mark.parametrize(
+    "disk, cause",
+    [
+        ("read-only", "read-only"),
+        ("full", "no space left"),
+        ("too small for the checkpoint", "no space left"),
+    ],
+)
+def test_fails_in_one_sentence_when_the_work_directory_is_read_only_or_full_and_the_store_loses_nothing(
+    tmp_path, tmpfs, make_dataset, disk, cause
+):
+    store = tmp_path / "store"
+    job = write_job(store, job_doc(store.as_uri() + "/", str(make_dataset())))
+    (store / "status.json").write_text(json.dumps({"state": "PENDING", "attempts": 1, "interruptions": 1}))
+    (store / "checkpoints").mkdir()
+    (store / "checkpoints" / "ckpt-00000001.pt").write_bytes(os.urandom(2 << 20))
+    (store / "checkpoints" / "ckpt-00000001.pt.sha256").write_text("0" * 64 + "\n")
+    (store / "history" / "0123456789abcdef").mkdir(parents=True)
+    (store / "history" / "0123456789abcdef" / "results.json").write_text('{"ndcg10": {"mean": 0.5}}')
+    (store / "train.log").write_text("=== attempt 1 on local (local) at 2026-12-01T12:00:00Z ===\n")
+    before = store_files(store)
+    disk_dir = tmpfs("disk", "1m", readonly=disk == "read-only")
+    if disk == "full":
+        fill(disk_dir)
+    work = disk_dir / "work"
+
+    done = run_job(str(job), work)
+
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    said = [line for line in done.stderr.splitlines() if line.startswith("spot-sweep job: ")]
+    assert len(said) == 1, done.stderr
+    message = said[0].removeprefix("spot-sweep job: ")
+    assert str(disk_dir) in message and cause in message.lower() and "Fix:" in message, message
+    status = status_of(store)
+    assert status["state"] == "FAILED" and status["message"] == message and status["attempts"] >= 1
+    after = store_files(store)
+    log = before.pop("train.log")
+    assert after["train.log"].startswith(log), "the earlier attempts' log is kept"
+    assert {key: after.get(key) for key in before} == before, "nothing already in the store is lost"

@@ -3,6 +3,8 @@ obeys (training/contract/status.schema.json, control.schema.json)."""
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import signal
 import socket
@@ -10,11 +12,13 @@ import threading
 import uuid
 from pathlib import Path
 
-from jobkit import local_job, start_job, states, wait_for
+import pytest
+from jobkit import job_doc, local_job, run_job, start_job, states, wait_for
 
 import contract
 from spot_runner.status_board import StatusBoard
 from spot_runner.storage import open_store
+from two_tower import synth
 
 
 def read(store_dir: Path) -> dict:
@@ -159,12 +163,15 @@ def test_a_stop_the_previous_job_obeyed_does_not_block_a_changed_job(tmp_path, m
 
     doc = json.loads((store_dir / "job.json").read_text())
     doc["train"]["seed"] = 8  # the config edited and deployed again
+    doc["train"]["epochs"] = 3
     (store_dir / "job.json").write_text(json.dumps(doc))
-    second = start_job(job, tmp_path / "work")
+    # Sync ticks every 0.1 s read control.json again while it trains: the old stop stays ignored there too.
+    second = start_job(job, tmp_path / "work", "--sync-seconds", "0.1")
     out, _ = second.communicate(timeout=180)
 
     assert second.returncode == 0, out
     assert read(store_dir)["state"] == "SUCCEEDED"
+    assert (tmp_path / "work" / "train.log").read_text().count("=== attempt") == 1  # started over: attempt 1
 
 
 def test_a_changed_job_moves_the_old_results_to_history_so_no_reader_ranks_them(tmp_path, make_dataset):
@@ -236,3 +243,110 @@ def test_fails_when_a_second_runner_starts_on_the_config_it_names_the_holder_and
     status = read(store_dir)
     assert status["attempts"] == before["attempts"] == 1, "the attempt history stays whole"
     assert "written by someone other than this runner" not in first.output()
+
+
+# An unreadable status.json (issue 9): a SUCCEEDED job is not trained again, and no byte is lost -------------
+
+UNREADABLE = {
+    "not JSON (cut short)": b'{"version": 1, "state": "SUCC',
+    "not UTF-8": b"\xff\xfe\x00s\x00t",
+    "empty": b"",
+    "not an object": b'["SUCCEEDED"]',
+    "an unknown state": b'{"state": "DONE", "attempts": 1, "interruptions": 0}',
+    "attempts that are not a number": b'{"state": "SUCCEEDED", "attempts": "two", "interruptions": 0}',
+}
+
+
+@pytest.fixture(scope="module")
+def finished_results(tmp_path_factory) -> dict:
+    """results.json of a tiny job that SUCCEEDED: what a finished config holds beside its status.json."""
+    root = tmp_path_factory.mktemp("finished")
+    data = synth.generate(
+        root / "data", queries=60, docs=120, dim=8, latent=4, candidates=6, positives=2, seed=3
+    )
+    job, store_dir = local_job(root, data, epochs=1)
+    done = run_job(job, root / "work")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads((store_dir / "results.json").read_text())
+
+
+def finished_store(
+    tmp_path: Path, results: dict | None, status: bytes, data: Path, of_this_job: bool
+) -> Path:
+    """A config's store after its job finished, with ``status`` as its status.json and ``results`` (when
+    given) as its results.json, belonging to this job.json (``ours``) or to an earlier one."""
+    store_dir = tmp_path / "store"
+    store_dir.mkdir()
+    raw = json.dumps(job_doc(store_dir.as_uri() + "/", str(data))).encode()
+    (store_dir / "job.json").write_bytes(raw)
+    if results is not None:
+        results = copy.deepcopy(results)
+        results["job"]["jobDigest"] = "sha256:" + (
+            hashlib.sha256(raw).hexdigest() if of_this_job else "0" * 64
+        )
+        (store_dir / "results.json").write_text(json.dumps(results, indent=2))
+    (store_dir / "status.json").write_bytes(status)
+    return store_dir
+
+
+def kept_status_copies(store_dir: Path) -> list[bytes]:
+    return [p.read_bytes() for p in sorted((store_dir / "history").glob("status.json.unreadable-*"))]
+
+
+@pytest.mark.parametrize("damage", UNREADABLE)
+def test_a_succeeded_job_whose_status_is_unreadable_is_rebuilt_from_its_results_and_not_trained(
+    tmp_path, finished_results, damage
+):
+    # No data: any attempt to train would fail; the job must end at its results.
+    store_dir = finished_store(tmp_path, finished_results, UNREADABLE[damage], tmp_path / "no-data", True)
+    results_before = (store_dir / "results.json").read_bytes()
+
+    done = run_job(str(store_dir / "job.json"), tmp_path / "work")
+
+    assert done.returncode == 0, done.stderr
+    notes = [line for line in done.stderr.splitlines() if "unreadable" in line]
+    assert len(notes) == 1 and "rebuilt" in notes[0] and "results.json" in notes[0], done.stderr
+    status = read(store_dir)
+    assert contract.problems("status", status) == []
+    assert status["state"] == "SUCCEEDED" and status["progress"] == 1.0
+    job = json.loads(results_before)["job"]
+    for key in ("attempts", "interruptions", "instanceType", "market", "jobDigest"):
+        assert status[key] == job[key], key
+    assert (store_dir / "results.json").read_bytes() == results_before
+    assert kept_status_copies(store_dir) == [UNREADABLE[damage]], "the unreadable bytes are kept"
+    assert not (tmp_path / "work" / "train.log").exists(), "nothing was trained"
+
+
+@pytest.mark.parametrize("results_of", ["an earlier job.json", "no job (there are none)"])
+def test_an_unreadable_status_without_this_jobs_results_starts_afresh_and_keeps_its_bytes(
+    tmp_path, make_dataset, finished_results, results_of
+):
+    earlier = results_of == "an earlier job.json"
+    damaged = b'{"version": 1, "state": "TRAI'
+    store_dir = finished_store(
+        tmp_path, finished_results if earlier else None, damaged, make_dataset(), False
+    )
+    old_results = (store_dir / "results.json").read_bytes() if earlier else None
+
+    done = run_job(str(store_dir / "job.json"), tmp_path / "work")
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert kept_status_copies(store_dir) == [damaged], "the unreadable bytes are kept"
+    status = read(store_dir)
+    assert status["state"] == "SUCCEEDED" and status["attempts"] == 1
+    results = json.loads((store_dir / "results.json").read_text())
+    assert results["job"]["jobDigest"] == status["jobDigest"] != "sha256:" + "0" * 64
+    if earlier:  # the earlier job's results are kept where start_over keeps them, never ranked as this one's
+        assert (store_dir / "history" / ("0" * 16) / "results.json").read_bytes() == old_results
+
+
+def test_a_failure_recorded_from_outside_keeps_an_unreadable_status(tmp_path):
+    store_dir = tmp_path / "store"
+    store_dir.mkdir()
+    (store_dir / "job.json").write_text(json.dumps(job_doc(store_dir.as_uri() + "/", str(tmp_path))))
+    (store_dir / "status.json").write_bytes(UNREADABLE["not JSON (cut short)"])
+
+    done = run_job(str(store_dir / "job.json"), tmp_path / "work", "--fail", "no GPU driver on this instance")
+
+    assert done.returncode == 1 and read(store_dir)["state"] == "FAILED"
+    assert kept_status_copies(store_dir) == [UNREADABLE["not JSON (cut short)"]]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import glob
 import json
+import os
 import signal
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -330,3 +333,192 @@ def test_no_process_the_script_started_outlives_the_job(tmp_path):
     pid = int((tmp_path / "work" / "code" / "child.pid").read_text())
     assert not _alive(pid), "the script's background process was left running"
     assert "killed 1 process(es) the job left running" in done.stderr
+
+
+# What the code directory may hold: loops, odd files, archives that reach out (issue 9) ----------------------
+
+
+def refused(done, store: Path, code: int, *needles: str) -> str:
+    """The job ended FAILED with ``code``, one sentence holding ``needles`` and no traceback: the sentence."""
+    assert done.returncode == code, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    status = json.loads((store / "status.json").read_text())
+    assert status["state"] == "FAILED", status
+    for needle in needles:
+        assert needle in status["message"], (needle, status["message"])
+    assert "Fix:" in status["message"] and not (store / "results.json").exists()
+    return status["message"]
+
+
+def plain_code(tmp_path: Path) -> Path:
+    code = tmp_path / "usercode"
+    code.mkdir()
+    (code / "train.py").write_text(PLAIN_SCRIPT)
+    return code
+
+
+def plain_job(tmp_path: Path, code: str, **script) -> tuple[Path, Path]:
+    store = tmp_path / "store"
+    spec = {"entrypoint": "train.py", "patches": [], "args": [], "results": "results/**", **script}
+    return script_job(tmp_path, code, store.as_uri() + "/", **spec), store
+
+
+LOOPS = {
+    "two links to each other": (("a", "b"), ("b", "a")),
+    "a directory linking to its parent": (("models/up", ".."),),
+    "a directory linking to itself": (("models/self", "."),),
+}
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_fails_when_the_code_holds_a_symlink_loop_naming_it(tmp_path, loop):
+    code = plain_code(tmp_path)
+    (code / "models").mkdir()
+    for link, target in LOOPS[loop]:
+        (code / link).symlink_to(target)
+    job, store = plain_job(tmp_path, str(code))
+
+    done = run_job(str(job), tmp_path / "work", timeout=60)
+
+    message = refused(done, store, 2, "script.code", "symlink loop")
+    assert any(f"{link!r} in {code}" in message for link, _ in LOOPS[loop]), message
+    assert message.count(". Fix:") == 1
+
+
+@pytest.mark.parametrize("loop", ["a directory linking to its parent", "two links to each other"])
+def test_fails_when_the_script_makes_a_symlink_loop_where_its_results_are_collected(tmp_path, loop):
+    code = plain_code(tmp_path)
+    links = {"a directory linking to its parent": "os.symlink('..', 'results/up')"}.get(
+        loop, "os.symlink('b', 'results/a'); os.symlink('a', 'results/b')"
+    )
+    (code / "train.py").write_text(PLAIN_SCRIPT + links + "\n")
+    job, store = plain_job(tmp_path, str(code))
+
+    done = run_job(str(job), tmp_path / "work", timeout=60)
+
+    message = refused(done, store, 2, "script.results", "symlink loop")
+    assert "'results/up'" in message or "'results/a'" in message or "'results/b'" in message, message
+
+
+def test_fails_when_a_patched_file_is_not_utf8_naming_the_patch_and_the_file(tmp_path):
+    code = make_code(tmp_path)
+    (code / "models" / "evaluate.py").write_bytes(MPS_SCRIPT.encode() + b"# caf\xe9\n")  # Latin-1
+    store = tmp_path / "store"
+    job = script_job(tmp_path, str(code), store.as_uri() + "/")
+
+    done = run_job(str(job), tmp_path / "work")
+
+    refused(done, store, 2, "script.patches[0]", "models/evaluate.py", "not UTF-8")
+
+
+def test_fails_when_the_code_holds_a_file_that_cannot_be_copied_naming_it(tmp_path):
+    code = plain_code(tmp_path)
+    os.mkfifo(code / "events.pipe")  # a named pipe: copying it would read it forever
+    job, store = plain_job(tmp_path, str(code))
+
+    done = run_job(str(job), tmp_path / "work", timeout=60)
+
+    refused(done, store, 2, "script.code", "events.pipe", "cannot be copied")
+
+
+def test_fails_when_the_script_removes_its_code_directory(tmp_path):
+    code = plain_code(tmp_path)
+    (code / "train.py").write_text("import os, shutil\nshutil.rmtree(os.getcwd())\n")
+    job, store = plain_job(tmp_path, str(code))
+
+    done = run_job(str(job), tmp_path / "work")
+
+    refused(done, store, 1, "script.results", "code directory", "no longer exists")
+
+
+def test_a_broken_symlink_in_the_code_is_left_out_as_a_missing_file(tmp_path):
+    code = plain_code(tmp_path)
+    (code / ".#train.py").symlink_to("root@host.1234")  # an editor's lock file: a link to nothing
+    job, store = plain_job(tmp_path, str(code))
+
+    done = run_job(str(job), tmp_path / "work")
+
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def zip_with(path: Path, *entries: tuple[str, str | bytes, str]) -> Path:
+    """A zip of ``(name, content, kind)`` entries, kind "file" or "symlink" (content: the link's target), as
+    `zip -r -y` stores a symlink."""
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("train.py", PLAIN_SCRIPT)
+        for name, content, kind in entries:
+            info = zipfile.ZipInfo(name)
+            info.external_attr = ((0o120777 if kind == "symlink" else 0o100644) << 16) | 0
+            info.create_system = 3  # Unix: the mode bits above count
+            zf.writestr(info, content)
+    return path
+
+
+ARCHIVE_ESCAPES = {
+    "a `..` name": ("../outside.py", "x = 1\n", "file"),
+    "an absolute name": ("/tmp/spot-sweep-absolute.py", "x = 1\n", "file"),
+    "a symlink to an absolute path": ("etc", "/etc", "symlink"),
+    "a symlink out through `..`": ("models/data", "../../outside", "symlink"),
+}
+
+
+@pytest.mark.parametrize("entry", ARCHIVE_ESCAPES)
+def test_fails_when_a_zip_entry_leads_outside_the_code_directory_naming_it(tmp_path, entry):
+    archive = zip_with(tmp_path / "code.zip", ARCHIVE_ESCAPES[entry])
+    job, store = plain_job(tmp_path, str(archive))
+
+    done = run_job(str(job), tmp_path / "work")
+
+    refused(done, store, 2, "script.code", ARCHIVE_ESCAPES[entry][0], "outside the code directory")
+    assert not (tmp_path / "work" / "outside.py").exists() and not (tmp_path / "outside.py").exists()
+
+
+def test_a_symlink_inside_a_zip_stays_a_symlink(tmp_path):
+    archive = zip_with(
+        tmp_path / "code.zip", ("src/run.py", PLAIN_SCRIPT, "file"), ("run.py", "src/run.py", "symlink")
+    )
+    job, store = plain_job(tmp_path, str(archive), entrypoint="run.py")
+
+    done = run_job(str(job), tmp_path / "work")
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "work" / "code" / "run.py").is_symlink()
+
+
+def test_fails_when_the_code_is_a_tar_archive_saying_only_a_zip_is_unpacked(tmp_path):
+    code = plain_code(tmp_path)
+    archive = tmp_path / "code.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        tf.add(code / "train.py", "train.py")
+    job, store = plain_job(tmp_path, str(archive))
+
+    done = run_job(str(job), tmp_path / "work")
+
+    refused(done, store, 2, "script.code", "code.tar.gz", "not a directory or a .zip")
+
+
+GLOBS = ["results/**", "results/*.json", "**/*.json", "results/*/metrics.json", "*.txt", "results/.hidden/*"]
+GLOBS += ["results", "results/summary.json", "results/**/*.json", "./results/*.json", "res*/**"]
+GLOBS += ["results/[fs]*", "results/.*"]
+
+
+@pytest.mark.parametrize("pattern", GLOBS)
+def test_the_results_glob_matches_what_glob_matches(tmp_path, pattern):
+    from spot_runner.user_script import ScriptError, ScriptSpec, collect_results
+
+    for name in ("results/summary.json", "results/fold-1/metrics.json", "results/fold-1/deep/a.json"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("{}")
+    for name in ("results/.hidden/x.json", "results/.dot.json", "notes.txt"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("{}")
+    spec = ScriptSpec(code=str(tmp_path), entrypoint="train.py", args=(), patches=(), results=pattern)
+    matched = glob.glob(glob.escape(str(tmp_path)) + "/" + pattern, recursive=True)
+    expected = sorted(os.path.normpath(p) for p in matched if Path(p).is_file())
+
+    try:
+        found = [str(p) for p in collect_results(spec, tmp_path)]
+    except ScriptError:
+        found = []
+
+    assert found == expected

@@ -16,7 +16,7 @@ from typing import Any
 
 from contract import train_properties
 
-from .errors import UserError
+from .errors import QUOTE_LIMIT, UserError, quote
 
 _PROPERTIES = train_properties()
 """Types, defaults, enums and bounds of every setting: training/contract/train-settings.schema.json."""
@@ -43,11 +43,6 @@ def _check(prop: dict[str, Any], value: Any) -> tuple[str, bool]:
         ok = (value > low if above else value >= low) and value <= prop["maximum"]
     kind = "an integer" if integer else "a number"
     return f"{kind} {'>' if above else '>='} {low} and <= {prop['maximum']}", ok
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass(frozen=True)
@@ -104,12 +99,13 @@ class TrainConfig:
             key = f.metadata["key"]
             value = getattr(self, f.name)
             if key == "maxExamples":
+                key = "examples"  # as job.json and the sweep spec call it (--max-examples)
                 rule, ok = "an integer >= 1 or null", value is None or (_is_int(value) and value >= 1)
             else:
                 rule, ok = _check(_PROPERTIES[key], value)
             if not ok:
                 raise UserError(
-                    f"setting {key} is {_show(value)}, but it must be {rule}.",
+                    f"setting {key} is {quote(value)}, but it must be {rule}.",
                     where=f"field {key}",
                     fix=f"set {key} to {rule}.",
                 )
@@ -144,10 +140,22 @@ KEYS = {f.metadata["key"]: f.name for f in fields(TrainConfig)}
 def read_job_settings(path: Path) -> dict[str, Any]:
     """The ``train`` object of a job.json, plus ``examples`` as ``max_examples``, keyed by attribute name."""
     try:
-        job = json.loads(path.read_text())
+        job = json.loads(path.read_bytes().decode("utf-8"))  # JSON is UTF-8 (RFC 8259), whatever the locale
     except FileNotFoundError:
         raise UserError(
             "the job file does not exist.", file=str(path), fix="pass the path of a job.json."
+        ) from None
+    except OSError as err:
+        raise UserError(
+            f"cannot read the job file: {(err.strerror or str(err)).lower()}.",
+            file=str(path),
+            fix="pass the path of a readable job.json file.",
+        ) from None
+    except UnicodeDecodeError as err:
+        raise UserError(
+            f"the job file is not UTF-8 text (byte {err.object[err.start]:#04x} at byte {err.start + 1:,}).",
+            file=str(path),
+            fix="save it as UTF-8, as JSON requires.",
         ) from None
     except json.JSONDecodeError as err:
         raise UserError(
@@ -168,9 +176,9 @@ def read_job_settings(path: Path) -> dict[str, Any]:
     for key, value in train.items():
         if key not in KEYS or key == "maxExamples":
             raise UserError(
-                f"unknown train setting {key!r}.",
+                f"unknown train setting {quote(key)}.",
                 file=str(path),
-                where=f"field train.{key}",
+                where=f"field train.{key if len(key) <= QUOTE_LIMIT else quote(key)}",
                 fix="use one of " + ", ".join(k for k in KEYS if k != "maxExamples") + ".",
             )
         settings[KEYS[key]] = value

@@ -19,7 +19,8 @@ def assign_folds(eval_query_ids: list[str], folds: int, seed: int) -> dict[str, 
             f"only {len(eval_query_ids)} queries have non-weak pairs, fewer than the {folds} folds asked "
             "for.",
             where="column query_id / setting folds",
-            fix=f"use at most {len(eval_query_ids)} folds (--folds), or add queries with judged pairs.",
+            fix=f"use at most {len(eval_query_ids)} folds (`folds` in the sweep spec, or --folds), "
+            "or add queries with judged pairs.",
         )
     ordered = sorted(set(eval_query_ids))
     perm = np.random.default_rng(seed).permutation(len(ordered))

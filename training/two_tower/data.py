@@ -8,24 +8,38 @@ Layout: ``pairs.csv`` or ``pairs.parquet`` (query_id, doc_id, relevance[, weak])
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import hashlib
 import re
+import warnings
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .errors import UserError
+from .errors import UserError, quote
 
 TEXT_BUCKETS = 1 << 16
 """Hash buckets for word n-grams (bucket 0 is padding)."""
 TEXT_MAX_TOKENS = 64
 """n-grams kept per text (the first ones)."""
 
+MAX_EMBEDDING_VALUE = 1e15
+"""Largest |value| accepted in an embedding: the squares (norms, LayerNorm) of dim such values stay far below
+float32's maximum, where a larger one would overflow to inf and end as a NaN loss ("training diverged")."""
+MAX_RELEVANCE = 2**31 - 1
+"""Largest relevance accepted: gains and their sums stay exact integers in float64 (graded labels are 0-4)."""
+
 _WORD = re.compile(r"\w+")
+_PANDAS_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+_PANDAS_OPEN_QUOTE = re.compile(r"EOF inside string starting at row (\d+)")
+_UTF8_FIX = (
+    "save it as UTF-8 (for example: iconv -f latin1 -t utf-8 old > new, naming the encoding it is in)."
+)
 
 
 @dataclass
@@ -56,7 +70,7 @@ def load_dataset(data_dir: Path, max_examples: int | None = None) -> Dataset:
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise UserError(
-            "the data directory does not exist.",
+            "this is a file, not a directory." if data_dir.exists() else "the data directory does not exist.",
             file=str(data_dir),
             fix="pass --data the directory holding pairs.csv and the embeddings.",
         )
@@ -107,7 +121,7 @@ def load_dataset(data_dir: Path, max_examples: int | None = None) -> Dataset:
 
 def _row_name(path: Path, index: int) -> str:
     # csv: the line number as an editor shows it (header is line 1); parquet: the 1-based row.
-    return f"line {index + 2}" if path.suffix == ".csv" else f"row {index + 1}"
+    return f"line {_csv_line(path, index)[0]}" if path.suffix == ".csv" else f"row {index + 1}"
 
 
 def _reject_first(bad: object, path: Path, column: str, problem: Callable[[int], str], fix: str) -> None:
@@ -120,23 +134,22 @@ def _reject_first(bad: object, path: Path, column: str, problem: Callable[[int],
 
 def _read_pairs(data_dir: Path, max_examples: int | None) -> tuple[Path, pd.DataFrame]:
     csv_path, parquet_path = data_dir / "pairs.csv", data_dir / "pairs.parquet"
+    required = ("query_id", "doc_id", "relevance")
     if csv_path.exists():
         path = csv_path
-        try:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, nrows=max_examples)
-        except pd.errors.EmptyDataError:
-            frame = pd.DataFrame()
-        except pd.errors.ParserError as err:
-            raise UserError(
-                f"the file is not valid CSV ({err}).",
-                file=str(path),
-                fix="write one row per line: query_id,doc_id,relevance[,weak].",
-            ) from None
+        frame = _read_csv(path, required, required, "query_id,doc_id,relevance[,weak]")
     elif parquet_path.exists():
         path = parquet_path
-        frame = pd.read_parquet(path)
-        if max_examples is not None:
-            frame = frame.iloc[:max_examples]
+        frame = _read_parquet(path)
+        _require_columns(frame, path, required, "query_id,doc_id,relevance[,weak]")
+        for column in ("query_id", "doc_id"):
+            _reject_first(
+                frame[column].isna(),
+                path,
+                column,
+                lambda i, column=column: f"{column} is null.",
+                "fill it in, or remove the row.",
+            )
         frame = frame.astype({c: str for c in frame.columns if c in ("query_id", "doc_id")})
     else:
         raise UserError(
@@ -144,33 +157,31 @@ def _read_pairs(data_dir: Path, max_examples: int | None) -> tuple[Path, pd.Data
             file=str(data_dir),
             fix="add pairs.csv with the columns query_id,doc_id,relevance (and optional weak).",
         )
-    for column in ("query_id", "doc_id", "relevance"):
-        if column not in frame.columns:
-            raise UserError(
-                f"column {column!r} is missing "
-                f"(columns found: {', '.join(map(str, frame.columns)) or 'none'}).",
-                file=str(path),
-                where="header",
-                fix="name the columns query_id,doc_id,relevance[,weak].",
-            )
     if len(frame) == 0:
         raise UserError(
             "the dataset is empty: the pairs file has no rows.",
             file=str(path),
             fix="add at least one row query_id,doc_id,relevance per judged pair.",
         )
-    frame = frame.reset_index(drop=True)
+    frame = _first_examples(frame, path, max_examples)
     relevance = pd.to_numeric(frame["relevance"], errors="coerce")
     fix = "use integers >= 0 (0 = not relevant)."
     _reject_first(
-        relevance.isna() | (relevance != np.floor(relevance)),
+        relevance.isna() | ~np.isfinite(relevance) | (relevance != np.floor(relevance)),
         path,
         "relevance",
-        lambda i: f"relevance {frame['relevance'][i]!r} is not an integer.",
+        lambda i: f"relevance {quote(frame['relevance'][i])} is not an integer.",
         fix,
     )
     _reject_first(
         relevance < 0, path, "relevance", lambda i: f"relevance {int(relevance[i])} is negative.", fix
+    )
+    _reject_first(
+        relevance > MAX_RELEVANCE,
+        path,
+        "relevance",
+        lambda i: f"relevance {quote(frame['relevance'][i])} is too large (at most {MAX_RELEVANCE:,}).",
+        "use small integers for the grades (0 = not relevant, typically up to 3 or 4).",
     )
     frame["relevance"] = relevance.astype(np.int64)
     if "weak" in frame.columns:
@@ -179,7 +190,7 @@ def _read_pairs(data_dir: Path, max_examples: int | None) -> tuple[Path, pd.Data
             ~weak.isin([0, 1]),
             path,
             "weak",
-            lambda i: f"weak {frame['weak'][i]!r} is not 0 or 1.",
+            lambda i: f"weak {quote(frame['weak'][i])} is not 0 or 1.",
             "use 1 for a weak label, 0 (or empty) otherwise.",
         )
         frame["weak"] = weak.astype(bool)
@@ -195,6 +206,211 @@ def _read_pairs(data_dir: Path, max_examples: int | None) -> tuple[Path, pd.Data
     return path, frame
 
 
+def _first_examples(frame: pd.DataFrame, path: Path, examples: int | None) -> pd.DataFrame:
+    """The first ``examples`` rows. More than the file has is refused, not capped: in a sweep over data sizes,
+    two configs asking for different sizes would otherwise train on the same rows and rank as different."""
+    if examples is None:
+        return frame
+    if examples > len(frame):
+        raise UserError(
+            f"examples is {examples:,} (job.json's examples or --max-examples) but this file has only "
+            f"{len(frame):,} rows, so the run would use fewer rows than it says.",
+            file=str(path),
+            fix=f"lower examples to {len(frame):,} or less (or leave it out to use every row), "
+            "or give more data.",
+        )
+    return frame.iloc[:examples].reset_index(drop=True)
+
+
+def _read_csv(path: Path, columns: tuple[str, ...], non_empty: tuple[str, ...], layout: str) -> pd.DataFrame:
+    """Every cell of a CSV file as the text it holds, the header's names as columns, blank lines skipped.
+    Refuses, naming the line: bytes that are not UTF-8 (a UTF-8 BOM is fine), a quote never closed, a row
+    with more fields than the header, or fewer (when that leaves a ``non_empty`` column empty)."""
+    try:
+        # header=None: the header is read as a row, so a data row with more fields than it is an error
+        # (with header=0, pandas silently makes the first column the index when every row has one more).
+        # keep_default_na=False: every cell stays its text, '' when empty, never NaN.
+        raw = pd.read_csv(path, header=None, dtype=str, keep_default_na=False, encoding="utf-8")
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
+    except pd.errors.EmptyDataError:
+        raise UserError(
+            "the file is empty.", file=str(path), fix=f"write the header line {layout} and one row per line."
+        ) from None
+    except pd.errors.ParserError as err:
+        raise _not_csv(path, str(err), layout) from None
+    except OSError as err:
+        raise _unreadable(path, err) from None
+    header = [str(name) for name in raw.iloc[0]]
+    frame = raw.iloc[1:].reset_index(drop=True)
+    frame.columns = header
+    first: dict[str, int] = {}
+    for number, name in enumerate(header, start=1):
+        if name in first:
+            raise UserError(
+                f"column {quote(name)} appears twice (columns {first[name]} and {number}).",
+                file=str(path),
+                where="header",
+                fix=f"give each column one name: {layout}.",
+            )
+        first[name] = number
+    _require_columns(frame, path, columns, layout)
+    empty = np.zeros(len(frame), dtype=bool)
+    for column in non_empty:
+        empty |= (frame[column] == "").to_numpy()
+    if empty.any():
+        # pandas fills the fields a short row leaves out with '', so look at the line itself.
+        i = int(np.flatnonzero(empty)[0])
+        line, fields = _csv_line(path, i)
+        if 0 < fields < len(header):
+            raise _field_count(path, line, fields, header)
+        column = next(c for c in non_empty if frame[c][i] == "")
+        raise UserError(
+            f"{column} is empty.",
+            file=str(path),
+            where=f"line {line}, column {column}",
+            fix="fill it in, or remove the row.",
+        )
+    return frame
+
+
+def _require_columns(frame: pd.DataFrame, path: Path, columns: tuple[str, ...], layout: str) -> None:
+    for column in columns:
+        if column not in frame.columns:
+            found = ", ".join(quote(str(c), 40) for c in frame.columns[:20]) or "none"
+            more = f" and {len(frame.columns) - 20:,} more" if len(frame.columns) > 20 else ""
+            raise UserError(
+                f"column {column!r} is missing (columns found: {found}{more}).",
+                file=str(path),
+                where="header",
+                fix=f"name the columns {layout}.",
+            )
+
+
+def _field_count(path: Path, line: int, fields: int, header: list[str]) -> UserError:
+    return UserError(
+        f"this row has {fields} field{'' if fields == 1 else 's'} but the header has {len(header)} "
+        f"({quote(','.join(header))}).",
+        file=str(path),
+        where=f"line {line}",
+        fix="give every row the header's fields, comma-separated (put a field holding a comma in "
+        'double quotes: "a,b").',
+    )
+
+
+def _not_csv(path: Path, message: str, layout: str) -> UserError:
+    """The pandas parser's complaint as a sentence, with the line as an editor counts it."""
+    fields = _PANDAS_FIELDS.search(message)
+    if fields:
+        expected = int(fields.group(1))
+        with _csv_rows(path) as rows:
+            header = next(rows)[2]
+            for line, count, _ in rows:
+                if count != expected:
+                    return _field_count(path, line, count, header)
+        return _field_count(path, int(fields.group(2)), int(fields.group(3)), header)
+    open_quote = _PANDAS_OPEN_QUOTE.search(message)
+    if open_quote:
+        # The csv module reads an unclosed quote to the end of the file: its last row is where it opens.
+        line = int(open_quote.group(1)) + 1
+        with _csv_rows(path) as rows:
+            for row in rows:
+                line = row[0]
+        return UserError(
+            "a quoted field opened on this line is never closed, so the rest of the file would be one field.",
+            file=str(path),
+            where=f"line {line}",
+            fix='close the quote, write a " inside a quoted field as "", or remove the stray ".',
+        )
+    return UserError(
+        f"the file is not valid CSV ({quote(message.strip(), 200)}).",
+        file=str(path),
+        fix=f"write the header line {layout} and then one row per line.",
+    )
+
+
+@contextlib.contextmanager
+def _csv_rows(path: Path) -> Iterator[Iterator[tuple[int, int, list[str]]]]:
+    """(line it starts on, field count, header) of each non-blank row, header first, as the csv module reads
+    them: only on the way to an error message, to name the line the way an editor counts lines (pandas
+    counts rows, and a quoted field can span lines)."""
+    limit = csv.field_size_limit()
+    csv.field_size_limit(2**31 - 1)  # the default 131,072 would stop at a long id before its line
+    try:
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
+            yield _rows_of(csv.reader(fh))
+    finally:
+        csv.field_size_limit(limit)
+
+
+def _rows_of(reader) -> Iterator[tuple[int, int, list[str]]]:
+    start, header = 1, None
+    for fields in reader:
+        if fields:
+            header = header or fields
+            yield start, len(fields), header
+        start = reader.line_num + 1
+
+
+def _csv_line(path: Path, row: int) -> tuple[int, int]:
+    """Line number and field count of data row ``row`` (0-based, as pandas numbers them)."""
+    with _csv_rows(path) as rows:
+        for n, (line, fields, _) in enumerate(rows):
+            if n == row + 1:
+                return line, fields
+    return row + 2, 0
+
+
+def _not_utf8(path: Path) -> UserError:
+    """Where the first byte that is not UTF-8 is, found by decoding block by block (the file may be large)."""
+    line, offset, carry = 1, 0, b""
+    with open(path, "rb") as fh:
+        while True:
+            block = fh.read(1 << 20)
+            data = carry + block
+            try:
+                data.decode("utf-8")
+                good, carry = data, b""
+            except UnicodeDecodeError as err:
+                if block and err.reason == "unexpected end of data":  # a character cut by the block's end
+                    good, carry = data[: err.start], data[err.start :]
+                else:
+                    at = line + data.count(b"\n", 0, err.start)
+                    return UserError(
+                        f"the file is not UTF-8 text: byte {data[err.start]:#04x} "
+                        f"(byte {offset + err.start + 1:,} of the file) is not valid UTF-8.",
+                        file=str(path),
+                        where=f"line {at}",
+                        fix=_UTF8_FIX,
+                    )
+            if not block:
+                return UserError("the file is not UTF-8 text.", file=str(path), fix=_UTF8_FIX)
+            line += good.count(b"\n")
+            offset += len(good)
+
+
+def _unreadable(path: Path, err: OSError) -> UserError:
+    return UserError(
+        f"cannot read it: {(err.strerror or str(err)).lower()}.",
+        file=str(path),
+        fix="make it a regular file this user can read.",
+    )
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    import pyarrow  # pandas' Parquet engine (requirements.txt); only to name its errors
+
+    try:
+        return pd.read_parquet(path)
+    except (pyarrow.ArrowException, ValueError, OSError) as err:
+        raise UserError(
+            f"it is not a readable Parquet file ({quote(str(err), 160)}).",
+            file=str(path),
+            fix="write it again (pandas: frame.to_parquet(path)); a copy cut short or damaged reads like "
+            "this. Or give pairs.csv instead.",
+        ) from None
+
+
 def _read_ids(path: Path) -> list[str]:
     if not path.exists():
         raise UserError(
@@ -203,20 +419,123 @@ def _read_ids(path: Path) -> list[str]:
             fix=f"write one id per line, in the row order of "
             f"{path.name.replace('_ids.txt', '_embeddings.npy')}.",
         )
-    ids = path.read_text().splitlines()
+    try:
+        text = path.read_bytes().decode("utf-8-sig")  # -sig: a UTF-8 BOM at the start is not part of an id
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
+    except OSError as err:
+        raise _unreadable(path, err) from None
+    ids = [line.removesuffix("\r") for line in text.split("\n")]  # "\r": Windows line endings
     if ids and ids[-1] == "":
         ids.pop()
     seen: dict[str, int] = {}
     for line, value in enumerate(ids, start=1):
+        if value == "":
+            raise UserError(
+                "the line is empty.",
+                file=str(path),
+                where=f"line {line}",
+                fix="write one id on every line, in the row order of the embeddings; no blank lines.",
+            )
         if value in seen:
             raise UserError(
-                f"id {value!r} appears twice (lines {seen[value]} and {line}).",
+                f"id {quote(value)} appears twice (lines {seen[value]} and {line}).",
                 file=str(path),
                 where=f"line {line}",
                 fix="give every row its own id.",
             )
         seen[value] = line
     return ids
+
+
+def _load_npy(path: Path, side: str) -> np.ndarray:
+    """The array in a .npy file, after checking its header: an .npz, a pickle, text, an object array or a
+    file cut short each get their own sentence (np.load would call most of them "pickled data")."""
+    fix = f"save a float32 array [n_{side}s, dim] with numpy.save(path, array.astype('float32'))."
+    try:
+        with open(path, "rb") as fh, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "created on Python 2": the message stays one line
+            start = fh.read(16)
+            fh.seek(0)
+            header = _npy_header(fh) if start.startswith(b"\x93NUMPY") else None
+            offset = fh.tell()
+    except OSError as err:
+        raise _unreadable(path, err) from None
+    if start.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        raise UserError(
+            "this is an .npz archive (numpy.savez), not a .npy file.",
+            file=str(path),
+            fix="save the one array with numpy.save(path, array) instead of numpy.savez; or rename this "
+            "file to .npz and save the array it holds: numpy.save(path, numpy.load('x.npz')['<name>']).",
+        )
+    if not start.startswith(b"\x93NUMPY"):
+        pickled = start[:1] == b"\x80" and start[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
+        raise UserError(
+            "it is a Python pickle, not a NumPy .npy file."
+            if pickled
+            else f"it is not a NumPy .npy file: it starts with {quote(start)}, not with the .npy signature "
+            "\\x93NUMPY.",
+            file=str(path),
+            fix=fix,
+        )
+    if isinstance(header, str):
+        raise UserError(f"its .npy header is damaged ({header}).", file=str(path), fix=fix)
+    if header is not None:
+        shape, dtype = header
+        if dtype.hasobject:
+            raise UserError(
+                f"it holds Python objects (dtype {dtype}), not numbers.",
+                file=str(path),
+                fix=f"save a float array of shape [n_{side}s, dim]: "
+                "numpy.save(path, numpy.asarray(values, dtype='float32')).",
+            )
+        _check_embedding_shape(path, side, shape, dtype)
+        need = int(np.prod(shape)) * dtype.itemsize
+        have = path.stat().st_size - offset
+        if have < need:
+            raise UserError(
+                f"the file is truncated: its header says shape {shape} {dtype} ({need:,} bytes of data) but "
+                f"only {have:,} bytes follow it.",
+                file=str(path),
+                fix=f"copy it again, or write it again; {fix}",
+            )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            emb = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise UserError(
+            f"not a readable .npy array ({quote(str(err), 160)}).", file=str(path), fix=fix
+        ) from None
+    _check_embedding_shape(path, side, emb.shape, emb.dtype)
+    return emb
+
+
+def _npy_header(fh) -> tuple[tuple[int, ...], np.dtype] | str | None:
+    """(shape, dtype) from a .npy header; a string saying why when it is damaged; None for a version
+    this code does not parse itself (np.load then reads it)."""
+    try:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+        else:
+            fh.seek(0)
+            return None
+    except Exception as err:  # numpy parses the header as a Python literal: damage fails in many ways
+        return quote(f"{type(err).__name__}: {err}", 120)
+    return tuple(shape), np.dtype(dtype)
+
+
+def _check_embedding_shape(path: Path, side: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    if len(shape) != 2 or 0 in shape or not np.issubdtype(dtype, np.floating):
+        raise UserError(
+            f"expected a 2-D float array with at least one row and one column, found shape {shape} "
+            f"dtype {dtype}.",
+            file=str(path),
+            fix=f"save a float32 array of shape [n_{side}s, dim].",
+        )
 
 
 def _read_embeddings(data_dir: Path, side: str) -> tuple[list[str], np.ndarray, list[Path]]:
@@ -228,21 +547,7 @@ def _read_embeddings(data_dir: Path, side: str) -> tuple[list[str], np.ndarray, 
             fix=f"save a float32 array [n_{side}s, dim] with numpy.save, one row per line of "
             f"{ids_path.name}.",
         )
-    try:
-        emb = np.load(emb_path, allow_pickle=False)
-    except (ValueError, OSError) as err:
-        raise UserError(
-            f"not a readable .npy array ({err}).",
-            file=str(emb_path),
-            fix="write it with numpy.save(path, array.astype('float32')).",
-        ) from None
-    if emb.ndim != 2 or not np.issubdtype(emb.dtype, np.floating):
-        raise UserError(
-            f"expected a 2-D float array, found shape {emb.shape} dtype {emb.dtype}.",
-            file=str(emb_path),
-            fix=f"save a float32 array of shape [n_{side}s, dim].",
-        )
-    emb = np.ascontiguousarray(emb, dtype=np.float32)
+    emb = np.ascontiguousarray(_load_npy(emb_path, side), dtype=np.float32)
     finite = np.isfinite(emb).all(axis=1)
     if not finite.all():
         i = int(np.flatnonzero(~finite)[0])
@@ -251,6 +556,17 @@ def _read_embeddings(data_dir: Path, side: str) -> tuple[list[str], np.ndarray, 
             file=str(emb_path),
             where=f"row {i}",
             fix="re-embed those texts or drop them and their pairs.",
+        )
+    huge = np.maximum(emb.max(axis=1), -emb.min(axis=1)) >= MAX_EMBEDDING_VALUE
+    if huge.any():
+        i = int(np.flatnonzero(huge)[0])
+        raise UserError(
+            f"row {i} (0-based) holds {float(np.abs(emb[i]).max()):.3g}, too large to train on: the towers "
+            f"square it (|values| must stay below {MAX_EMBEDDING_VALUE:.0e}; {int(huge.sum())} such rows).",
+            file=str(emb_path),
+            where=f"row {i}",
+            fix="check how the file was written (values like this mostly mean the wrong dtype or damaged "
+            "bytes), or scale the embeddings down.",
         )
     ids = _read_ids(ids_path)
     if len(ids) != emb.shape[0]:
@@ -274,22 +590,16 @@ def _read_texts(path: Path, id_column: str) -> tuple[list[str], np.ndarray, Path
         raise UserError(
             "the text file is missing.", file=str(path), fix=f"write a CSV with the columns {id_column},text."
         )
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    for column in (id_column, "text"):
-        if column not in frame.columns:
-            raise UserError(
-                f"column {column!r} is missing.",
-                file=str(path),
-                where="header",
-                fix=f"name the columns {id_column},text.",
-            )
+    frame = _read_csv(path, (id_column, "text"), (id_column,), f"{id_column},text")
     dup = frame[id_column].duplicated()
     if dup.any():
         i = int(np.flatnonzero(dup.to_numpy())[0])
+        first = int(np.flatnonzero((frame[id_column] == frame[id_column][i]).to_numpy())[0])
+        where = _row_name(path, i)
         raise UserError(
-            f"id {frame[id_column][i]!r} appears twice.",
+            f"id {quote(frame[id_column][i])} appears twice ({_row_name(path, first)} and {where}).",
             file=str(path),
-            where=f"line {i + 2}",
+            where=where,
             fix="give every row its own id.",
         )
     tokens = np.zeros((len(frame), TEXT_MAX_TOKENS), dtype=np.int64)
@@ -307,7 +617,8 @@ def _resolve(pairs: pd.DataFrame, pairs_path: Path, column: str, ids: list[str],
         pairs_path,
         column,
         lambda i: (
-            f"{column} {pairs[column][i]!r} has no entry in {id_file} ({int(missing.sum())} rows like this)."
+            f"{column} {quote(pairs[column][i])} has no entry in {id_file} "
+            f"({int(missing.sum())} row{'' if missing.sum() == 1 else 's'} like this)."
         ),
         f"add it (and its embedding or text) to {id_file}, or remove the rows that use it.",
     )

@@ -54,3 +54,20 @@ class TwoTower(nn.Module):
 
     def forward(self, q: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.encode_queries(q), self.encode_docs(d)
+
+
+def parameter_count(input_dim: int, hidden_dim: int, text: bool = False) -> int:
+    """Parameters of ``TwoTower(input_dim, hidden_dim, text)``, counted without building it."""
+    dim = TEXT_EMBED_DIM if text else input_dim
+    tower = 2 * dim + (dim * hidden_dim + hidden_dim) + (hidden_dim * dim + dim)  # norm, up, down
+    return 2 * tower + (TEXT_BUCKETS * TEXT_EMBED_DIM if text else 0)
+
+
+def training_bytes(input_dim: int, hidden_dim: int, text: bool, batch_size: int) -> int:
+    """About how many bytes training this model takes on its device, before the data: fp32 weights,
+    gradients and AdamW's two moment estimates (4 x 4 bytes per parameter), plus the activations autograd
+    keeps for one micro-batch (per tower and row: the input, its norm and the output, 3 x dim; the hidden
+    pre-activation, GELU output and its gradient, 3 x hidden). An estimate, to refuse what cannot fit."""
+    dim = TEXT_EMBED_DIM if text else input_dim
+    activations = 2 * batch_size * (3 * dim + 3 * hidden_dim) * 4
+    return 16 * parameter_count(input_dim, hidden_dim, text) + activations

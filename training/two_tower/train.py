@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import math
+import os
 import platform
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -32,17 +35,50 @@ from . import checkpoint as ckpt
 from .config import DEVICES, EVAL_CANDIDATES, PRECISIONS, TrainConfig, build_config
 from .cv import assign_folds, query_folds, split_rows
 from .data import Dataset, file_digests, load_dataset
-from .errors import UserError
+from .errors import UserError, quote
 from .evaluate import FoldEvaluator
 from .interrupt import StopRequest, install_signal_handlers
 from .loss import gather_with_grad, in_batch_softmax_loss
-from .model import TwoTower
+from .model import TwoTower, training_bytes
 from .progress import Progress, status_doc, write_json_atomic
 from .runtime import Runtime, is_rank0, print0, setup_runtime
 
 EXIT_FAILED = EXIT_CODES["trainer"]["crashed"]
 EXIT_BAD_INPUT = EXIT_CODES["trainer"]["badInput"]
 EXIT_INTERRUPTED = EXIT_CODES["trainer"]["interrupted"]
+
+MEMORY_ENV = "SPOT_SWEEP_MEMORY_BYTES"
+"""Bytes the memory check before training takes as free on the device, instead of asking the device: lets the
+tests refuse a model on any machine, and lets an operator keep memory back for other processes."""
+
+_WRITE_ERRORS = {
+    errno.ENOSPC: (
+        "no space left on device, so the run stopped; the files it wrote before (checkpoints, results) are "
+        "kept as they were, and the partly written one was removed.",
+        "free space on that disk (or copy the directory to a disk with room and pass that as --out), then "
+        "rerun: it resumes from the last checkpoint.",
+    ),
+    errno.EDQUOT: (
+        "disk quota exceeded, so the run stopped; the files it wrote before (checkpoints, results) are kept "
+        "as they were, and the partly written one was removed.",
+        "free space within the quota (or pass --out a directory elsewhere), then rerun: it resumes from the "
+        "last checkpoint.",
+    ),
+    errno.EROFS: (
+        "the file system is read-only, so the run cannot write its output there.",
+        "pass --out a directory on a writable disk.",
+    ),
+    errno.EACCES: (
+        "permission denied: this user cannot write there.",
+        "pass --out a directory this user can write to, or give it write permission (chmod u+w).",
+    ),
+}
+_WRITE_ERRORS[errno.EPERM] = _WRITE_ERRORS[errno.EACCES]
+_WRITE_ERRORS[errno.ENAMETOOLONG] = (
+    "the path is too long for the file system.",
+    "pass --out a shorter path.",
+)
+"""OSErrors that mean OUT cannot be written, each with the problem and the fix for the message."""
 
 
 class Interrupted(Exception):
@@ -114,6 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--progress-seconds", type=float, default=10.0, help="seconds between progress lines (default 10)"
     )
+    p.add_argument(
+        "--on-data-change",
+        choices=("fail", "restart"),
+        default="fail",
+        help="when --out holds checkpoints made from other data: fail (default, saying what to do) or "
+        "restart (delete them, train from fold 1: the job runner's choice; it fetches them at every start)",
+    )
     return p
 
 
@@ -138,6 +181,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 class Trainer:
+    on_data_change = "fail"
+    """What to do with checkpoints made from other data (--on-data-change): fail, or restart from fold 1."""
+
     def __init__(
         self,
         config: TrainConfig,
@@ -188,6 +234,17 @@ class Trainer:
         for key, now in (("config", self.config.to_json()), ("data", self.digests)):
             if state[key] != now:
                 diff = sorted(k for k in set(now) | set(state[key]) if now.get(k) != state[key].get(k))
+                if key == "data" and self.on_data_change == "restart":
+                    # Every rank has read the checkpoints (all take this branch) before rank 0 deletes them.
+                    self.rt.barrier()
+                    if self.rt.is_master:
+                        for path in self.ckpt_dir.glob("ckpt-*"):
+                            path.unlink(missing_ok=True)
+                    self.progress.message(
+                        f"data changed since the checkpoints ({', '.join(diff)}): starting over from fold 1 "
+                        "(--on-data-change restart; the old checkpoints are deleted)"
+                    )
+                    return self._fresh_state()
                 raise UserError(
                     f"the checkpoints there were made with a different {key} ({', '.join(diff)} differ).",
                     file=str(self.ckpt_dir),
@@ -461,7 +518,110 @@ class Trainer:
         }
 
 
+def check_out(out: Path) -> None:
+    """Refuse an --out that cannot be the run's directory before any work is done: an existing file, a path
+    below a file, or one that cannot be written (read-only disk, no permission: raised as the OSError)."""
+    for path in (out, *out.parents):
+        if path.is_symlink() and not path.exists():
+            raise UserError(
+                f"this is a symbolic link to {quote(os.readlink(path))}, which does not exist.",
+                file=str(path),
+                where="flag --out",
+                fix="make the directory it points to, or pass --out another directory.",
+            )
+        if path.exists() and not path.is_dir():
+            raise UserError(
+                "--out is a file, not a directory."
+                if path == out
+                else f"this is a file, so --out {quote(str(out))} cannot be a directory inside it.",
+                file=str(path),
+                where="flag --out",
+                fix="pass --out a new directory, or the directory of an earlier run to resume it.",
+            )
+        if path.exists():
+            break
+    if is_rank0():
+        out.mkdir(parents=True, exist_ok=True)
+        try:
+            fd, probe = tempfile.mkstemp(dir=out, prefix=".write-test-")
+        except OSError as err:  # root ignores permissions, so try a write rather than os.access
+            raise OSError(err.errno, err.strerror, str(out)) from None
+        os.close(fd)
+        os.unlink(probe)
+
+
+def check_memory(config: TrainConfig, data: Dataset, rt: Runtime, job: Path | None) -> None:
+    """Refuse, before allocating anything, a model that cannot fit on the device: a hiddenDim within the
+    schema's bounds can still need more memory than the machine has, and would otherwise end in an
+    out-of-memory crash (or the OOM killer) after the data is loaded."""
+    available, source = _available_memory(rt)
+    if available is None:
+        return
+    text, batch = data.kind == "text", math.ceil(config.batch_size / rt.world_size)
+    # On CPU the data is already in memory (the tensors share the numpy arrays); on a GPU it is copied there.
+    arrays = (data.query_features, data.doc_features, data.pair_query, data.pair_doc)
+    resident = 0 if rt.device.type == "cpu" else sum(a.nbytes for a in arrays)
+    need = training_bytes(data.input_dim, config.hidden_dim, text, batch) + resident
+    if need <= available:
+        return
+    # training_bytes is linear in hiddenDim: the largest one that fits.
+    base = training_bytes(data.input_dim, 0, text, batch) + resident
+    per_unit = training_bytes(data.input_dim, 1, text, batch) + resident - base
+    fits = (available - base) // per_unit
+    raise UserError(
+        f"hiddenDim {config.hidden_dim} with batchSize {config.batch_size} needs about {_size(need)} "
+        f"to train (weights, gradients, AdamW states and activations"
+        f"{f', plus {_size(resident)} of data' if resident else ''}) but only {_size(available)} is "
+        f"available on {rt.device} ({source}).",
+        file=f"{job} (or the flag overriding it)" if job else None,
+        where="field train.hiddenDim" if job else "setting hiddenDim (--hidden-dim)",
+        fix=(f"lower hiddenDim to at most {fits:,}, or batchSize" if fits >= 1 else "lower batchSize")
+        + ", or train on a machine with more memory.",
+    )
+
+
+def _available_memory(rt: Runtime) -> tuple[int | None, str]:
+    """Free bytes on the training device for this process, and where the figure comes from."""
+    raw = os.environ.get(MEMORY_ENV)
+    if raw:
+        try:
+            return int(raw), MEMORY_ENV
+        except ValueError:
+            raise UserError(
+                f"{MEMORY_ENV} is {quote(raw)}, not a number of bytes.",
+                where=f"environment variable {MEMORY_ENV}",
+                fix="set it to an integer number of bytes (e.g. 8000000000), or unset it.",
+            ) from None
+    if rt.device.type == "cuda":
+        return torch.cuda.mem_get_info(rt.device)[0], "free memory, torch.cuda.mem_get_info"
+    if rt.device.type != "cpu":
+        return None, ""  # MPS: unified memory that macOS pages; it gives no dependable free figure
+    figures = []
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        with open("/proc/meminfo") as fh:
+            line = next(x for x in fh if x.startswith("MemAvailable:"))
+        figures.append((int(line.split()[1]) * 1024, "MemAvailable in /proc/meminfo"))
+    with contextlib.suppress(OSError, ValueError):  # a container's limit (cgroup v2), below the host's memory
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+        if limit != "max":
+            figures.append((int(limit) - used, "the cgroup's memory.max less memory.current"))
+    if not figures:
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # macOS: physical memory
+            figures.append((os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "physical memory"))
+    if not figures:
+        return None, ""
+    available, source = min(figures)
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # torchrun: processes on this machine share it
+    return available // local, source if local == 1 else f"{source}, shared by {local} processes"
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.0f} MiB"
+
+
 def run(args: argparse.Namespace, stop: StopRequest) -> int:
+    check_out(args.out)
     config = config_from_args(args)
     data = load_dataset(args.data, config.max_examples)
     pairs_file = str(data.files[0])
@@ -473,9 +633,9 @@ def run(args: argparse.Namespace, stop: StopRequest) -> int:
     digests = file_digests(data.files)
     rt = setup_runtime(args.device, config.precision, args.compile)
     try:
+        check_memory(config, data, rt, args.config)
         out: Path = args.out
         if rt.is_master:
-            out.mkdir(parents=True, exist_ok=True)
             print0("config: " + json.dumps(config.to_json()))
             print0(
                 f"data: {data.num_pairs} pairs ({int(data.weak.sum())} weak), {len(data.query_ids)} queries, "
@@ -484,6 +644,7 @@ def run(args: argparse.Namespace, stop: StopRequest) -> int:
             write_json_atomic(out / TRAINER_OUT["folds"], dict(sorted(assignment.items())))
         rt.barrier()
         trainer = Trainer(config, data, out, rt, stop, assignment, digests, args.progress_seconds)
+        trainer.on_data_change = args.on_data_change
         trainer.progress.write_status(TrainerState.TRAINING, message=None)
         results = trainer.run()
         if rt.is_master:
@@ -517,16 +678,49 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(args, stop)
     except UserError as err:
-        print0(f"error: {err.message()}", file=sys.stderr)
-        _write_failed(args.out, err.message(), EXIT_BAD_INPUT)
-        return EXIT_BAD_INPUT
+        return _refuse(err, args.out)
     except Interrupted as err:
         print0(f"interrupted ({err}): checkpoint saved; rerun with the same --out to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as err:  # noqa: BLE001 - last resort: report, mark FAILED, exit 1
+        unwritable = _unwritable(err, args.out)
+        if unwritable is not None:
+            _remove_partial_files(args.out)
+            return _refuse(unwritable, args.out)
         traceback.print_exc()
         _write_failed(args.out, f"crashed: {type(err).__name__}: {err}", EXIT_FAILED)
         return EXIT_FAILED
+
+
+def _refuse(err: UserError, out: Path) -> int:
+    print0(f"error: {err.message()}", file=sys.stderr)
+    _write_failed(out, err.message(), EXIT_BAD_INPUT)
+    return EXIT_BAD_INPUT
+
+
+def _unwritable(err: BaseException, out: Path) -> UserError | None:
+    """The sentence for an OSError saying OUT cannot be written (disk full, quota, read-only, permission),
+    also when it is the cause of another error (torch.save raises RuntimeError over the OSError); None for
+    anything else."""
+    seen: set[int] = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, OSError) and cause.errno in _WRITE_ERRORS:
+            problem, fix = _WRITE_ERRORS[cause.errno]
+            return UserError(problem, file=str(cause.filename or out), fix=fix)
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def _remove_partial_files(out: Path) -> None:
+    """Remove what a failed write left half-written: only temporary files ever are (every file of OUT gets its
+    final name by an atomic rename), and on a full disk they hold the space the FAILED status needs."""
+    if is_rank0():
+        for directory in (out, out / TRAINER_OUT["checkpoints"]):
+            for partial in directory.glob("*.tmp"):
+                with contextlib.suppress(OSError):
+                    partial.unlink()
 
 
 def _write_failed(out: Path, message: str, code: int) -> None:
@@ -534,12 +728,14 @@ def _write_failed(out: Path, message: str, code: int) -> None:
     cause, so the job runner reads ``exitCode`` to tell bad input (2) from a crash (1)."""
     if not is_rank0():
         return
-    with contextlib.suppress(OSError):
+    try:
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(
             out / TRAINER_OUT["status"],
             status_doc(TrainerState.FAILED, {"message": message, "exitCode": code}),
         )
+    except OSError:  # OUT is unwritable or full: the message on stderr is all there is; leave no partial file
+        _remove_partial_files(out)
 
 
 if __name__ == "__main__":

@@ -5,14 +5,15 @@ import { PRICE_SOURCE } from '../../cost/instances';
 import { loadSpec } from '../../spec/load';
 import { SweepSpec, sweepStackName } from '../../spec/types';
 import { Command, OptionTable } from '../args';
+import { lookupOnDemandPrices, ON_DEMAND_FROM_TABLE, OnDemandLookup, tableRegionWarning } from '../on-demand-prices';
 import { lookupSpotPrices } from '../spot-prices';
 
 const usd = (x: number): string => `$${x.toFixed(2)}`;
 const hours = (h: number): string => (h < 1 ? `${Math.round(h * 60)} min` : `${h.toFixed(1)} h`);
 
-/** Lines warning about configs that would overrun maxRuntimeHours or could not be estimated. */
-function planWarnings(estimate: SweepEstimate): string[] {
-  const warnings: string[] = [];
+/** Lines warning about prices of another region, configs that would overrun maxRuntimeHours or could not be estimated. */
+function planWarnings(estimate: SweepEstimate, priceWarnings: readonly string[]): string[] {
+  const warnings: string[] = [...priceWarnings];
   for (const c of estimate.configs) {
     if (c.runtimeHours !== null && c.runtimeHours > c.config.maxRuntimeHours) {
       warnings.push(
@@ -29,7 +30,7 @@ function planWarnings(estimate: SweepEstimate): string[] {
 }
 
 /** The text `spot-sweep plan` prints: one block per config, the total and the verdict. */
-export function formatPlan(spec: SweepSpec, estimate: SweepEstimate, priceNote: string): string {
+export function formatPlan(spec: SweepSpec, estimate: SweepEstimate, priceNote: string, priceWarnings: readonly string[] = []): string {
   const file = spec.specFile ? path.relative(process.cwd(), spec.specFile) : 'spec';
   const out: string[] = [];
   out.push(
@@ -49,7 +50,7 @@ export function formatPlan(spec: SweepSpec, estimate: SweepEstimate, priceNote: 
   }
   out.push('');
 
-  const warnings = planWarnings(estimate);
+  const warnings = planWarnings(estimate, priceWarnings);
   for (const w of warnings) out.push(`Warning: ${w}`);
   if (warnings.length > 0) out.push('');
 
@@ -83,7 +84,7 @@ function configRows(c: ConfigEstimate): string[][] {
     `${cfg.gpus}x ${e.instance.gpuModel}${cfg.gpus < e.instance.gpuCount ? ` (of ${e.instance.gpuCount})` : ''}`,
     hours(e.runtimeHours),
     usd(e.spotUsd) + (e.spotPriceLive ? '*' : ''),
-    usd(e.onDemandUsd),
+    usd(e.onDemandUsd) + (e.onDemandPriceLive ? '*' : ''),
   ]);
 }
 
@@ -113,13 +114,15 @@ export interface PlanJson {
       readonly spotUsd: number;
       readonly onDemandUsd: number;
       readonly spotPriceLive: boolean;
+      /** Whether the on-demand price is the deploy region's from the AWS Price List API (else the us-east-1 table). */
+      readonly onDemandPriceLive: boolean;
     }[];
   }[];
   readonly unestimated: readonly string[];
   readonly warnings: readonly string[];
 }
 
-export function planJson(spec: SweepSpec, estimate: SweepEstimate, priceNote: string): PlanJson {
+export function planJson(spec: SweepSpec, estimate: SweepEstimate, priceNote: string, priceWarnings: readonly string[] = []): PlanJson {
   return {
     sweep: spec.name,
     stack: sweepStackName(spec.name),
@@ -142,15 +145,16 @@ export function planJson(spec: SweepSpec, estimate: SweepEstimate, priceNote: st
         spotUsd: e.spotUsd,
         onDemandUsd: e.onDemandUsd,
         spotPriceLive: e.spotPriceLive,
+        onDemandPriceLive: e.onDemandPriceLive,
       })),
     })),
     unestimated: estimate.unestimated,
-    warnings: planWarnings(estimate),
+    warnings: planWarnings(estimate, priceWarnings),
   };
 }
 
 const options = {
-  offline: { type: 'boolean', help: 'use the built-in price table; do not ask EC2 for current spot prices' },
+  offline: { type: 'boolean', help: 'use the built-in price table (us-east-1); do not ask EC2 for spot prices or the Price List API for on-demand prices' },
   json: { type: 'boolean', help: 'print the estimate as one JSON document (per config, total, budget, overBudget) and nothing else' },
 } as const satisfies OptionTable;
 
@@ -161,8 +165,9 @@ export const plan: Command<typeof options> = {
 Checks the whole spec and lists every problem at once (JSON path, value, fix). Prints, per config,
 the instance types, GPU model and count, market, estimated runtime and cost on spot and on-demand,
 and the sweep total against budgetUsd. With AWS credentials configured it asks EC2 for current spot
-prices (5 s timeout); otherwise, or with --offline, it uses the built-in price table and says so.
-Spec reference: sweeps/README.md`,
+prices (5 s timeout) and, when AWS_REGION is not us-east-1, the AWS Price List API for that region's
+on-demand prices; otherwise, or with --offline, it uses the built-in us-east-1 price table and says so,
+with a warning when the sweep deploys to another region. Spec reference: sweeps/README.md`,
   positionals: [{ name: 'spec.json', help: 'the sweep spec, e.g. sweeps/demo.json', required: true }],
   options,
   exits: [
@@ -174,11 +179,23 @@ Spec reference: sweeps/README.md`,
   async run({ positionals, options: o }, io) {
     const spec = loadSpec(positionals[0]);
     const types = [...new Set(spec.configs.flatMap((c) => c.instanceTypes))];
-    const lookup = o.offline
-      ? { prices: new Map<string, number>(), note: 'built-in table (typical spot); --offline given, so no live spot lookup.' }
-      : await lookupSpotPrices(types, io.env);
-    const estimate = estimateSweep(spec, lookup.prices);
-    io.out(o.json ? `${JSON.stringify(planJson(spec, estimate, lookup.note), null, 2)}\n` : formatPlan(spec, estimate, lookup.note));
+    const [spot, onDemand] = o.offline
+      ? [{ prices: new Map<string, number>(), note: 'built-in table (typical spot); --offline given, so no live spot lookup.' }, offlineOnDemand(io.env)]
+      : await Promise.all([lookupSpotPrices(types, io.env), lookupOnDemandPrices(types, io.env)]);
+    const estimate = estimateSweep(spec, spot.prices, onDemand.prices);
+    const note = `${spot.note} ${onDemand.note}`;
+    const warnings = onDemand.warning ? [onDemand.warning] : [];
+    io.out(o.json ? `${JSON.stringify(planJson(spec, estimate, note, warnings), null, 2)}\n` : formatPlan(spec, estimate, note, warnings));
     return estimate.overBudget ? EXIT_CODES.cli.overBudget : EXIT_CODES.cli.ok;
   },
 };
+
+/** `--offline`: the built-in table, with the warning when AWS_REGION names another region than the table's. */
+function offlineOnDemand(env: NodeJS.ProcessEnv): OnDemandLookup {
+  const region = env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
+  return {
+    prices: new Map(),
+    note: ON_DEMAND_FROM_TABLE,
+    ...(region !== undefined && region !== PRICE_SOURCE.region ? { warning: tableRegionWarning(region, '--offline was given') } : {}),
+  };
+}

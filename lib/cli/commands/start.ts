@@ -5,10 +5,13 @@ import { aws, AwsSession, openStore } from '../aws';
 
 /*
  * Why `start` writes a start request before it scales the group up: the job runner obeys the newest
- * request in control.json at start, so an instance launched while a stop request stands would end at
- * once, STOPPED. Once the request says start, the runner resumes from the config's checkpoints when
- * its job.json is unchanged (a changed job starts over), and the group's 0/1/1 is the sweep stack's
- * own capacity, as `cdk deploy` set it.
+ * request in control.json at start and at every sync tick, so an instance launched while a stop request
+ * stands would end at once, STOPPED. Once the request says start, the runner resumes from the config's
+ * checkpoints when its job.json is unchanged (a changed job starts over). 0/1/1 is what the sweep stack's
+ * restart resource sets when a deploy starts a config (lib/constructs/config-restart.ts); max 1 as well,
+ * since `stop` and the budget stop leave the group at 0/0/0 and Auto Scaling refuses a desired capacity
+ * above the maximum.
+ * @see https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_UpdateAutoScalingGroup.html
  */
 
 const SUCCEEDED = STATE.SUCCEEDED;
