@@ -221,8 +221,9 @@ class S3Store(Store):
         self.uri = f"s3://{bucket}/{self.prefix}"
         endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
         # Few, quick retries: an unreachable endpoint should fail in seconds with a clear message,
-        # not hang the instance (which bills by the second).
-        config = Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"})
+        # not hang the instance (which bills by the second). The read timeout bounds one socket read, not a
+        # transfer: 20 s keeps an endpoint that accepts and never answers to about a minute per call.
+        config = Config(connect_timeout=5, read_timeout=20, retries={"max_attempts": 3, "mode": "standard"})
         self.client = boto3.client("s3", endpoint_url=endpoint, config=config)
         self.endpoint = endpoint
 
@@ -246,12 +247,28 @@ class S3Store(Store):
             code = e.response.get("Error", {}).get("Code", "")
             if code == "NoSuchBucket":
                 return StorageError(f"cannot {action} {where}: bucket '{self.bucket}' does not exist")
-            if code in ("AccessDenied", "403"):
-                return StorageError(
-                    f"cannot {action} {where}: access denied (check the role's S3 permissions)"
-                )
+            if code in ("AccessDenied", "403", "Forbidden"):
+                return StorageError(f"cannot {action} {where}: access denied: {self._needed(action, key)}")
             return StorageError(f"cannot {action} {where}: {code or e}")
         return StorageError(f"cannot {action} {where}: {e}")
+
+    def _needed(self, action: str, key: str) -> str:
+        """The permission a denied call lacks, named with its ARN (the fix for an AccessDenied). A read of a
+        missing key is denied too, not answered 404, unless the caller may list the bucket: S3 answers 404
+        only with s3:ListBucket, and a GetObject carries no s3:prefix, so a prefix-scoped grant is not enough.
+        @see https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html"""
+        bucket_arn = f"arn:aws:s3:::{self.bucket}"
+        object_arn = f"{bucket_arn}/{self._key(key)}"
+        if action in ("read", "download"):
+            return (
+                f"the role needs s3:GetObject on {object_arn}, and s3:ListBucket on {bucket_arn} without an "
+                "s3:prefix condition (without it a missing object reads as access denied, not as absent)"
+            )
+        if action in ("write", "upload"):
+            return f"the role needs s3:PutObject (and s3:PutObjectTagging for tagged uploads) on {object_arn}"
+        if action == "delete":
+            return f"the role needs s3:DeleteObject on {object_arn}"
+        return f"the role needs s3:ListBucket on {bucket_arn}"
 
     def read(self, key: str) -> Stored | None:
         from botocore.exceptions import BotoCoreError, ClientError

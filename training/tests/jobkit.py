@@ -106,15 +106,24 @@ class S3Bucket:
                 self.client.upload_file(str(path), self.name, prefix + path.relative_to(directory).as_posix())
 
 
+def moto_bucket(mp: pytest.MonkeyPatch, prefix: str) -> S3Bucket:
+    """A new bucket in the session's moto_server, with the AWS env of this process (and so of the runners it
+    starts) pointed at it: test credentials, a region, no profile."""
+    endpoint = moto_endpoint()
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": endpoint,
+    }.items():
+        mp.setenv(key, value)
+    mp.delenv("AWS_PROFILE", raising=False)
+    return S3Bucket(endpoint, f"{prefix}-{uuid.uuid4().hex[:12]}")
+
+
 @pytest.fixture
 def s3(monkeypatch) -> S3Bucket:
-    endpoint = moto_endpoint()
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    return S3Bucket(endpoint, f"test-{uuid.uuid4().hex[:12]}")
+    return moto_bucket(monkeypatch, "test")
 
 
 class FakeImds:

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ from jobkit import (
     FakeImds,
     S3Bucket,
     job_doc,
-    moto_endpoint,
+    moto_bucket,
     run_job,
     start_job,
     start_job_until,
@@ -62,15 +61,7 @@ class World:
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     with pytest.MonkeyPatch.context() as mp:
-        endpoint = moto_endpoint()
-        for key, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL": endpoint,
-        }.items():
-            mp.setenv(key, value)
-        bucket = S3Bucket(endpoint, f"e2e-{uuid.uuid4().hex[:12]}")
+        bucket = moto_bucket(mp, "e2e")
         subprocess.run(
             [
                 sys.executable,

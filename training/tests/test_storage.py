@@ -94,3 +94,35 @@ def test_fails_when_a_data_key_leads_outside_the_data_directory(s3, tmp_path):  
     with pytest.raises(JobError, match=r"leads outside the data directory"):
         fetch_data(s3.uri("datasets/evil/"), dest, None)
     assert not (tmp_path / "escaped.txt").exists() and not (tmp_path / "work" / "escaped.txt").exists()
+
+
+READ_NEEDS = [
+    "s3:GetObject on arn:aws:s3:::b/sweeps/s/c/status.json",
+    "s3:ListBucket on arn:aws:s3:::b without",
+]
+WRITE_NEEDS = ["s3:PutObject", "arn:aws:s3:::b/sweeps/s/c/status.json"]
+
+
+@pytest.mark.parametrize(
+    ("method", "call", "needs"),
+    [
+        ("get_object", lambda st: st.read("status.json"), READ_NEEDS),
+        ("put_object", lambda st: st.put_bytes("status.json", b"{}"), WRITE_NEEDS),
+        ("list_objects_v2", lambda st: st.list("checkpoints/"), ["s3:ListBucket on arn:aws:s3:::b"]),
+    ],
+    ids=["read", "write", "list"],
+)
+def test_an_access_denied_names_the_permission_and_the_arn(method, call, needs):
+    # S3 answers a read of a missing key with 403 to a caller that may not list the bucket (API_GetObject),
+    # so "access denied" alone sends people to the wrong fix: the message names what the role lacks.
+    from botocore.stub import Stubber
+
+    store = S3Store("b", "sweeps/s/c/", endpoint_url="http://127.0.0.1:9")
+    stub = Stubber(store.client)
+    stub.add_client_error(method, service_error_code="AccessDenied", http_status_code=403)
+    with stub, pytest.raises(StorageError) as caught:
+        call(store)
+    message = str(caught.value)
+    assert "access denied" in message
+    for needle in needs:
+        assert needle in message, message

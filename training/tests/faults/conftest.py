@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import signal
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from jobkit import S3Bucket, moto_endpoint
+from jobkit import moto_bucket
 
 from .faultkit import (
     RUN_TIMEOUT_S,
@@ -87,16 +86,7 @@ def baseline(tmp_path_factory) -> Baseline:
 def bucket():
     """A bucket in moto_server, the AWS env set for this module's test process and the runners it starts."""
     with pytest.MonkeyPatch.context() as mp:
-        endpoint = moto_endpoint()
-        for key, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL": endpoint,
-        }.items():
-            mp.setenv(key, value)
-        mp.delenv("AWS_PROFILE", raising=False)
-        yield S3Bucket(endpoint, f"faults-{uuid.uuid4().hex[:12]}")
+        yield moto_bucket(mp, "faults")
 
 
 @pytest.fixture(scope="module")
