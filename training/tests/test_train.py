@@ -364,3 +364,90 @@ def test_fails_when_the_training_loss_becomes_nan_naming_where_and_leaving_no_re
     status = read_json(out / "status.json")
     assert status["state"] == "FAILED" and status["exitCode"] == 2
     assert not list((out / "checkpoints").glob("ckpt-*.pt")), "a diverged model is never checkpointed"
+
+
+# A spot replacement may land on another instance type of the sweep: a checkpoint written under bf16 (A10G,
+# L4, A100, H100) resumed on a V100/T4 (fp16 + GradScaler) and the reverse. No CUDA here, so the runtime is
+# forced: the real CPU runtime with fp16 + GradScaler switched on. autocast stays off (fp16 autocast on CPU is
+# slow and beside the point): at a resume the precisions differ in whether a scaler state exists.
+SWITCH = ["--device", "cpu", "--folds", "2", "--epochs", "2", "--batch-size", "16", "--hidden-dim", "32"]
+
+
+def forced_runtime(monkeypatch, precision):
+    """Make train.main run under ``precision``; "fp16": the CPU runtime with a GradScaler, as on a T4."""
+    import dataclasses
+
+    import two_tower.train as train
+
+    def setup(device, configured, compile_mode):
+        assert configured == "auto", "the config says auto: the device decides, so any device may resume"
+        rt = setup_runtime(device, configured, compile_mode)
+        if precision == "fp16":
+            rt = dataclasses.replace(rt, precision="fp16", use_grad_scaler=True)
+        return rt
+
+    monkeypatch.setattr(train, "setup_runtime", setup)
+
+
+def interrupted_run(monkeypatch, data, out, precision, after_steps=7):
+    """Run under ``precision``, stopped after ``after_steps`` steps: exit 75 and a mid-fold checkpoint."""
+    import two_tower.train as train
+
+    stops = []
+    monkeypatch.setattr(train, "install_signal_handlers", stops.append)
+    real, calls = train.in_batch_softmax_loss, {"n": 0}
+
+    def counting(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == after_steps:
+            stops[0].set("test stop")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train, "in_batch_softmax_loss", counting)
+    forced_runtime(monkeypatch, precision)
+    assert train.main(["--data", str(data), "--out", str(out), *SWITCH]) == 75
+    monkeypatch.setattr(train, "in_batch_softmax_loss", real)
+    state = torch.load(sorted((out / "checkpoints").glob("ckpt-*.pt"))[-1], weights_only=False)
+    assert (state["fold"], state["epoch"], state["step"]) == (0, 0, after_steps), "a mid-fold checkpoint"
+    return state
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_switch(tiny_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("switch")
+    assert main(["--data", str(tiny_dataset), "--out", str(out), *SWITCH]) == 0
+    return read_json(out / "results.json")
+
+
+@pytest.mark.parametrize(
+    ("written", "resumed", "note"),
+    [
+        ("fp32", "fp16", "no GradScaler state was saved: a fresh GradScaler starts"),
+        ("fp16", "fp32", "the saved GradScaler state is not needed here and is ignored"),
+        ("fp16", "fp16", None),
+        ("fp32", "fp32", None),
+    ],
+)
+def test_a_checkpoint_resumes_under_another_precision_the_device_decides(
+    tiny_dataset, tmp_path, monkeypatch, capsys, uninterrupted_switch, written, resumed, note
+):
+    out = tmp_path / "out"
+    state = interrupted_run(monkeypatch, tiny_dataset, out, written)
+    assert state["precision"] == written
+    assert bool(state["scaler"]) == (written == "fp16"), "only fp16 has (and saves) a GradScaler state"
+    capsys.readouterr()
+
+    forced_runtime(monkeypatch, resumed)
+    assert main(["--data", str(tiny_dataset), "--out", str(out), *SWITCH]) == 0
+
+    log = capsys.readouterr().out
+    assert "resume: from fold 1 epoch 1 step 7 (0 folds done)" in log
+    if note is None:
+        assert "checkpoint written under" not in log
+    else:
+        assert f"resume: checkpoint written under {written}, continuing under {resumed}: {note}" in log
+    results = read_json(out / "results.json")
+    assert results["hardware"]["precision"] == resumed
+    # The math is fp32 in all three (autocast off here), and scaling by a power of two is exact: the resumed
+    # run computes what an uninterrupted one does. On a GPU fp16 vs bf16 autocast would make them differ.
+    assert without_timing(results)["folds"] == without_timing(uninterrupted_switch)["folds"]

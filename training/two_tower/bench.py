@@ -82,7 +82,7 @@ def dataloader_seconds(
     torch.manual_seed(cfg.seed)
     model = TwoTower(data.input_dim, cfg.hidden_dim).to(rt.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate)
-    scaler = torch.amp.GradScaler("cuda", enabled=rt.use_grad_scaler)
+    scaler = rt.grad_scaler()
     loader = DataLoader(
         PairDataset(data, rows), batch_size=cfg.batch_size, shuffle=True, num_workers=workers, drop_last=True
     )

@@ -72,6 +72,12 @@ class Runtime:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
+    def grad_scaler(self) -> torch.amp.GradScaler:
+        """The GradScaler for this runtime: enabled only where fp16 needs one. Made for the runtime's device
+        type, never a fixed "cuda": a cuda scaler on another device disables itself with a warning, so a
+        run (or a test) whose runtime asks for a scaler would silently train without one."""
+        return torch.amp.GradScaler(self.device.type, enabled=self.use_grad_scaler)
+
     def barrier(self) -> None:
         if self.distributed:
             dist.barrier()

@@ -255,7 +255,32 @@ class Trainer:
             f"resume: from fold {state['fold'] + 1} epoch {state['epoch'] + 1} step {state['step']} "
             f"({len(state['results'])} folds done)"
         )
+        note = self._precision_change(state)
+        if note:
+            self.progress.message(f"resume: {note}")
         return state
+
+    def _precision_change(self, state: dict[str, Any]) -> str | None:
+        """What a resume under another precision than the checkpoint's does, or None when nothing changes.
+
+        The config's ``precision: auto`` is what the checkpoint and this run compare (it is the same), not the
+        precision it resolved to: a spot replacement may land on any instance type the sweep lists, bf16 on
+        A10G/L4/A100/H100, fp16 with a GradScaler on V100/T4, so that choice may differ between the two."""
+        rt = self.rt
+        saved_scaler = bool(state.get("scaler"))
+        # Checkpoints from before the precision was recorded: only fp16 ever saved a scaler state.
+        written = state.get("precision") or ("fp16" if saved_scaler else None)
+        scaler = None
+        if state["model"] is not None:  # mid-fold; at a fold's start the scaler is fresh anyway
+            if rt.use_grad_scaler and not saved_scaler:
+                scaler = "no GradScaler state was saved: a fresh GradScaler starts"
+            elif saved_scaler and not rt.use_grad_scaler:
+                scaler = "the saved GradScaler state is not needed here and is ignored"
+        changed = written is not None and written != rt.precision
+        if not changed and scaler is None:
+            return None
+        head = f"checkpoint written under {written}, continuing under {rt.precision}" if changed else None
+        return ": ".join(part for part in (head, scaler) if part)
 
     def _save(self, state: dict[str, Any]) -> None:
         if self.rt.is_master:
@@ -263,6 +288,8 @@ class Trainer:
                 **state,
                 "config": self.config.to_json(),
                 "data": self.digests,
+                # The precision this run resolved (bf16, fp16, fp32): a resume elsewhere logs the change.
+                "precision": self.rt.precision,
                 "rng": ckpt.rng_states(),
             }
             path = ckpt.save_checkpoint(self.ckpt_dir, payload)
@@ -293,11 +320,17 @@ class Trainer:
         torch.manual_seed(seed_for(cfg.seed, fold))
         model = TwoTower(self.data.input_dim, cfg.hidden_dim, text=self.data.kind == "text").to(rt.device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-        scaler = torch.amp.GradScaler("cuda", enabled=rt.use_grad_scaler)
+        scaler = rt.grad_scaler()
         if state["model"] is not None:
+            # Parameters and optimizer state are fp32 under every precision (autocast casts per op), so they
+            # load anywhere.
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
-            scaler.load_state_dict(state["scaler"])
+            # The scaler state exists only where fp16 ran: restored when this run scales too, else a fresh
+            # scaler starts (bf16/fp32 -> fp16) or the saved one is dropped (fp16 -> bf16/fp32); _load_state
+            # logged which.
+            if rt.use_grad_scaler and state["scaler"]:
+                scaler.load_state_dict(state["scaler"])
         if rt.compile:
             model.query_tower.compile()
             model.doc_tower.compile()
