@@ -321,13 +321,14 @@ describe('SweepStack', () => {
     }
   });
 
-  test('a dashboard shows GPU, progress, spend against the budget and alarms', () => {
+  test('a dashboard shows GPU, memory, instances in service, spend against the budget and alarms (and no metric nothing publishes)', () => {
     const [, dashboard] = byType('AWS::CloudWatch::Dashboard')[0];
     expect(dashboard.Properties.DashboardName).toBe('SpotSweep-tt');
     const body = flatten(dashboard.Properties.DashboardBody);
-    for (const needle of ['nvidia_smi_utilization_gpu', '"Progress"', '"ExamplesPerSecond"', '"SpendUsd"', '"value":40', '"alarms"']) {
+    for (const needle of ['nvidia_smi_utilization_gpu', '"mem_used_percent"', '"GroupInServiceInstances"', '"SpendUsd"', '"value":40', '"alarms"']) {
       expect(body).toContain(needle);
     }
+    for (const unpublished of ['"Progress"', '"ExamplesPerSecond"', '"TrainLoss"']) expect(body).not.toContain(unpublished);
   });
 
   test('the budget guard watches every group and the results collector every config', () => {

@@ -1,4 +1,5 @@
 import { METRICS } from '../contract';
+import { HOST_MEMORY_METRIC } from '../monitoring/metrics';
 
 /**
  * The CloudWatch agent configuration of a training instance: host metrics tagged with the instance's
@@ -33,7 +34,7 @@ export function agentBaseConfig(): object {
       append_dimensions: { [METRICS.dimensions.group]: '${aws:AutoScalingGroupName}', InstanceId: '${aws:InstanceId}' },
       aggregation_dimensions: [[METRICS.dimensions.group]],
       // Host memory: cheap, and the first thing to look at when a data set does not fit.
-      metrics_collected: { mem: { measurement: ['mem_used_percent'] } },
+      metrics_collected: { mem: { measurement: [HOST_MEMORY_METRIC] } },
     },
   };
 }

@@ -1,8 +1,8 @@
 import { Duration, Token } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { Construct } from 'constructs';
-import { dashboardName, METRICS } from '../contract';
-import { gpuUtilizationMetric, spendMetric, trainingMetric } from '../monitoring/metrics';
+import { dashboardName } from '../contract';
+import { gpuUtilizationMetric, hostMemoryMetric, inServiceInstancesMetric, spendMetric } from '../monitoring/metrics';
 
 /** What the dashboard shows of one config. */
 export interface DashboardConfig {
@@ -31,9 +31,9 @@ export interface SweepDashboardProps {
 }
 
 /**
- * One CloudWatch dashboard per sweep (lib/contract `dashboardName`: `SpotSweep-<sweep>`): GPU utilisation per config, training
- * progress and throughput per config (the job runner's EMF metrics), spend against the budget, and the
- * state of every alarm.
+ * One CloudWatch dashboard per sweep (lib/contract `dashboardName`: `SpotSweep-<sweep>`): GPU utilisation
+ * and host memory per config (CloudWatch agent), instances in service per config (Auto Scaling group
+ * metrics), spend against the budget (budget guard), and the state of every alarm.
  * @see https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Dashboards.html
  */
 export class SweepDashboard extends Construct {
@@ -60,17 +60,20 @@ export class SweepDashboard extends Construct {
       width,
       height,
     });
-    const progress = new cloudwatch.GraphWidget({
-      title: 'Training progress per config (0-1)',
-      left: props.configs.map((c) => trainingMetric(METRICS.progress, sweepName, c.config)),
-      leftYAxis: { min: 0, max: 1, showUnits: false },
+    // Every widget reads a metric something publishes (test/monitoring/published-metrics.test.ts): the
+    // job runner publishes no training metrics (progress, examples/s and loss are in status.json, read by
+    // `spot-sweep status`), so the dashboard shows what Auto Scaling and the agent send.
+    const inService = new cloudwatch.GraphWidget({
+      title: 'Instances in service per config',
+      left: props.configs.map((c) => inServiceInstancesMetric(c.groupName, { label: c.config })),
+      leftYAxis: { min: 0, showUnits: false },
       width,
       height,
     });
-    const throughput = new cloudwatch.GraphWidget({
-      title: 'Examples per second per config',
-      left: props.configs.map((c) => trainingMetric(METRICS.examplesPerSecond, sweepName, c.config)),
-      leftYAxis: { min: 0, showUnits: false },
+    const memory = new cloudwatch.GraphWidget({
+      title: 'Host memory used per config (%)',
+      left: props.configs.map((c) => hostMemoryMetric(c.groupName, { label: c.config })),
+      leftYAxis: { min: 0, max: 100, showUnits: false },
       width,
       height,
     });
@@ -102,14 +105,14 @@ export class SweepDashboard extends Construct {
       widgets: [
         [
           new cloudwatch.TextWidget({
-            markdown: `# spot-sweep: ${sweepName}\nConfigs: ${props.configs.map((c) => `\`${c.config}\``).join(', ')}. Budget USD ${props.budgetUsd}. Progress and throughput come from the job runner's embedded-metric log lines; GPU metrics start when training starts.`,
+            markdown: `# spot-sweep: ${sweepName}\nConfigs: ${props.configs.map((c) => `\`${c.config}\``).join(', ')}. Budget USD ${props.budgetUsd}. Training progress, examples/s and loss: \`spot-sweep status\`. GPU metrics start after the instance's setup (bootstrap.sh), before the job's data download.`,
             width: 24,
             height: 2,
           }),
         ],
         [alarmStatus],
         [gpu, spend],
-        [progress, throughput],
+        [inService, memory],
       ],
     });
   }

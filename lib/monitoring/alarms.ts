@@ -29,9 +29,21 @@ export interface IdleGpuAlarmProps {
  * GPU idle: utilisation below the threshold for `idleMinutes` consecutive one-minute periods.
  *
  * Missing data is NOT breaching: the GPU metrics are only published once bootstrap.sh appends the
- * agent's `nvidia_gpu` config when the job starts, so the bootstrap phase (driver wait, CUDA wheel
- * install, data download) has no datapoint and must not count as idle; and with no instance running
- * there is nothing to stop. A hung job whose GPU reads 0 % still breaches.
+ * agent's `nvidia_gpu` config (its `gpu-metrics` phase), so the instance's setup (driver wait, CUDA
+ * wheel install) has no datapoint and does not count as idle; and with no instance running there is
+ * nothing to stop. A hung job whose GPU reads 0 % still breaches.
+ *
+ * Known gap (runner side, not fixable here): bootstrap.sh appends the GPU config BEFORE it starts the
+ * job runner, and the runner then downloads the data set (training/spot_runner/fetch.py) with the GPU
+ * at 0 %, so a download longer than `idleMinutes` fires this alarm. No metric published by this repo
+ * exists only once training runs, so the alarm cannot tell a download from a hang; the runner must
+ * append the agent's `nvidia_gpu` config only after its data (and any checkpoint) is local and just
+ * before it starts the trainer.
+ *
+ * The metric carries no unit: the agent publishes `nvidia_smi_*` without one, and an alarm with a Unit
+ * evaluates only datapoints published with that unit, so one with `Percent` stays INSUFFICIENT_DATA.
+ * @see https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch-Agent-NVIDIA-GPU.html
+ * @see https://docs.aws.amazon.com/sdk-for-kotlin/api/latest/cloudwatch/aws.sdk.kotlin.services.cloudwatch.model/-put-metric-alarm-request/unit.html
  */
 export function idleGpuAlarm(scope: Construct, id: string, props: IdleGpuAlarmProps): cloudwatch.Alarm {
   const threshold = props.thresholdPercent ?? 5;

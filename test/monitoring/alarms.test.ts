@@ -1,7 +1,7 @@
 import { App, Stack } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
+import { Match, Template } from 'aws-cdk-lib/assertions';
 import { idleGpuAlarm, maxRuntimeAlarm } from '../../lib/monitoring/alarms';
-import { gpuUtilizationMetric, instanceHoursMetric, spendMetric, trainingMetric } from '../../lib/monitoring/metrics';
+import { gpuUtilizationMetric, hostMemoryMetric, inServiceInstancesMetric, instanceHoursMetric, spendMetric } from '../../lib/monitoring/metrics';
 
 const stack = () => new Stack(new App(), 'Test');
 
@@ -20,9 +20,15 @@ describe('metric factories (names from .ci/CONTRACTS.md)', () => {
   test('guard and job runner metrics live in SpotSweep with the agreed dimensions', () => {
     expect([spendMetric('s').namespace, spendMetric('s').metricName, spendMetric('s').dimensions]).toEqual(['SpotSweep', 'SpendUsd', { Sweep: 's' }]);
     expect([instanceHoursMetric('s', 'c').metricName, instanceHoursMetric('s', 'c').dimensions]).toEqual(['InstanceHours', { Sweep: 's', Config: 'c' }]);
-    for (const name of ['Progress', 'ExamplesPerSecond', 'TrainLoss'] as const) {
-      expect(trainingMetric(name, 's', 'c').dimensions).toEqual({ Sweep: 's', Config: 'c' });
-    }
+  });
+
+  test('no metric read from the agent or Auto Scaling names a unit (the agent sends nvidia_smi_* with none)', () => {
+    for (const m of [gpuUtilizationMetric('g'), hostMemoryMetric('g'), inServiceInstancesMetric('g')]) expect(m.unit).toBeUndefined();
+    expect([inServiceInstancesMetric('g').namespace, inServiceInstancesMetric('g').metricName, inServiceInstancesMetric('g').dimensions]).toEqual([
+      'AWS/AutoScaling',
+      'GroupInServiceInstances',
+      { AutoScalingGroupName: 'g' },
+    ]);
   });
 });
 
@@ -38,6 +44,17 @@ describe('alarm factories', () => {
       DatapointsToAlarm: 20,
       Period: 60,
       TreatMissingData: 'notBreaching',
+    });
+  });
+
+  test('idle GPU: the alarm names no Unit, so it matches the agent unit-less nvidia_smi_utilization_gpu datapoints', () => {
+    const s = stack();
+    idleGpuAlarm(s, 'Idle', { sweep: 's', config: 'c', groupName: 'SpotSweep-s-c', idleMinutes: 20 });
+    Template.fromStack(s).hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'CWAgent',
+      MetricName: 'nvidia_smi_utilization_gpu',
+      Dimensions: [{ Name: 'AutoScalingGroupName', Value: 'SpotSweep-s-c' }],
+      Unit: Match.absent(),
     });
   });
 
