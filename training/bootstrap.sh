@@ -300,10 +300,12 @@ fi
 done_phase
 
 begin gpu-metrics
-# GPU utilisation goes to CloudWatch only from here on, aggregated by Auto Scaling group: the idle-GPU
-# alarm treats missing data as not breaching, so the setup phases above (driver, wheels, data) can
-# never look like an idle GPU. The metric is CWAgent nvidia_smi_utilization_gpu {AutoScalingGroupName}:
-# the instance's user data (ConfigFleet) already set the namespace and the dimensions; repeating them
+# GPU utilisation goes to CloudWatch only once the job's child starts, aggregated by Auto Scaling group:
+# the idle-GPU alarm treats missing data as not breaching, so setup (driver, wheels) and the runner's own
+# downloads (data, checkpoints, code) can never look like an idle GPU. This phase writes the agent config
+# and hands it to the job runner (SPOT_SWEEP_CW_AGENT, SPOT_SWEEP_GPU_METRICS_CONFIG), which appends it
+# right before it starts the child (spot_runner/gpu_metrics.py). The metric is CWAgent
+# nvidia_smi_utilization_gpu {AutoScalingGroupName}: the instance's user data (ConfigFleet) already set the namespace and the dimensions; repeating them
 # in an appended config breaks the agent's merge, so this file holds only what to collect.
 # @see https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch-Agent-NVIDIA-GPU.html
 if [ -x "$cw_agent" ]; then
@@ -317,8 +319,8 @@ if [ -x "$cw_agent" ]; then
   }
 }
 GPU_METRICS
-  "$cw_agent" -a append-config -m ec2 -s -c "file:$metrics_config" >/dev/null ||
-    log "warning: the CloudWatch agent did not take the GPU metrics; the idle-GPU alarm cannot fire"
+  export SPOT_SWEEP_CW_AGENT="$cw_agent" SPOT_SWEEP_GPU_METRICS_CONFIG="$metrics_config"
+  log "GPU metrics: the job runner starts them when its child starts (after the data and checkpoints are local)"
 else
   log "warning: no CloudWatch agent at $cw_agent; the idle-GPU alarm cannot fire"
 fi

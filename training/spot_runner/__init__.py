@@ -11,6 +11,7 @@ separate process) or the user's own script, and knows nothing of the model. Its 
 - ``lease``: lease.json in the store, one runner per config across machines;
 - ``supervisor``: the child process (output teed into train.log, a stop forwarded as SIGTERM, every
   process of the job killed at its end);
+- ``gpu_metrics``: starts the agent's GPU metrics when the child starts (arms the idle alarm);
 - ``imds``: the EC2 instance metadata (IMDSv2); ``spot_notice``: polls the spot interruption notice and
   stops the child, in both modes;
 - ``user_script``: script mode (fetch, patch, run the user's code and collect its results);

@@ -73,6 +73,7 @@ from .exits import (
     trainer_exit,
 )
 from .fetch import fetch_data
+from .gpu_metrics import start_gpu_metrics
 from .imds import instance_facts
 from .jobfile import fallback_store, parse_job, script_spec
 from .lease import Lease, LeaseBusy, lease_ttl
@@ -397,6 +398,7 @@ class Runner:
             log(f"spot: polling the interruption notice every {watcher.interval_s:g} s")
         else:
             log("spot: no IMDS answer, not polling")
+        start_gpu_metrics()  # only now: the downloads above must not look like an idle GPU
         try:
             rc = supervisor.run()
             self.lease.confirm()  # a runner frozen for longer than a ttl must not write the job's ending

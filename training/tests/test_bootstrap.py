@@ -23,7 +23,8 @@ import json, os, pathlib, shutil, signal, sys, time
 HERE = pathlib.Path(__file__)
 args = sys.argv[1:]
 with open(os.environ["FAKE_LOG"], "a") as fh:
-    fh.write(json.dumps({"cmd": "python", "exe": str(HERE), "args": args}) + "\n")
+    gpu_metrics = {k: os.environ.get(k) for k in ("SPOT_SWEEP_CW_AGENT", "SPOT_SWEEP_GPU_METRICS_CONFIG")}
+    fh.write(json.dumps({"cmd": "python", "exe": str(HERE), "args": args, "gpuMetrics": gpu_metrics}) + "\n")
 venv = HERE.parent.parent if (HERE.parent.parent / "pyvenv.cfg").exists() else None
 
 
@@ -239,19 +240,19 @@ def test_uses_the_dlami_torch_runs_the_job_and_removes_itself_once(instance):
     assert "torch 2.8.0 sees 1 CUDA device(s)" in done.stdout
 
 
-def test_publishes_gpu_metrics_by_group_only_once_setup_is_over(instance):
+def test_hands_the_gpu_metrics_to_the_runner_instead_of_starting_them_before_the_downloads(instance):
+    # The runner downloads data and checkpoints first (GPU at 0 %): GPU metrics published from boot would
+    # make a long download look idle to the idle-GPU alarm. The bootstrap only writes the agent config and
+    # hands it to the runner (spot_runner/gpu_metrics.py appends it when the child starts).
     done = instance.run(FAKE_SYSTEM_TORCH="cuda:1")
 
     assert done.returncode == 0, done.stdout + done.stderr
+    assert instance.calls("cw-agent") == []
     rows = [json.loads(line) for line in instance.log.read_text().splitlines()]
-    order = [r["cmd"] if r["cmd"] != "python" else " ".join(r["args"][:2]) for r in rows]
-    agent = order.index("cw-agent")
-    assert order.count("cw-agent") == 1
-    # After every setup step (the pip install of the requirements) and before the job runner.
-    assert agent > max(i for i, c in enumerate(order) if c == "-m pip")
-    assert agent < order.index("-m spot_runner.job")
-    metrics = rows[agent]["config"]["metrics"]
-    assert rows[agent]["args"][:2] == ["-a", "append-config"]
+    runner = next(r for r in rows if r["cmd"] == "python" and r["args"][:2] == ["-m", "spot_runner.job"])
+    handed = runner["gpuMetrics"]
+    assert handed["SPOT_SWEEP_CW_AGENT"] == str(instance.bin / "cw-agent")
+    metrics = json.loads(Path(handed["SPOT_SWEEP_GPU_METRICS_CONFIG"]).read_text())["metrics"]
     assert set(metrics) == {"metrics_collected"}  # dimensions come from the user data's base config
     assert "utilization_gpu" in metrics["metrics_collected"]["nvidia_gpu"]["measurement"]
 

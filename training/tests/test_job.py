@@ -585,3 +585,32 @@ def test_fails_in_one_sentence_when_the_work_directory_is_read_only_or_full_and_
     log = before.pop("train.log")
     assert after["train.log"].startswith(log), "the earlier attempts' log is kept"
     assert {key: after.get(key) for key in before} == before, "nothing already in the store is lost"
+
+
+def test_gpu_metrics_start_only_when_the_child_starts_after_every_download(tmp_path, make_dataset):
+    # The idle-GPU alarm must not see the downloads (GPU at 0 %) as idle: the agent stand-in records the
+    # runner's log at the moment it is asked to publish; by then the data is local and the child not started.
+    job, _store = local_job(tmp_path, make_dataset(), epochs=1)
+    seen = tmp_path / "agent-saw.txt"
+    agent = tmp_path / "cw-agent"
+    agent.write_text(f'#!/bin/sh\necho "$*" > {seen}\ncat {tmp_path / "work" / "train.log"} >> {seen}\n')
+    agent.chmod(0o755)
+    config = tmp_path / "gpu.json"
+    config.write_text(
+        '{"metrics": {"metrics_collected": {"nvidia_gpu": {"measurement": ["utilization_gpu"]}}}}'
+    )
+    done = run_job(
+        job,
+        tmp_path / "work",
+        env={"SPOT_SWEEP_CW_AGENT": str(agent), "SPOT_SWEEP_GPU_METRICS_CONFIG": str(config)},
+    )
+
+    assert done.returncode == 0, done.stderr
+    args, *log_then = seen.read_text().splitlines()
+    assert args == f"-a append-config -m ec2 -s -c file:{config}"
+    assert any("=== attempt 1" in line for line in log_then)  # the attempt was set up ...
+    assert not any(
+        "fold 1" in line.lower() or "epoch" in line.lower() for line in log_then
+    )  # ... not trained
+    assert "GPU metrics: publishing from now on" in done.stderr
+    assert done.stderr.index("GPU metrics: publishing") < done.stderr.index("running: ")
