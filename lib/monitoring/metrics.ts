@@ -39,9 +39,14 @@ const { group: GROUP, sweep: SWEEP, config: CONFIG } = METRICS.dimensions;
  * @see https://docs.aws.amazon.com/sdk-for-kotlin/api/latest/cloudwatch/aws.sdk.kotlin.services.cloudwatch.model/-put-metric-alarm-request/unit.html
  */
 export function gpuUtilizationMetric(groupName: string, props: { period?: Duration; label?: string } = {}): cloudwatch.Metric {
+  return agentGroupMetric(GPU_UTILIZATION_METRIC, groupName, props);
+}
+
+/** A CloudWatch agent metric of one config's group, averaged over its instances, read without a unit. */
+function agentGroupMetric(metricName: string, groupName: string, props: { period?: Duration; label?: string }): cloudwatch.Metric {
   return new cloudwatch.Metric({
     namespace: CW_AGENT_NAMESPACE,
-    metricName: GPU_UTILIZATION_METRIC,
+    metricName,
     dimensionsMap: { [GROUP]: groupName },
     statistic: cloudwatch.Stats.AVERAGE,
     period: props.period ?? Duration.minutes(1),
@@ -84,14 +89,7 @@ export function spendMetric(sweep: string, props: { period?: Duration; label?: s
  * for every agent metric read here (whatever unit the agent sends for it, a read without one matches it).
  */
 export function hostMemoryMetric(groupName: string, props: { period?: Duration; label?: string } = {}): cloudwatch.Metric {
-  return new cloudwatch.Metric({
-    namespace: CW_AGENT_NAMESPACE,
-    metricName: HOST_MEMORY_METRIC,
-    dimensionsMap: { [GROUP]: groupName },
-    statistic: cloudwatch.Stats.AVERAGE,
-    period: props.period ?? Duration.minutes(1),
-    label: props.label,
-  });
+  return agentGroupMetric(HOST_MEMORY_METRIC, groupName, props);
 }
 
 /** Auto Scaling's own metric of in-service instances (enabled by ConfigFleet's `groupMetrics`). */
