@@ -19,11 +19,18 @@
  * - it runs no Lambda without Docker, so it never answers a custom resource (a stack with one stays
  *   CREATE_IN_PROGRESS), and it sends custom resources no Update: the test plays CloudFormation and the
  *   Provider framework for the config restart resources ({@link RestartResponder}), calling the real
- *   handler logic against the emulator; their Update path is tested in test/lambda/config-restart/.
+ *   handler logic against the emulator; their Update path is tested in test/lambda/config-restart/;
+ * - its CloudFormation builds a stack's resources lazily: any call that reads them (DescribeStackResources,
+ *   DescribeStacks with outputs, a custom resource response, which checks whether all are created) builds the
+ *   ones not built yet in the caller's own thread, so a call made while CreateStack is still running builds
+ *   resources twice, and the stack, its custom resources answered or not, never completes. The CLI talks to the
+ *   emulator through a {@link StackOperationGate}, which tells the responder when no CreateStack or UpdateStack
+ *   call is running; the responder reads the stack only then.
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer as createHttpServer, IncomingMessage, request as httpRequest, ServerResponse } from 'node:http';
+import { AddressInfo, createServer } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { AutoScalingClient, DescribeAutoScalingGroupsCommand, UpdateAutoScalingGroupCommand } from '@aws-sdk/client-auto-scaling';
@@ -72,6 +79,69 @@ async function freePort(): Promise<number> {
 }
 
 /**
+ * A pass-through HTTP proxy in front of the emulator for the CDK CLI, which counts the CreateStack and
+ * UpdateStack calls in flight (the emulator builds a stack's resources inside those calls; see the header).
+ */
+class StackOperationGate {
+  private inFlight = 0;
+  private readers = 0;
+  private server = createHttpServer((req, res) => void this.forward(req, res));
+
+  private constructor(private readonly target: number) {}
+
+  static async start(target: number): Promise<{ gate: StackOperationGate; endpoint: string }> {
+    const gate = new StackOperationGate(target);
+    await new Promise<void>((resolve) => gate.server.listen(0, '127.0.0.1', resolve));
+    return { gate, endpoint: `http://127.0.0.1:${(gate.server.address() as AddressInfo).port}` };
+  }
+
+  /**
+   * Runs `read` (calls that read the stack) once no CreateStack or UpdateStack call is running; such a call
+   * that comes meanwhile waits until `read` has finished.
+   */
+  async whileIdle<T>(read: () => Promise<T>): Promise<T> {
+    while (this.inFlight > 0) await new Promise((r) => setTimeout(r, 100));
+    this.readers++;
+    try {
+      return await read();
+    } finally {
+      this.readers--;
+    }
+  }
+
+  close(): void {
+    this.server.closeAllConnections();
+    this.server.close();
+  }
+
+  private async forward(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const body = Buffer.concat(chunks);
+    // The query protocol names the action in the form body; the JSON protocols in X-Amz-Target.
+    const action = `${req.headers['x-amz-target'] ?? ''} ${body.subarray(0, 200).toString('latin1')}`;
+    const stackOperation = /(^|[.&\s])(Action=)?(CreateStack|UpdateStack)(&|\s|$)/.test(action);
+    if (stackOperation) {
+      this.inFlight++;
+      while (this.readers > 0) await new Promise((r) => setTimeout(r, 50));
+    }
+    const done = (): void => {
+      if (stackOperation) this.inFlight--;
+    };
+    const upstream = httpRequest({ host: '127.0.0.1', port: this.target, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+      answer.on('end', done);
+    });
+    upstream.on('error', (err) => {
+      done();
+      res.writeHead(502).end(String(err));
+    });
+    upstream.end(body);
+  }
+}
+
+/**
  * Runs the CDK CLI against the emulator; resolves to whether it succeeded, printing its output on failure.
  * Asynchronous, so that the {@link RestartResponder} answers the stack's custom resources meanwhile.
  */
@@ -111,12 +181,13 @@ class RestartResponder {
     private readonly clients: { cfn: CloudFormationClient; ssm: SSMClient; asg: AutoScalingClient; s3: S3Client },
     private readonly stack: string,
     private readonly sweep: string,
+    private readonly gate: StackOperationGate,
   ) {}
 
   start(): void {
     this.loop = (async () => {
       while (!this.stopped) {
-        await this.poll().catch(() => undefined); // the stacks may not exist yet
+        await this.gate.whileIdle(() => this.poll()).catch(() => undefined); // the stacks may not exist yet
         await new Promise((r) => setTimeout(r, 500));
       }
     })();
@@ -210,13 +281,14 @@ async function main(): Promise<void> {
     console.log('0 passed, 1 failed');
     process.exit(1);
   });
+  const { gate, endpoint: gated } = await StackOperationGate.start(port);
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     AWS_ACCESS_KEY_ID: 'test',
     AWS_SECRET_ACCESS_KEY: 'test',
     AWS_REGION: REGION,
     AWS_DEFAULT_REGION: REGION,
-    AWS_ENDPOINT_URL: endpoint,
+    AWS_ENDPOINT_URL: gated,
     AWS_ENDPOINT_URL_S3_FOR_CLOUDFORMATION: `http://localhost:${port}`,
     CDK_DISABLE_CLI_TELEMETRY: 'true',
   };
@@ -253,7 +325,7 @@ async function main(): Promise<void> {
       'deploy', FOUNDATION, stack, '-c', `sweep=${spec}`, '-c', `amiParameter=${AMI_PARAMETER}`,
       '--method=direct', '--require-approval', 'never', '--no-previous-parameters', '-o', path.join(work, out),
     ];
-    responder = new RestartResponder(endpoint, { cfn, ssm, asg, s3 }, stack, sweep.name);
+    responder = new RestartResponder(endpoint, { cfn, ssm, asg, s3 }, stack, sweep.name, gate);
     responder.start();
     check('cdk deploy of the foundation and the seed-plan sweep', await cdk(env, deployArgs('cdk.out.1')));
     check('every config restart resource was handled without an error', responder.errors.length === 0, responder.errors.join('; '));
@@ -337,6 +409,7 @@ async function main(): Promise<void> {
     check('the smoke test ran to its end', false, (err as Error).stack ?? String(err));
   } finally {
     await responder?.stop();
+    gate.close();
     moto.kill();
     rmSync(work, { recursive: true, force: true });
   }
