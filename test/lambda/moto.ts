@@ -74,7 +74,12 @@ export async function startMoto(): Promise<Moto> {
  * handlers' console logging silenced and process.env restored (`.savedEnv` is the environment from
  * before). Read `.endpoint` inside a test.
  */
-export function useMotoForHandler(): { readonly endpoint: string; readonly savedEnv: NodeJS.ProcessEnv } {
+export function useMotoForHandler(): {
+  readonly endpoint: string;
+  readonly savedEnv: NodeJS.ProcessEnv;
+  /** The environment a handler sees in these tests: the saved one, the emulator as every AWS endpoint, test credentials, and `vars`. */
+  handlerEnv(vars: Readonly<Record<string, string>>): NodeJS.ProcessEnv;
+} {
   let moto: Moto | undefined;
   const saved = { ...process.env };
   beforeAll(async () => {
@@ -86,11 +91,22 @@ export function useMotoForHandler(): { readonly endpoint: string; readonly saved
     jest.restoreAllMocks();
     await moto?.stop();
   }, MOTO_START_TIMEOUT_MS);
+  const endpoint = (): string => {
+    if (!moto) throw new Error('moto is not started yet: read .endpoint inside a test');
+    return moto.endpoint;
+  };
   return {
     savedEnv: saved,
     get endpoint(): string {
-      if (!moto) throw new Error('moto is not started yet: read .endpoint inside a test');
-      return moto.endpoint;
+      return endpoint();
     },
+    handlerEnv: (vars) => ({
+      ...saved,
+      AWS_ENDPOINT_URL: endpoint(),
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: 'testing',
+      AWS_SECRET_ACCESS_KEY: 'testing',
+      ...vars,
+    }),
   };
 }

@@ -68,15 +68,10 @@ beforeAll(async () => {
       }),
     );
   }
-  process.env = {
-    ...moto.savedEnv,
-    AWS_ENDPOINT_URL: moto.endpoint,
-    AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'testing',
-    AWS_SECRET_ACCESS_KEY: 'testing',
+  process.env = moto.handlerEnv({
     SWEEP,
     BUCKET,
-  };
+  });
   // Required only now: the handler reads its environment and creates its clients when loaded.
   handler = (require('../../../lambda/config-restart/index') as typeof Handler).handler;
 }, MOTO_TEST_TIMEOUT_MS);

@@ -21,17 +21,12 @@ test('rebuilds leaderboard.json and report.html from every config, with pending 
   await put(`sweeps/${SWEEP}/r/control.json`, text(controlDoc('stop', REQUESTERS.budgetGuard, 'Stopped by the sweep budget: the sweep has spent $40.10 of its budgetUsd $40.00.')));
   await put(`sweeps/${SWEEP}/spend.json`, JSON.stringify({ version: 1, sweep: SWEEP, budgetUsd: 40, totalUsd: 40.1, configs: { o: { usd: 2.25 }, p: { usd: 6.5 } }, instances: {} }));
 
-  process.env = {
-    ...moto.savedEnv,
-    AWS_ENDPOINT_URL: moto.endpoint,
-    AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'testing',
-    AWS_SECRET_ACCESS_KEY: 'testing',
+  process.env = moto.handlerEnv({
     SWEEP,
     BUCKET: 'artifacts',
     // `s` has no files yet: a row without a score, not an error.
     CONFIGS: JSON.stringify(['o', 'p', 'q', 'r', 's']),
-  };
+  });
   // Required only now: the handler reads its environment and creates its clients when loaded.
   const { handler } = require('../../../lambda/results-collector/index') as typeof Handler;
   expect(await handler({ detail: { object: { key: `sweeps/${SWEEP}/p/results.json` } } })).toEqual({ rows: 5, problems: 1 });
