@@ -1,13 +1,15 @@
+import { AutoScalingClient, CreateAutoScalingGroupCommand } from '@aws-sdk/client-auto-scaling';
+import { CreateLaunchTemplateCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { FOUNDATION_STACK } from '../../lib/cli/aws';
 import { foldCell, formatEta, progressBar } from '../../lib/cli/commands/status';
 import { EXIT, main } from '../../lib/cli/main';
-import { REQUESTERS, SpendJson, storeKeys } from '../../lib/contract';
+import { groupName, REQUESTERS, SpendJson, storeKeys } from '../../lib/contract';
 import { FOUNDATION_STACK_NAME } from '../../lib/foundation-stack';
 import { controlDoc, scriptResults, statusDoc, trainResults } from '../results/fixtures';
-import { cli, deployFoundation, deploySweepStack, Moto, putObjects, startMoto, writeSpec } from './aws-fixture';
+import { cli, clientOptions, deployFoundation, deploySweepStack, Moto, putObjects, startMoto, writeSpec } from './aws-fixture';
 
 /** status and results against moto_server: a sweep with configs in every state. */
 // Each call loads SDK clients and talks to the emulator: slow on a busy machine, never hanging.
@@ -37,6 +39,23 @@ beforeAll(async () => {
   moto = await startMoto();
   await deployFoundation(moto, BUCKET);
   await deploySweepStack(moto, SWEEP);
+  // The waiting config's group wants an instance; the emulator launches it (without the sweep's tags, so it is
+  // not the config's instance yet), and its scaling activity says the launch succeeded.
+  const ec2 = new EC2Client(clientOptions(moto));
+  await ec2.send(new CreateLaunchTemplateCommand({ LaunchTemplateName: 'status-test', LaunchTemplateData: { ImageId: 'ami-12c6146b', InstanceType: 'g5.xlarge' } }));
+  const autoscaling = new AutoScalingClient(clientOptions(moto));
+  await autoscaling.send(
+    new CreateAutoScalingGroupCommand({
+      AutoScalingGroupName: groupName(SWEEP, 'waiting'),
+      MinSize: 0,
+      MaxSize: 1,
+      DesiredCapacity: 1,
+      AvailabilityZones: ['us-east-1a'],
+      LaunchTemplate: { LaunchTemplateName: 'status-test', Version: '$Latest' },
+    }),
+  );
+  ec2.destroy();
+  autoscaling.destroy();
   const key = (config: string, file: 'status' | 'results' | 'control') => storeKeys.configFile(SWEEP, config, file);
   await putObjects(moto, BUCKET, {
     // A finished 3-fold 2-epoch job: its last update holds the last 0-based fold and epoch.
@@ -100,6 +119,16 @@ describe('status', () => {
     expect(r.stdout).toMatch(/broken: data directory s3:\/\/example-data\/two-tower\/ has no queries\.parquet/);
     expect(r.stdout).toMatch(/fresh: no status\.json yet/);
     expect(r.stdout).not.toMatch(/does not fit/);
+  });
+
+  test("reads the scaling activities of a group that wants an instance and has none: a launch that succeeded is no problem", async () => {
+    const r = await cli(moto.env, ['status', spec, '--json']);
+    expect(r.code).toBe(0);
+    const waiting = JSON.parse(r.stdout).configs.find((c: { config: string }) => c.config === 'waiting');
+    expect(waiting.group).toEqual({ desired: 1, min: 0, max: 1 });
+    expect(waiting.launch).toBeUndefined();
+    const text = await cli(moto.env, ['status', spec]);
+    expect(line(text.stdout, 'waiting')).toMatch(/^waiting\s+PENDING\s+launching\s/);
   });
 
   test('shows a stop request the job has not obeyed yet, and who stopped a STOPPED config', async () => {

@@ -6,6 +6,7 @@ import { describeRequest, parseControl, SweepStore } from '../../store';
 import { Command, OptionTable, UsageError } from '../args';
 import { aws, AwsSession, openStore, sleep } from '../aws';
 import { Paint, paintState, painter, wantsColour } from '../io';
+import { describeLaunchProblem, LaunchProblem, launchProblem, ScalingActivity } from '../launch-problems';
 
 /** A running (or starting, or stopping) instance of a config. */
 export interface InstanceView {
@@ -47,6 +48,8 @@ export interface ConfigView {
   readonly instances: readonly InstanceView[];
   /** The config's Auto Scaling group capacity; undefined when the group does not exist. */
   readonly group?: { readonly desired: number; readonly min: number; readonly max: number };
+  /** Why the group has no instance although it wants one: its recent launches failed (lib/cli/launch-problems.ts). */
+  readonly launch?: LaunchProblem;
 }
 
 /** The merged view `status` prints, and `status --json` prints as it is. */
@@ -106,6 +109,8 @@ export interface AwsFacts {
   readonly bucket: string;
   readonly instances: ReadonlyMap<string, readonly InstanceView[]>;
   readonly groups: ReadonlyMap<string, { desired: number; min: number; max: number }>;
+  /** Recent scaling activities (newest first) of each group that wants an instance and has none, by group name. */
+  readonly activities?: ReadonlyMap<string, readonly ScalingActivity[]>;
 }
 
 /**
@@ -144,6 +149,11 @@ export function mergeView(spec: SweepSpec, files: StoredFiles, facts: AwsFacts, 
       const after = pending.action === ACTION.start ? '; the job runs again when an instance of its group starts' : '';
       notes.push(`${config}: ${describeRequest(pending)}${after}`);
     }
+    const group = facts.groups.get(groupName(spec.name, config));
+    const instances = facts.instances.get(config) ?? [];
+    const launch =
+      !final && group && group.desired > 0 && instances.length === 0 ? launchProblem(groupName(spec.name, config), facts.activities?.get(groupName(spec.name, config)) ?? [], now) : undefined;
+    if (launch) notes.push(describeLaunchProblem(config, launch));
     return {
       config,
       state,
@@ -153,8 +163,9 @@ export function mergeView(spec: SweepSpec, files: StoredFiles, facts: AwsFacts, 
       ...(pending ? { pendingRequest: pending } : {}),
       ...(stoppedBy ? { stoppedBy } : {}),
       spendUsd: num(spendDoc?.configs?.[config]?.usd),
-      instances: facts.instances.get(config) ?? [],
-      group: facts.groups.get(groupName(spec.name, config)),
+      instances,
+      group,
+      ...(launch ? { launch } : {}),
     };
   });
   const noGroup = configs.filter((c) => !c.group).map((c) => c.config);
@@ -210,7 +221,19 @@ async function awsFacts(session: AwsSession, bucket: string, spec: SweepSpec): P
       groups.set(g.AutoScalingGroupName ?? '', { desired: g.DesiredCapacity ?? 0, min: g.MinSize ?? 0, max: g.MaxSize ?? 0 });
     }
   }
-  return { region: session.region, bucket, instances, groups };
+  // Only a group that wants an instance and has none needs its activities read: that is where Auto Scaling
+  // says why its launches fail.
+  const { DescribeScalingActivitiesCommand } = await import('@aws-sdk/client-auto-scaling');
+  const activities = new Map<string, readonly ScalingActivity[]>();
+  const waiting = spec.configs.filter((c) => (groups.get(groupName(spec.name, c.name))?.desired ?? 0) > 0 && !instances.has(c.name));
+  await Promise.all(
+    waiting.map(async (c) => {
+      const name = groupName(spec.name, c.name);
+      const r = await aws('Auto Scaling DescribeScalingActivities', () => session.autoScaling().send(new DescribeScalingActivitiesCommand({ AutoScalingGroupName: name, MaxRecords: 20 })));
+      activities.set(name, r.Activities ?? []);
+    }),
+  );
+  return { region: session.region, bucket, instances, groups, activities };
 }
 
 function tag(i: Instance, key: string): string | undefined {
@@ -249,6 +272,7 @@ const usd = (v: number | undefined): string => (v === undefined ? '-' : `$${v.to
 
 function instanceCell(c: ConfigView): string {
   if (c.instances.length > 0) return c.instances.map((i) => `${i.type} ${i.market}${i.state === 'running' ? '' : ` (${i.state})`}`).join(', ');
+  if (c.launch) return c.launch.overdue ? `launch failing ${c.launch.waitingMinutes} min` : 'launch failing';
   if (c.group && c.group.desired > 0 && !c.final) return 'launching';
   const type = str(c.status?.instanceType);
   const last = type !== undefined && type !== 'local' ? `${type} ${str(c.status?.market) ?? ''}`.trim() : '';
@@ -320,8 +344,9 @@ export const status: Command<typeof options> = {
   description: `
 Per config of a deployed sweep: state, instance type and market, progress, fold and epoch (counted
 from 1), examples/s, ETA, attempts, interruptions and spend (from the budget guard's spend.json); the
-sweep's spend against budgetUsd; notes on failures, stop or start requests not yet obeyed, and who
-stopped a STOPPED config. With --json: the same, merged from status.json (fold and epoch as its
+sweep's spend against budgetUsd; notes on failures, stop or start requests not yet obeyed, who
+stopped a STOPPED config, and why a group that wants an instance has none (its scaling activities:
+a vCPU quota, no spot capacity, a refused launch template), flagged after 15 minutes. With --json: the same, merged from status.json (fold and epoch as its
 0-based indexes), control.json and spend.json, as one JSON document.
 The bucket comes from the foundation stack's ArtifactBucketName output (or --bucket); the region from
 --region, AWS_REGION, AWS_DEFAULT_REGION or your profile; AWS_ENDPOINT_URL is honoured.`,
