@@ -11,7 +11,8 @@ import { SweepStack } from '../lib/sweep-stack';
 
 /**
  * The CDK app: `npx cdk synth|deploy|destroy [-c sweep=sweeps/x.json] [-c destroyData=true]
- * [-c vpcId=... -c subnetIds=... -c availabilityZones=...] [-c amiParameter=/ssm/name]`.
+ * [-c vpcId=... -c subnetIds=... -c availabilityZones=...] [-c availabilityZones=... (the new VPC's zones)]
+ * [-c amiParameter=/ssm/name]`.
  *
  * Stacks are environment-agnostic (no account or region at synth), so synth needs no credentials
  * and makes no context lookups; `cdk deploy` deploys to the CLI's account and region.
@@ -37,6 +38,7 @@ if (context.sweep !== undefined) {
 const foundation = new FoundationStack(app, FOUNDATION_STACK, {
   destroyData: context.destroyData,
   existingVpc: context.existingVpc,
+  availabilityZones: context.availabilityZones,
 });
 
 if (spec !== undefined) {

@@ -1,4 +1,4 @@
-import { ExistingVpcAttributes } from './constructs/network';
+import { availabilityZoneProblems, AZ_NAME, ExistingVpcAttributes } from './constructs/network';
 
 /** What `cdk synth|deploy|destroy -c key=value` may set, parsed and checked. */
 export interface AppContext {
@@ -8,6 +8,11 @@ export interface AppContext {
   readonly destroyData: boolean;
   /** `-c vpcId=vpc-... -c subnetIds=subnet-a,subnet-b -c availabilityZones=us-east-1a,us-east-1b`. */
   readonly existingVpc?: ExistingVpcAttributes;
+  /**
+   * `-c availabilityZones=us-east-1a,us-east-1b,...` without `-c vpcId`: the zones of the foundation's own VPC,
+   * one public subnet each (lib/constructs/network.ts checks them against the stack's region).
+   */
+  readonly availabilityZones?: readonly string[];
   /**
    * `-c amiParameter=/name`: one SSM parameter with the AMI id for every config, instead of the Deep
    * Learning AMI parameters (to pin your own image, or for an emulator that refuses `/aws/` parameters).
@@ -37,6 +42,7 @@ export function readAppContext(get: (key: string) => unknown): { context: AppCon
     }
   }
   let existingVpc: ExistingVpcAttributes | undefined;
+  let foundationAzs: string[] | undefined;
   const vpcId = get('vpcId');
   const subnetIds = list(get('subnetIds'));
   const availabilityZones = list(get('availabilityZones'));
@@ -52,14 +58,18 @@ export function readAppContext(get: (key: string) => unknown): { context: AppCon
           (badSubnet ? ` ("${badSubnet}" is not a subnet id).` : '.'),
       );
     }
-    if (availabilityZones.length !== subnetIds.length || availabilityZones.some((az) => !/^[a-z]{2}(-[a-z]+)+-\d[a-z]$/.test(az))) {
+    if (availabilityZones.length !== subnetIds.length || availabilityZones.some((az) => !AZ_NAME.test(az))) {
       problems.push(
         `-c availabilityZones=${availabilityZones.join(',')}: give the AZ of each subnet in the same order (${subnetIds.length} expected), e.g. -c availabilityZones=us-east-1a,us-east-1b.`,
       );
     }
     if (problems.length === before) existingVpc = { vpcId: vpcId as string, subnetIds, availabilityZones };
-  } else if (subnetIds.length > 0 || availabilityZones.length > 0) {
-    problems.push('-c subnetIds / -c availabilityZones only apply with -c vpcId=vpc-...; add the VPC id or drop them.');
+  } else if (subnetIds.length > 0) {
+    problems.push('-c subnetIds only applies with -c vpcId=vpc-...; add the VPC id or drop it.');
+  } else if (get('availabilityZones') !== undefined) {
+    const before = problems.length;
+    problems.push(...availabilityZoneProblems(availabilityZones, undefined).map((p) => `-c availabilityZones: ${p}`));
+    if (problems.length === before) foundationAzs = availabilityZones;
   }
   const amiParameter = get('amiParameter');
   if (amiParameter !== undefined && (typeof amiParameter !== 'string' || !/^\/[A-Za-z0-9_.\-/]+$/.test(amiParameter))) {
@@ -70,6 +80,7 @@ export function readAppContext(get: (key: string) => unknown): { context: AppCon
       ...(typeof sweep === 'string' && sweep !== '' ? { sweep } : {}),
       destroyData,
       ...(existingVpc ? { existingVpc } : {}),
+      ...(foundationAzs ? { availabilityZones: foundationAzs } : {}),
       ...(typeof amiParameter === 'string' && problems.length === 0 ? { amiParameter } : {}),
     },
     problems,

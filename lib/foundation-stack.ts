@@ -23,6 +23,11 @@ export interface FoundationStackProps extends StackProps {
    * @default - a new VPC, public subnets only, no NAT gateway, S3 gateway endpoint
    */
   readonly existingVpc?: ExistingVpcAttributes;
+  /**
+   * The zones of the new VPC, one public subnet each (`-c availabilityZones=...` without `-c vpcId`).
+   * @default - two zones, with a synth warning that says how to list every zone offering the sweeps' types
+   */
+  readonly availabilityZones?: readonly string[];
 }
 
 /** What every sweep stack uses from the foundation. */
@@ -58,7 +63,7 @@ export class FoundationStack extends Stack implements SweepFoundation {
 
     // Construct ids below are API: renaming one replaces the resource (the bucket with its data).
     const artifacts = new ArtifactBucket(this, 'Artifacts', { destroyData: props.destroyData });
-    const network = new Network(this, 'Network', { existingVpc: props.existingVpc });
+    const network = new Network(this, 'Network', { existingVpc: props.existingVpc, availabilityZones: props.availabilityZones });
     const instance = new InstanceRole(this, 'Instance', { bucket: artifacts.bucket });
     const trainDocument = new TrainDocument(this, 'Train', { bucket: artifacts.bucket });
 

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { Annotations, Aws, CfnOutput, RemovalPolicy, Stack, StackProps, Validations } from 'aws-cdk-lib';
+import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
@@ -162,6 +163,8 @@ export class SweepStack extends Stack {
         market: f.market,
         instanceTypes: f.instanceTypes,
         launchTemplates: [...f.launchTemplates.values()],
+        // The budget and guard-silent alarms scale the group to zero through the fleet's own policy, without the guard.
+        stopAction: new cwActions.AutoScalingAction(f.scaleToZero),
       })),
     });
     // leaderboard.json and report.html, rebuilt on every new results.json of the sweep.
@@ -170,9 +173,11 @@ export class SweepStack extends Stack {
     this.dashboard = new SweepDashboard(this, 'Dashboard', {
       sweepName: spec.name,
       budgetUsd: spec.budgetUsd,
-      configs: this.fleets.map((f, i) => ({ config: spec.configs[i].name, groupName: f.groupName, alarms: [f.idleAlarm, f.runtimeAlarm] })),
+      configs: this.fleets.map((f, i) => {
+        const guard = this.budgetGuard.alarms[i];
+        return { config: spec.configs[i].name, groupName: f.groupName, alarms: [f.idleAlarm, f.runtimeAlarm, guard.budget, guard.guardSilent] };
+      }),
       spendMetric: this.budgetGuard.spendMetric,
-      sweepAlarms: [this.budgetGuard.alarm],
     });
 
     new CfnOutput(this, 'DashboardName', { value: this.dashboard.dashboardName });

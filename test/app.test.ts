@@ -30,6 +30,23 @@ describe('app context (-c values)', () => {
     });
   });
 
+  test('availabilityZones without a vpcId are the zones of the foundation\'s own VPC', () => {
+    expect(ctx({ availabilityZones: 'us-east-1a, us-east-1b,us-east-1c' })).toEqual({
+      context: { destroyData: false, availabilityZones: ['us-east-1a', 'us-east-1b', 'us-east-1c'] },
+      problems: [],
+    });
+  });
+
+  test('fails when the foundation\'s zones are no zone names, or repeated, listing every problem', () => {
+    const { context, problems } = ctx({ availabilityZones: 'us-east-1a,us-east-1,us-east-1a' });
+    expect(problems).toEqual([
+      '-c availabilityZones: "us-east-1" is not an availability zone name; use names such as us-east-1a.',
+      '-c availabilityZones: "us-east-1a" is listed twice; list each zone once.',
+    ]);
+    expect(context.availabilityZones).toBeUndefined();
+    expect(ctx({ subnetIds: 'subnet-0aaaaaaaaaaaaaaaa' }).problems).toEqual(['-c subnetIds only applies with -c vpcId=vpc-...; add the VPC id or drop it.']);
+  });
+
   test('fails when context values are wrong, listing every problem', () => {
     const { problems } = ctx({ destroyData: 'yes', vpcId: 'vpc-xyz', subnetIds: 'sub-1', amiParameter: "ami-123'" });
     expect(problems).toHaveLength(5);

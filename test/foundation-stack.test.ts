@@ -1,5 +1,5 @@
-import { App, Validations } from 'aws-cdk-lib';
-import { Match, Template } from 'aws-cdk-lib/assertions';
+import { App, Stack, Validations } from 'aws-cdk-lib';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { CHECKPOINT_TAG } from '../lib/contract';
 import { FoundationStack, FoundationStackProps } from '../lib/foundation-stack';
@@ -172,5 +172,42 @@ describe('FoundationStack variants', () => {
     expect(() => build({ existingVpc: { vpcId: 'vpc-0123456789abcdef0', subnetIds: ['subnet-0aaaaaaaaaaaaaaaa'], availabilityZones: [] } })).toThrow(
       /got 1 subnet ids and 0 availability zones/,
     );
+  });
+});
+
+describe('FoundationStack: the VPC spreads over the zones it is given', () => {
+  const zones = ['us-east-1a', 'us-east-1b', 'us-east-1c', 'us-east-1d', 'us-east-1f'];
+
+  test('one public subnet per zone given, in those zones, and no warning', () => {
+    const { stack, template } = build({ availabilityZones: zones });
+    template.resourceCountIs('AWS::EC2::Subnet', zones.length);
+    const subnetZones = Object.values(template.findResources('AWS::EC2::Subnet')).map((r) => r.Properties.AvailabilityZone);
+    expect(subnetZones.sort()).toEqual(zones);
+    for (const r of Object.values(template.findResources('AWS::EC2::Subnet'))) expect(r.Properties.MapPublicIpOnLaunch).toBe(true);
+    expect(Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('only 2 availability zones'))).toHaveLength(0);
+  });
+
+  test('without zones: two, and a synth warning with the commands that list the region\'s zones and those offering the instance types', () => {
+    const { stack, template } = build();
+    template.resourceCountIs('AWS::EC2::Subnet', 2);
+    const [warning] = Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('only 2 availability zones'));
+    const text = JSON.stringify(warning.entry.data);
+    expect(text).toContain('aws ec2 describe-availability-zones');
+    expect(text).toContain('aws ec2 describe-instance-type-offerings --location-type availability-zone');
+    expect(text).toContain('-c availabilityZones=');
+  });
+
+  test('fails when a zone is not one of the stack\'s region, or no zone name, or repeated, naming every problem at once', () => {
+    const app = new App();
+    expect(
+      () =>
+        new FoundationStack(app, 'SpotSweep-Foundation', {
+          env: { account: '111111111111', region: 'us-east-1' },
+          availabilityZones: ['us-east-1a', 'eu-west-1a', 'useast1', 'us-east-1a'],
+        }),
+    ).toThrow(
+      /"eu-west-1a" is not an availability zone of the stack's region us-east-1[\s\S]*"useast1" is not an availability zone name[\s\S]*"us-east-1a" is listed twice/,
+    );
+    expect(Stack.of(new FoundationStack(new App(), 'F', { env: { region: 'us-east-1' }, availabilityZones: ['us-east-1a', 'us-east-1b'] })).region).toBe('us-east-1');
   });
 });

@@ -332,7 +332,7 @@ describe('SweepStack', () => {
   });
 
   test('the budget guard watches every group and the results collector every config', () => {
-    expect(stack.budgetGuard.alarm).toBeDefined();
+    expect(stack.budgetGuard.alarms.map((a) => a.config)).toEqual(stack.fleets.map((f) => f.groupName.replace('SpotSweep-tt-', '')));
     expect(stack.results).toBeDefined();
     template.resourceCountIs('AWS::Events::Rule', 2);
   });

@@ -144,6 +144,16 @@ export async function putSpendMetrics(
   );
 }
 
+/** The guard's heartbeat: value 1, no unit, timestamped with the run's start (lib/monitoring `guardHeartbeatMetric`). */
+export async function putHeartbeatMetric(cloudwatch: CloudWatchClient, sweep: string, at: Date): Promise<void> {
+  await cloudwatch.send(
+    new PutMetricDataCommand({
+      Namespace: METRICS.namespace,
+      MetricData: [{ MetricName: METRICS.guardHeartbeat, Dimensions: [{ Name: METRICS.dimensions.sweep, Value: sweep }], Value: 1, Unit: 'None', Timestamp: at }],
+    }),
+  );
+}
+
 export interface AwsClients {
   readonly ec2: EC2Client;
   readonly autoscaling: AutoScalingClient;
@@ -162,6 +172,7 @@ export function awsDeps(clients: AwsClients, bucket: string, now: () => Date = (
     scaleToZero: (group) => scaleGroupToZero(autoscaling, group),
     switchToOnDemand: (group) => switchGroupToOnDemand(autoscaling, group),
     putMetrics: (sweep, total, hours) => putSpendMetrics(cloudwatch, sweep, total, hours, now()),
+    putHeartbeat: (sweep, at) => putHeartbeatMetric(cloudwatch, sweep, at),
     log: (message, detail) => console.log(JSON.stringify({ level: 'INFO', message, ...detail })),
   };
 }

@@ -17,6 +17,8 @@ export interface GuardSettings {
 /** Everything the guard asks of AWS and the store; aws.ts implements it with SDK clients, tests with fakes. */
 export interface GuardDeps extends LedgerDeps, FallbackDeps, BudgetStopDeps {
   putMetrics(sweep: string, totalUsd: number, instanceHoursByConfig: Readonly<Record<string, number>>): Promise<void>;
+  /** One `GuardHeartbeat` datapoint at `at` (the run's start): the guard-silent alarm counts the minutes without one. */
+  putHeartbeat(sweep: string, at: Date): Promise<void>;
 }
 
 export interface GuardResult {
@@ -41,6 +43,13 @@ const NOT_OVER_BUDGET: BudgetStopResult = { stopRequested: [], scaledToZero: [],
 export async function runGuard(deps: GuardDeps, settings: GuardSettings, now: Date): Promise<GuardResult> {
   const { sweep, budgetUsd, groups } = settings;
   const { ledger: spent, etag } = await updateLedger(deps, { sweep, budgetUsd, configs: groups.map((g) => g.config) }, now);
+  // The spend is known: from here on the run can enforce the budget, so it beats now, before any later step can
+  // fail. A run that cannot price the sweep (EC2 or the ledger unreadable) does not beat, so a guard that fails
+  // that way every time trips the guard-silent alarm like one that does not run.
+  const heartbeatProblems = await deps.putHeartbeat(sweep, now).then(
+    () => [],
+    (err: unknown) => [`could not publish the heartbeat: ${String(err)}`],
+  );
   const fallback = await applyOnDemandFallback(deps, groups, spent.configs, settings.spotFailuresBeforeOnDemand, now);
   const ledger: Ledger = { ...spent, configs: fallback.configs };
 
@@ -51,7 +60,7 @@ export async function runGuard(deps: GuardDeps, settings: GuardSettings, now: Da
   await deps.putMetrics(sweep, ledger.totalUsd, Object.fromEntries(Object.entries(ledger.configs).map(([c, s]) => [c, s.instanceHours])));
   const ledgerProblems = await writeLedger(deps.store, ledger, etag);
 
-  const errors = [...stop.errors, ...ledgerProblems];
+  const errors = [...heartbeatProblems, ...stop.errors, ...ledgerProblems];
   for (const e of errors) deps.log('guard problem', { problem: e });
   return {
     ledger,

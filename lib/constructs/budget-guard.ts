@@ -1,4 +1,4 @@
-import { ArnFormat, Duration, Stack, Validations } from 'aws-cdk-lib';
+import { Annotations, ArnFormat, Duration, Stack, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as events from 'aws-cdk-lib/aws-events';
@@ -6,7 +6,8 @@ import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { alarmNames, CONFIG_FILES, groupName, METRICS, storeKeys } from '../contract';
+import { CONFIG_FILES, groupName, METRICS, storeKeys } from '../contract';
+import { budgetAlarm, guardSilentAlarm, guardSilentStopMinutes } from '../monitoring/alarms';
 import { spendMetric } from '../monitoring/metrics';
 import { acknowledgeWildcardResource, SpotSweepFunction } from './spot-sweep-function';
 
@@ -24,6 +25,20 @@ export interface GuardedGroupProps {
    * which Auto Scaling checks whenever the guard updates the group.
    */
   readonly launchTemplates: readonly ec2.ILaunchTemplate[];
+  /**
+   * What stops the group without the guard: the config's scale-to-zero policy as an alarm action
+   * (ConfigFleet.scaleToZero). The config's budget and guard-silent alarms invoke it.
+   */
+  readonly stopAction: cloudwatch.IAlarmAction;
+}
+
+/** The alarms of one config that stop it when the guard cannot. */
+export interface GuardAlarms {
+  readonly config: string;
+  /** The sweep's spend reached the budget (two periods in a row). */
+  readonly budget: cloudwatch.Alarm;
+  /** The guard stopped running while the group has an instance in service. */
+  readonly guardSilent: cloudwatch.Alarm;
 }
 
 export interface BudgetGuardProps {
@@ -60,7 +75,8 @@ export interface BudgetGuardProps {
  * `InstanceHours` {Sweep, Config} (lib/contract `METRICS`), moves `spot-then-on-demand` groups to
  * on-demand after repeated spot losses, and at the budget asks every unfinished job to stop (a stop
  * request in its control.json, which the job runner obeys: checkpoint, STOPPED) and scales each group
- * to zero once its job is final, never started, or had its grace period; plus an alarm on the spend.
+ * to zero once its job is final, never started, or had its grace period; plus, per config, a budget alarm and a
+ * guard-silent alarm that scale the group to zero without the guard (lib/monitoring/alarms.ts).
  * status.json is the job runner's alone: the guard only reads it.
  */
 export class BudgetGuard extends Construct {
@@ -68,8 +84,14 @@ export class BudgetGuard extends Construct {
   public readonly rule: events.Rule;
   /** The sweep's spend so far, USD (Maximum over the schedule's period). */
   public readonly spendMetric: cloudwatch.IMetric;
-  /** In alarm once the spend reaches the budget. */
-  public readonly alarm: cloudwatch.Alarm;
+  /**
+   * Per config: the budget alarm and the guard-silent fail-safe, each scaling its group to zero. One pair per
+   * config because an alarm takes at most five actions per state ("The actions (up to five) to execute when
+   * this alarm transitions into an ALARM state") and a sweep may have more configs.
+   * @see https://docs.aws.amazon.com/AmazonCloudWatch/latest/cli/cli-mon-put-metric-alarm.html
+   * @see https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricAlarm.html
+   */
+  public readonly alarms: readonly GuardAlarms[];
 
   constructor(scope: Construct, id: string, props: BudgetGuardProps) {
     super(scope, id);
@@ -243,16 +265,21 @@ export class BudgetGuard extends Construct {
     });
 
     this.spendMetric = spendMetric(sweep, { period: Duration.minutes(Math.max(5, schedule.toMinutes())), label: false });
-    this.alarm = new cloudwatch.Alarm(this, 'BudgetAlarm', {
-      alarmName: alarmNames.budget(sweep),
-      alarmDescription: `spot-sweep ${sweep}: the sweep has spent its budget of ${props.budgetUsd} USD; the budget guard stops every config and scales it to zero.`,
-      metric: this.spendMetric,
-      threshold: props.budgetUsd,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      evaluationPeriods: 1,
-      // A period without a figure means the guard has not run again yet, not that the spend fell: keep the state.
-      treatMissingData: cloudwatch.TreatMissingData.IGNORE,
+    const period = Duration.minutes(Math.max(5, schedule.toMinutes()));
+    this.alarms = props.groups.map((g) => {
+      const budget = budgetAlarm(this, `BudgetAlarm-${g.config}`, { sweep, config: g.config, budgetUsd: props.budgetUsd, period });
+      const guardSilent = guardSilentAlarm(this, `GuardSilent-${g.config}`, { sweep, config: g.config, groupName: g.groupName, scheduleMinutes: schedule.toMinutes() });
+      budget.addAlarmAction(g.stopAction);
+      guardSilent.addAlarmAction(g.stopAction);
+      return { config: g.config, budget, guardSilent };
     });
+    const stopMinutes = guardSilentStopMinutes(schedule.toMinutes());
+    if (stopMinutes > 15) {
+      Annotations.of(this).addWarningV2(
+        'spot-sweep:guardSilentSlow',
+        `BudgetGuard for sweep "${sweep}": with a ${schedule.toMinutes()}-minute schedule a dead guard stops the sweep up to ${stopMinutes} minutes after its last run, not within 15; use a schedule of at most 6 minutes.`,
+      );
+    }
 
     Validations.of(role).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',

@@ -13,6 +13,7 @@ import { idleGpuAlarm, maxRuntimeAlarm } from '../monitoring/alarms';
 import { Market, ResolvedConfig } from '../spec';
 import { AGENT_CONFIG_DIR, cloudWatchAgentCommands } from './cloudwatch-agent-config';
 import { configLaunchTemplates } from './config-launch-template';
+import { instanceDeadlineCommands } from './instance-deadline';
 import { INSTANCE_LOG_DIR, TrainDocument } from './train-document';
 
 export interface ConfigFleetProps {
@@ -222,13 +223,15 @@ export class ConfigFleet extends Construct {
   }
 
   /**
-   * Boot: the log and config directories, then the CloudWatch agent with its base metrics (the group
+   * Boot: first the instance's own deadline (instance-deadline.ts: it must not depend on anything after it),
+   * then the log and config directories, then the CloudWatch agent with its base metrics (the group
    * dimension) and the job's log files (cloudwatch-agent-config.ts).
    */
   private userData(props: ConfigFleetProps): ec2.UserData {
     const userData = ec2.UserData.forLinux();
     userData.addCommands(
       'set -u',
+      ...instanceDeadlineCommands({ maxRuntimeHours: props.config.maxRuntimeHours }),
       `mkdir -p ${INSTANCE_LOG_DIR} ${AGENT_CONFIG_DIR}`,
       ...cloudWatchAgentCommands({ logDir: INSTANCE_LOG_DIR, logGroupName: props.trainDocument.logGroup.logGroupName }),
     );

@@ -60,7 +60,8 @@ export const groupName = (sweep: string, config: string): string => fill(names.g
 export const alarmNames = {
   gpuIdle: (sweep: string, config: string): string => fill(names.alarms.gpuIdle, { sweep, config }),
   maxRuntime: (sweep: string, config: string): string => fill(names.alarms.maxRuntime, { sweep, config }),
-  budget: (sweep: string): string => fill(names.alarms.budget, { sweep }),
+  budget: (sweep: string, config: string): string => fill(names.alarms.budget, { sweep, config }),
+  guardSilent: (sweep: string, config: string): string => fill(names.alarms.guardSilent, { sweep, config }),
 };
 export const dashboardName = (sweep: string): string => fill(names.dashboard, { sweep });
 

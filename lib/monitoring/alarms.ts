@@ -2,7 +2,7 @@ import { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { Construct } from 'constructs';
 import { alarmNames } from '../contract';
-import { gpuUtilizationMetric, instanceHoursMetric } from './metrics';
+import { guardHeartbeatMetric, gpuUtilizationMetric, inServiceInstancesMetric, instanceHoursMetric, spendMetric } from './metrics';
 
 /**
  * An alarm evaluates at most one day of data: EvaluationPeriods x Period <= 86400 s for periods of a
@@ -87,6 +87,10 @@ export interface MaxRuntimeAlarmProps {
  * alarm to OK (while in ALARM it keeps invoking the scale-to-zero policy, so a config restarted by
  * hand past its limit is stopped again). Each attempt is also capped by the train document's
  * ExecutionTimeout, independently of this alarm.
+ *
+ * The metric comes from the guard alone, so a dead guard silences this alarm; that case is the guard-silent
+ * alarm's ({@link guardSilentAlarm}: the group goes to zero within 15 minutes of the guard's last run), and each
+ * instance's own deadline (lib/constructs/instance-deadline.ts) needs neither.
  */
 export function maxRuntimeAlarm(scope: Construct, id: string, props: MaxRuntimeAlarmProps): cloudwatch.Alarm {
   if (!(props.maxRuntimeHours > 0)) {
@@ -99,6 +103,103 @@ export function maxRuntimeAlarm(scope: Construct, id: string, props: MaxRuntimeA
     threshold: props.maxRuntimeHours,
     comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
     evaluationPeriods: 1,
+    treatMissingData: cloudwatch.TreatMissingData.IGNORE,
+  });
+}
+
+/**
+ * Minutes without a guard heartbeat, while an instance of the group is in service, after which the
+ * guard-silent alarm fires: two schedule intervals (one missed run is tolerated) plus two minutes for the
+ * EventBridge trigger's jitter and the run's own time. 12 with the default 5-minute schedule.
+ */
+export function guardSilentMinutes(scheduleMinutes: number): number {
+  return 2 * scheduleMinutes + 2;
+}
+
+/**
+ * The longest a dead guard leaves a running group alone: the alarm needs `guardSilentMinutes` whole one-minute
+ * periods after the one holding the last heartbeat, and CloudWatch evaluates a one-minute alarm every minute,
+ * so at most `minutes + 2` after the last heartbeat. Within 15 with the default schedule.
+ */
+export function guardSilentStopMinutes(scheduleMinutes: number): number {
+  return guardSilentMinutes(scheduleMinutes) + 2;
+}
+
+export interface GuardSilentAlarmProps {
+  readonly sweep: string;
+  readonly config: string;
+  /** The config's Auto Scaling group name: the alarm fires only while it has an instance in service. */
+  readonly groupName: string;
+  /** The guard's schedule in whole minutes. */
+  readonly scheduleMinutes: number;
+}
+
+/**
+ * The budget guard's fail-safe, one per config: the group has an instance in service and the guard has not
+ * published its heartbeat ({@link guardHeartbeatMetric}) for {@link guardSilentMinutes} one-minute periods.
+ * Its action (the config's ScaleToZero policy) needs neither the guard nor any Lambda.
+ *
+ * `FILL(…, 0)` turns every minute without a datapoint into a 0 of the expression, so the count of silent minutes
+ * is exact: an alarm on the bare metric would treat gaps through its evaluation range ("CloudWatch uses missing
+ * data points only as few times as possible"), which the documentation does not size, and could not promise 15
+ * minutes. Missing data is BREACHING for the case the expression yields no datapoint at all.
+ *
+ * The in-service condition is what keeps a fresh sweep alive: the alarm's first evaluation looks back over
+ * minutes in which no guard had run yet, but no instance was in service either (the group is created empty);
+ * the guard's first run comes within one schedule interval of the deploy, well inside the window. For the same
+ * reason a sweep whose groups are all at zero never sits in ALARM. The group's in-service count comes from
+ * Auto Scaling's group metrics (enabled on every group), not from the guard.
+ * @see https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html
+ * @see https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/using-metric-math.html
+ * @see https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-metrics.html
+ */
+export function guardSilentAlarm(scope: Construct, id: string, props: GuardSilentAlarmProps): cloudwatch.Alarm {
+  const minutes = guardSilentMinutes(props.scheduleMinutes);
+  const period = Duration.minutes(1);
+  return new cloudwatch.Alarm(scope, id, {
+    alarmName: alarmNames.guardSilent(props.sweep, props.config),
+    alarmDescription:
+      `spot-sweep ${props.sweep}/${props.config}: the budget guard has not run for ${minutes} min while the group has an instance in service; ` +
+      'scales the group to zero (the guard is what enforces the budget and publishes the runtime). See the guard function\'s logs.',
+    metric: new cloudwatch.MathExpression({
+      expression: 'IF(FILL(running, 0) > 0, FILL(beats, 0), 1)',
+      usingMetrics: { running: inServiceInstancesMetric(props.groupName, { period }), beats: guardHeartbeatMetric(props.sweep, { period }) },
+      period,
+    }),
+    threshold: 1,
+    comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+    evaluationPeriods: minutes,
+    datapointsToAlarm: minutes,
+    treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+  });
+}
+
+export interface BudgetAlarmProps {
+  readonly sweep: string;
+  readonly config: string;
+  /** The sweep's budget (USD). */
+  readonly budgetUsd: number;
+  /** The period of the spend metric: the guard's schedule, at least 5 minutes. */
+  readonly period: Duration;
+}
+
+/**
+ * The sweep's spend reached its budget, one alarm per config (an alarm takes at most 5 actions per state, and a
+ * sweep may have more configs), each scaling its config's group to zero. Two consecutive periods at or over the
+ * budget: the guard's own budget stop (a stop request, then zero after the grace period) gets its first run to
+ * act gracefully; this alarm is for when the guard can publish but not scale. Missing data is IGNORED (a gap is
+ * the guard not having run yet, not a lower spend).
+ * @see https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricAlarm.html
+ */
+export function budgetAlarm(scope: Construct, id: string, props: BudgetAlarmProps): cloudwatch.Alarm {
+  return new cloudwatch.Alarm(scope, id, {
+    alarmName: alarmNames.budget(props.sweep, props.config),
+    alarmDescription: `spot-sweep ${props.sweep}/${props.config}: the sweep has spent its budget of ${props.budgetUsd} USD; scales the group to zero.`,
+    metric: spendMetric(props.sweep, { period: props.period, label: false }),
+    threshold: props.budgetUsd,
+    comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+    evaluationPeriods: 2,
+    datapointsToAlarm: 2,
     treatMissingData: cloudwatch.TreatMissingData.IGNORE,
   });
 }

@@ -110,3 +110,19 @@ export function inServiceInstancesMetric(groupName: string, props: { period?: Du
     label: props.label,
   });
 }
+
+/**
+ * One datapoint per run of the guard Lambda, published as soon as the run has priced the sweep (before the
+ * on-demand switch, the budget stop and the ledger write, so a run that fails part-way still beats). A guard
+ * that cannot run at all (deleted, disabled schedule, broken role, throttled) publishes nothing: that silence is
+ * what the guard-silent alarm (lib/monitoring/alarms.ts) watches. SampleCount counts the runs in a period.
+ */
+export function guardHeartbeatMetric(sweep: string, props: { period?: Duration } = {}): cloudwatch.Metric {
+  return new cloudwatch.Metric({
+    namespace: SPOT_SWEEP_NAMESPACE,
+    metricName: METRICS.guardHeartbeat,
+    dimensionsMap: { [SWEEP]: sweep },
+    statistic: cloudwatch.Stats.SAMPLE_COUNT,
+    period: props.period ?? Duration.minutes(1),
+  });
+}

@@ -1,11 +1,16 @@
 import { App, Duration, Stack, Validations } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { BudgetGuard, BudgetGuardProps, GuardedGroupProps } from '../../lib/constructs/budget-guard';
 import { FoundationStack } from '../../lib/foundation-stack';
+import { guardSilentStopMinutes } from '../../lib/monitoring/alarms';
 
-type Props = Omit<BudgetGuardProps, 'bucket' | 'instanceRole' | 'groups'> & { groups: Omit<GuardedGroupProps, 'launchTemplates'>[] };
+type Props = Omit<BudgetGuardProps, 'bucket' | 'instanceRole' | 'groups'> & { groups: Omit<GuardedGroupProps, 'launchTemplates' | 'stopAction'>[] };
+
+/** An alarm action whose ARN names the group it stands for (a ConfigFleet's scale-to-zero policy in a sweep). */
+const stopActionOf = (group: string): cloudwatch.IAlarmAction => ({ bind: () => ({ alarmActionArn: `arn:aws:autoscaling:eu-west-1:111111111111:scalingPolicy:x:autoScalingGroupName/${group}:policyName/ScaleToZero` }) });
 
 const GROUPS: Props['groups'] = [
   { config: 'o', groupName: 'SpotSweep-demo-o', market: 'spot', instanceTypes: ['p3.2xlarge'] },
@@ -23,6 +28,7 @@ function build(props: Partial<Props> = {}) {
   const groups = (props.groups ?? GROUPS).map((g) => ({
     ...g,
     launchTemplates: [ec2.LaunchTemplate.fromLaunchTemplateAttributes(stack, `Lt-${g.config}`, { launchTemplateId: `lt-${g.config}` })],
+    stopAction: stopActionOf(g.groupName),
   }));
   const guard = new BudgetGuard(stack, 'Budget', { sweepName: 'demo', budgetUsd: 40, bucket: foundation.bucket, instanceRole: foundation.instanceRole, ...props, groups });
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
@@ -69,20 +75,68 @@ describe('BudgetGuard', () => {
     expect(fn.Environment.Variables.STOP_GRACE_SECONDS).toBe('240');
   });
 
-  test('alarms when SpotSweep SpendUsd {Sweep} reaches the budget, and exposes the metric', () => {
-    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
-      Namespace: 'SpotSweep',
-      MetricName: 'SpendUsd',
-      Dimensions: [{ Name: 'Sweep', Value: 'demo' }],
-      Statistic: 'Maximum',
-      Threshold: 40,
-      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-      EvaluationPeriods: 1,
-      TreatMissingData: 'ignore',
-    });
+  test('per config, a budget alarm on SpotSweep SpendUsd {Sweep} that scales that config\'s group to zero, and exposes the metric', () => {
+    for (const g of GROUPS) {
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        AlarmName: `SpotSweep-demo-${g.config}-budget`,
+        Namespace: 'SpotSweep',
+        MetricName: 'SpendUsd',
+        Dimensions: [{ Name: 'Sweep', Value: 'demo' }],
+        Statistic: 'Maximum',
+        Period: 300,
+        Threshold: 40,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        // Two runs over budget: the guard's own graceful stop (stop request, grace period) comes first.
+        EvaluationPeriods: 2,
+        DatapointsToAlarm: 2,
+        TreatMissingData: 'ignore',
+        AlarmActions: [stopActionOf(g.groupName).bind(null as never, null as never).alarmActionArn],
+      });
+    }
+    expect(guard.alarms.map((a) => a.config)).toEqual(['o', 'p']);
     const stat = guard.spendMetric.toMetricConfig().metricStat!;
     expect(stat).toMatchObject({ namespace: 'SpotSweep', metricName: 'SpendUsd', statistic: 'Maximum' });
-    expect(stat.dimensions).toEqual([{ name: 'Sweep', value: 'demo' }]);
+    expect(stat.dimensions).toEqual([{ Name: 'Sweep', Value: 'demo' }].map((d) => ({ name: d.Name, value: d.Value })));
+  });
+
+  test('per config, a guard-silent fail-safe: no heartbeat for 12 one-minute periods while the group has an instance in service scales it to zero', () => {
+    for (const g of GROUPS) {
+      const [alarm] = Object.values(template.findResources('AWS::CloudWatch::Alarm', { Properties: { AlarmName: `SpotSweep-demo-${g.config}-guard-silent` } }));
+      const p = alarm.Properties;
+      expect(p).toMatchObject({ ComparisonOperator: 'LessThanThreshold', Threshold: 1, EvaluationPeriods: 12, DatapointsToAlarm: 12, TreatMissingData: 'breaching' });
+      expect(p.AlarmActions).toEqual([stopActionOf(g.groupName).bind(null as never, null as never).alarmActionArn]);
+      const byId = Object.fromEntries(p.Metrics.map((m: any) => [m.Id, m]));
+      const expression = p.Metrics.find((m: any) => m.Expression);
+      expect(expression.Expression).toBe('IF(FILL(running, 0) > 0, FILL(beats, 0), 1)');
+      expect(byId.beats.MetricStat).toMatchObject({ Metric: { Namespace: 'SpotSweep', MetricName: 'GuardHeartbeat', Dimensions: [{ Name: 'Sweep', Value: 'demo' }] }, Period: 60, Stat: 'SampleCount' });
+      expect(byId.running.MetricStat).toMatchObject({
+        Metric: { Namespace: 'AWS/AutoScaling', MetricName: 'GroupInServiceInstances', Dimensions: [{ Name: 'AutoScalingGroupName', Value: g.groupName }] },
+        Period: 60,
+      });
+    }
+  });
+
+  test('the fail-safe math: it stops a sweep within 15 minutes of the last heartbeat, and lets a fresh sweep and one missed run pass', () => {
+    const [alarm] = Object.values(template.findResources('AWS::CloudWatch::Alarm', { Properties: { AlarmName: 'SpotSweep-demo-o-guard-silent' } }));
+    const { EvaluationPeriods: periods, DatapointsToAlarm: toAlarm } = alarm.Properties;
+    const period = alarm.Properties.Metrics.find((m: any) => m.Expression).Period ?? 60;
+    const windowMinutes = (periods * period) / 60;
+    const scheduleMinutes = 5;
+    expect(toAlarm).toBe(periods);
+    // The last heartbeat's own minute, the silent window, one more minute for CloudWatch's next evaluation.
+    expect(windowMinutes + 2).toBeLessThanOrEqual(15);
+    expect(guardSilentStopMinutes(scheduleMinutes)).toBe(windowMinutes + 2);
+    // A fresh sweep: the guard's first run comes at most one schedule after the deploy, an instance is in service no sooner.
+    expect(windowMinutes).toBeGreaterThan(scheduleMinutes);
+    // One missed run leaves two schedule intervals between heartbeats, under the window.
+    expect(windowMinutes).toBeGreaterThan(2 * scheduleMinutes);
+  });
+
+  test('warns when the schedule is too slow for the fail-safe to stop a sweep within 15 minutes', () => {
+    const { stack } = build({ schedule: Duration.minutes(15) });
+    const warnings = Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('dead guard stops the sweep up to 34 minutes after its last run, not within 15; use a schedule of at most 6 minutes'));
+    expect(warnings).toHaveLength(1);
+    expect(Annotations.fromStack(build().stack).findWarning('*', Match.stringLikeRegexp('dead guard'))).toHaveLength(0);
   });
 
   test('IAM: no * action; groups by exact name; metrics in its namespace only; reads under sweeps/demo/, writes only spend.json and control.json', () => {

@@ -7,6 +7,7 @@ import { groupName, jobTagValue, METRICS, storeKeys, TAGS } from '../../lib/cont
 import { agentBaseConfig, agentLogsConfigJson } from '../../lib/constructs/cloudwatch-agent-config';
 import { ConfigFleet, ConfigFleetProps } from '../../lib/constructs/config-fleet';
 import { DLAMI_PARAMETERS, ROOT_DEVICE_NAME } from '../../lib/constructs/config-launch-template';
+import { DEADLINE_MARGIN_MINUTES } from '../../lib/constructs/instance-deadline';
 import { TrainDocument } from '../../lib/constructs/train-document';
 import { ResolvedConfig, validateSpec } from '../../lib/spec';
 
@@ -93,6 +94,18 @@ describe('ConfigFleet', () => {
     const [association] = Object.values(fleet({ name: 'a' }).template.findResources('AWS::SSM::Association'));
     expect(association.Properties.Tags).toBeUndefined();
     expect(association.Properties.ScheduleExpression).toBeUndefined();
+  });
+
+  test('every launch template\'s user data arms the instance deadline first: maxRuntimeHours + the margin after boot', () => {
+    const { template } = fleet({ name: 'a', instanceTypes: ['p3.2xlarge', 'g5.2xlarge'], gpus: 1, maxRuntimeHours: 3 });
+    const templates = Object.values(template.findResources('AWS::EC2::LaunchTemplate'));
+    expect(templates).toHaveLength(2);
+    for (const lt of templates) {
+      const userData = JSON.stringify(lt.Properties.LaunchTemplateData.UserData);
+      const timer = userData.indexOf(`--on-active=${3 * 3600 + DEADLINE_MARGIN_MINUTES * 60}s`);
+      expect(timer).toBeGreaterThan(0);
+      expect(timer).toBeLessThan(userData.indexOf('amazon-cloudwatch-agent'));
+    }
   });
 
   test('fails when an instance type is not a GPU type of the price table', () => {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import { putSpendMetrics } from '../../lambda/budget-guard/aws';
+import { putHeartbeatMetric, putSpendMetrics } from '../../lambda/budget-guard/aws';
 import { agentBaseConfig } from '../../lib/constructs/cloudwatch-agent-config';
 import { FoundationStack } from '../../lib/foundation-stack';
 import { validateSpec } from '../../lib/spec';
@@ -66,6 +66,7 @@ async function guardPublished(): Promise<Published[]> {
   const inputs: any[] = [];
   const client = { send: async (command: { input: unknown }) => void inputs.push(command.input) };
   await putSpendMetrics(client as never, 'tt', 1.5, { single: 0.5, multi: 1 }, new Date(0));
+  await putHeartbeatMetric(client as never, 'tt', new Date(0));
   return inputs.flatMap((input) =>
     input.MetricData.map((d: any) => ({
       namespace: input.Namespace,

@@ -19,8 +19,13 @@ export class FakeAws implements GuardDeps {
   scaled: string[] = [];
   switched: string[] = [];
   metrics: { sweep: string; totalUsd: number; hours: Record<string, number> }[] = [];
+  heartbeats: { sweep: string; at: string }[] = [];
   /** Groups whose scale-to-zero fails. */
   failScaling = new Set<string>();
+  /** DescribeInstances fails (the guard cannot price the sweep). */
+  failListing = false;
+  /** PutMetricData of the heartbeat fails. */
+  failHeartbeat = false;
   readonly dir: string;
   readonly store: SweepStore;
 
@@ -31,6 +36,7 @@ export class FakeAws implements GuardDeps {
   }
 
   async listInstances(): Promise<ObservedInstance[]> {
+    if (this.failListing) throw new Error('UnauthorizedOperation');
     return this.instances;
   }
   async spotPriceHistory(instanceType: string, az: string): Promise<PricePoint[]> {
@@ -48,6 +54,10 @@ export class FakeAws implements GuardDeps {
   }
   async putMetrics(sweep: string, totalUsd: number, hours: Readonly<Record<string, number>>): Promise<void> {
     this.metrics.push({ sweep, totalUsd, hours: { ...hours } });
+  }
+  async putHeartbeat(sweep: string, at: Date): Promise<void> {
+    if (this.failHeartbeat) throw new Error('Throttling');
+    this.heartbeats.push({ sweep, at: at.toISOString() });
   }
   log(): void {}
 

@@ -333,3 +333,36 @@ test('fails when another guard run wrote spend.json in between: the later write 
   expect(result.errors).toEqual([expect.stringMatching(/spend\.json was written by another guard run in the meantime/)]);
   expect((await aws.json(spendKey)).notes).toEqual(['written by the other run']);
 });
+
+describe('budget guard: the heartbeat the guard-silent alarm watches', () => {
+  test('beats once per run, at the run start, even with no instance and nothing else to say', async () => {
+    const aws = new FakeAws();
+    const r = await runGuard(aws, settings(100), at('12:30'));
+    expect(r.errors).toEqual([]);
+    expect(aws.heartbeats).toEqual([{ sweep: 'demo', at: at('12:30').toISOString() }]);
+  });
+
+  test('beats when a later step fails part-way (a group that cannot be scaled at the budget)', async () => {
+    const aws = new FakeAws();
+    aws.instances = [spotA];
+    aws.failScaling.add('SpotSweep-demo-b');
+    const r = await runGuard(aws, settings(0.01), at('12:30'));
+    expect(r.errors.join(' ')).toMatch(/SpotSweep-demo-b/);
+    expect(aws.heartbeats).toHaveLength(1);
+  });
+
+  test('does not beat when it cannot price the sweep, so a guard failing that way trips the fail-safe', async () => {
+    const aws = new FakeAws();
+    aws.failListing = true;
+    await expect(runGuard(aws, settings(100), at('12:30'))).rejects.toThrow(/UnauthorizedOperation/);
+    expect(aws.heartbeats).toEqual([]);
+  });
+
+  test('a heartbeat that cannot be published is a problem of the run, and the run still does the rest', async () => {
+    const aws = new FakeAws();
+    aws.failHeartbeat = true;
+    const r = await runGuard(aws, settings(100), at('12:30'));
+    expect(r.errors).toEqual([expect.stringMatching(/could not publish the heartbeat: Error: Throttling/)]);
+    expect(aws.metrics).toHaveLength(1);
+  });
+});
