@@ -137,6 +137,20 @@ describe('FoundationStack (defaults)', () => {
     expect(JSON.stringify(self?.Resource)).toContain(':autoScalingGroup:*:autoScalingGroupName/SpotSweep-*');
   });
 
+  test('an instance may complete the termination lifecycle action only in spot-sweep groups, and nothing more of the hook', () => {
+    const complete = instanceStatements('autoscaling:CompleteLifecycleAction');
+    expect(complete).toHaveLength(1);
+    expect([complete[0].Action].flat()).toEqual(['autoscaling:CompleteLifecycleAction']);
+    expect(complete[0].Condition).toBeUndefined();
+    // The same group ARN pattern as the self-removal: SpotSweep-* groups in this account and region.
+    const removal = instanceStatements('autoscaling:TerminateInstanceInAutoScalingGroup');
+    expect(complete[0].Resource).toEqual(removal[0].Resource);
+    expect(JSON.stringify(complete[0].Resource)).toContain(':autoScalingGroup:*:autoScalingGroupName/SpotSweep-*');
+    for (const other of ['autoscaling:RecordLifecycleActionHeartbeat', 'autoscaling:PutLifecycleHook', 'autoscaling:DeleteLifecycleHook']) {
+      expect(instanceStatements(other)).toEqual([]);
+    }
+  });
+
   test('exports what sweep stacks need', () => {
     expect(stack.bucket).toBeDefined();
     expect(stack.instanceRole).toBeDefined();

@@ -10,20 +10,39 @@
 #   requirements  pip install -r <code-dir>/requirements.txt
 #   gpus      torch.cuda.device_count() >= the job's gpus
 #   gpu-metrics  start publishing GPU utilisation (for the idle-GPU alarm) now that setup is over
-#   run       python -m spot_runner.job --job URI --workdir DIR
+#   run       python -m spot_runner.job --job URI --workdir DIR [--deadline EPOCH_SECONDS]
 #
 # When it ends, with success or failure but never on an interruption (exit 75: spot notice or
 # SIGTERM), the instance removes itself from its Auto Scaling group with the desired capacity
 # decremented, exactly once, so nothing is left running. A failure before the runner started is
 # recorded as FAILED in the job's status.json (python -m spot_runner.job --fail MESSAGE).
 #
+# Every termination goes through the group's termination lifecycle hook (names.json lifecycleHooks), which
+# holds the instance in Terminating:Wait: a scale-in (an alarm, the budget guard, `spot-sweep stop`), and the
+# self-removal itself. So at the end, once the job has uploaded what it had, the bootstrap completes the
+# lifecycle action (CONTINUE) when the instance's target lifecycle state is Terminated: at once after a
+# scale-in (the runner saw it too and stopped its child), and after the self-removal as soon as the metadata
+# says so (up to SPOT_SWEEP_LIFECYCLE_WAIT_SECONDS, default 60). Without that, termination would wait the
+# hook's whole heartbeat timeout, billed. The group's name is names.json groupName filled with job.json's
+# sweep and config.
+#
+# --deadline-seconds S is the SSM step's execution timeout (the train document passes its ExecutionTimeout):
+# at S seconds the SSM agent SIGKILLs the step's process group, the bootstrap and the runner with it but not
+# the trainer (a session of its own), so nothing would upload or remove the instance. The runner gets a
+# deadline (--deadline) S - margin seconds after this script starts, and stops the job there like a stop
+# request: checkpoint, upload, STOPPED at max runtime, exit 76, removal. The margin, default 600 s or a
+# quarter of S when that is less (SPOT_SWEEP_DEADLINE_MARGIN_SECONDS), covers the trainer's grace period
+# (100 s), the uploads, the removal and the seconds the document spent before this script started.
+#
 # Every external command (nvidia-smi, aws, curl, python3 and the candidate Pythons) is resolved
 # from PATH or given by env, so tests put stand-ins first on PATH.
 #
 # Usage: bootstrap.sh --job URI [--code-dir DIR] [--workdir DIR] [--wheel-index URL]
 #                     [--wheel-cache s3://bucket/cache/wheels] [--region REGION] [--driver-timeout S]
+#                     [--deadline-seconds S]
 # Each option has an env equivalent (SPOT_SWEEP_JOB, SPOT_SWEEP_CODE_DIR, SPOT_SWEEP_WORKDIR,
-# SPOT_SWEEP_WHEEL_INDEX, SPOT_SWEEP_WHEEL_CACHE, SPOT_SWEEP_REGION, SPOT_SWEEP_DRIVER_TIMEOUT);
+# SPOT_SWEEP_WHEEL_INDEX, SPOT_SWEEP_WHEEL_CACHE, SPOT_SWEEP_REGION, SPOT_SWEEP_DRIVER_TIMEOUT,
+# SPOT_SWEEP_DEADLINE_SECONDS);
 # options win. Further env: SPOT_SWEEP_PYTHONS (candidate Pythons, space-separated),
 # SPOT_SWEEP_IMDS_ENDPOINT (default http://169.254.169.254), SPOT_SWEEP_SELF_REMOVE=0 (keep the
 # instance, for debugging), SPOT_SWEEP_POLL_SECONDS (driver poll interval, default 5),
@@ -43,6 +62,9 @@ wheel_index=${SPOT_SWEEP_WHEEL_INDEX:-}
 wheel_cache=${SPOT_SWEEP_WHEEL_CACHE:-}
 region=${SPOT_SWEEP_REGION:-}
 driver_timeout=${SPOT_SWEEP_DRIVER_TIMEOUT:-600}
+deadline_seconds=${SPOT_SWEEP_DEADLINE_SECONDS:-}
+deadline_margin=${SPOT_SWEEP_DEADLINE_MARGIN_SECONDS:-}
+lifecycle_wait=${SPOT_SWEEP_LIFECYCLE_WAIT_SECONDS:-60}
 poll_seconds=${SPOT_SWEEP_POLL_SECONDS:-5}
 imds=${SPOT_SWEEP_IMDS_ENDPOINT:-http://169.254.169.254}
 self_remove_enabled=${SPOT_SWEEP_SELF_REMOVE:-1}
@@ -54,7 +76,8 @@ pythons=${SPOT_SWEEP_PYTHONS:-/opt/pytorch/bin/python /opt/conda/envs/pytorch/bi
 
 usage() {
   echo "usage: bootstrap.sh --job URI [--code-dir DIR] [--workdir DIR] [--wheel-index URL]" \
-    "[--wheel-cache s3://bucket/cache/wheels] [--region REGION] [--driver-timeout SECONDS]" >&2
+    "[--wheel-cache s3://bucket/cache/wheels] [--region REGION] [--driver-timeout SECONDS]" \
+    "[--deadline-seconds SECONDS]" >&2
   exit "$SPOT_SWEEP_EXIT_BOOTSTRAP_BAD_INPUT"
 }
 
@@ -67,11 +90,16 @@ while [ $# -gt 0 ]; do
     --wheel-cache) wheel_cache=${2:-}; shift 2 ;;
     --region) region=${2:-}; shift 2 ;;
     --driver-timeout) driver_timeout=${2:-}; shift 2 ;;
+    --deadline-seconds) deadline_seconds=${2:-}; shift 2 ;;
     -h | --help) usage ;;
     *) echo "bootstrap.sh: unknown argument '$1'" >&2; usage ;;
   esac
 done
 [ -n "$job_uri" ] || { echo "bootstrap.sh: --job URI (or SPOT_SWEEP_JOB) is required" >&2; usage; }
+case ${deadline_seconds}:${deadline_margin} in
+  *[!0-9:]*) echo "bootstrap.sh: --deadline-seconds '$deadline_seconds' (SPOT_SWEEP_DEADLINE_SECONDS) and" \
+    "SPOT_SWEEP_DEADLINE_MARGIN_SECONDS '$deadline_margin' must be whole seconds" >&2; usage ;;
+esac
 
 if [ -z "$workdir" ]; then
   # The instance-store NVMe of the DLAMI when there is one, else the root volume.
@@ -87,6 +115,8 @@ runner_pid=""
 runner_started=0
 removed=0
 fail_reason=""
+group=""
+job_deadline=""
 
 log() {
   printf '[bootstrap %s] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"
@@ -119,23 +149,81 @@ imds_get() {
 }
 
 # shellcheck disable=SC2317 # reached through the EXIT/TERM traps
+target_lifecycle_state() {
+  # Empty when the item is absent (not an Auto Scaling instance) or IMDS does not answer.
+  # @see https://docs.aws.amazon.com/autoscaling/ec2/userguide/retrieving-target-lifecycle-state-through-imds.html
+  local token
+  token=$(imds_token 2>/dev/null) || return 0
+  imds_get "$token" autoscaling/target-lifecycle-state 2>/dev/null || true
+}
+
+# shellcheck disable=SC2317 # reached through the EXIT/TERM traps
+complete_lifecycle() {
+  if [ -z "$group" ] || [ -z "$instance_id" ] || [ -z "$region" ]; then
+    log "lifecycle action: not completed (group '${group}', instance '${instance_id}', region '${region}'" \
+      "unknown); termination goes on after the hook's heartbeat timeout"
+    return 0
+  fi
+  # CONTINUE ends the wait at once; the hook's heartbeat timeout and default result apply otherwise.
+  # @see https://docs.aws.amazon.com/cli/latest/reference/autoscaling/complete-lifecycle-action.html
+  log "lifecycle action: completing $SPOT_SWEEP_LIFECYCLE_HOOK_TERMINATION for $instance_id in $group (CONTINUE)"
+  aws autoscaling complete-lifecycle-action --lifecycle-hook-name "$SPOT_SWEEP_LIFECYCLE_HOOK_TERMINATION" \
+    --auto-scaling-group-name "$group" --instance-id "$instance_id" --lifecycle-action-result CONTINUE \
+    --region "$region" ||
+    log "lifecycle action: the call failed; termination goes on after the hook's heartbeat timeout"
+}
+
+# shellcheck disable=SC2317 # reached through the EXIT/TERM traps
+wait_for_termination() {
+  # TerminateInstanceInAutoScalingGroup returns before the group moves the instance to Terminating:Wait.
+  local state until=$((SECONDS + lifecycle_wait))
+  while state=$(target_lifecycle_state); [ "$state" != Terminated ]; do
+    if [ -z "$state" ]; then
+      log "lifecycle action: no target lifecycle state in the instance metadata; nothing to complete"
+      return 1
+    fi
+    if [ "$SECONDS" -ge "$until" ]; then
+      log "lifecycle action: the target lifecycle state is still '$state' after $lifecycle_wait s; not completed"
+      return 1
+    fi
+    sleep "$poll_seconds"
+  done
+}
+
+# shellcheck disable=SC2317 # reached through the EXIT/TERM traps
 self_remove() {
-  [ "$removed" -eq 0 ] || return 0
+  [ "$removed" -eq 0 ] || return 1
   removed=1
   if [ "$self_remove_enabled" = "0" ]; then
     log "self-removal: skipped (SPOT_SWEEP_SELF_REMOVE=0)"
-    return 0
+    return 1
   fi
   if [ -z "$instance_id" ] || [ -z "$region" ]; then
     log "self-removal: impossible without instance id and region from IMDS; the ASG alarms will scale it in"
-    return 0
+    return 1
   fi
   # Decrementing the desired capacity keeps the group from launching a replacement.
   # @see https://docs.aws.amazon.com/cli/latest/reference/autoscaling/terminate-instance-in-auto-scaling-group.html
   log "self-removal: terminating $instance_id in its Auto Scaling group (desired capacity - 1)"
-  aws autoscaling terminate-instance-in-auto-scaling-group --instance-id "$instance_id" \
-    --should-decrement-desired-capacity --region "$region" ||
+  if ! aws autoscaling terminate-instance-in-auto-scaling-group --instance-id "$instance_id" \
+    --should-decrement-desired-capacity --region "$region"; then
     log "self-removal: the call failed; the idle-GPU and max-runtime alarms remain"
+    return 1
+  fi
+}
+
+# shellcheck disable=SC2317 # reached through the EXIT/TERM traps
+remove_instance() {
+  # Every termination, this one included, waits in the termination lifecycle hook until it is completed:
+  # "all launches and terminations, whether initiated automatically or manually (such as by calling the
+  # SetDesiredCapacity or TerminateInstanceInAutoScalingGroup operations)".
+  # @see https://docs.aws.amazon.com/autoscaling/ec2/userguide/lifecycle-hooks.html
+  if [ "$(target_lifecycle_state)" = Terminated ]; then
+    log "self-removal: the Auto Scaling group is already terminating this instance (a scale-in)"
+    complete_lifecycle
+  elif self_remove && wait_for_termination; then
+    complete_lifecycle
+  fi
 }
 
 # shellcheck disable=SC2317 # reached through the EXIT/TERM traps
@@ -155,13 +243,17 @@ record_failure() {
 on_exit() {
   local rc=$?
   trap - EXIT
-  if [ "$rc" -eq "$EXIT_INTERRUPTED" ]; then
+  if [ "$rc" -eq "$EXIT_INTERRUPTED" ] && [ "$(target_lifecycle_state)" = Terminated ]; then
+    log "interrupted while the Auto Scaling group terminates this instance: the checkpoint is saved"
+    complete_lifecycle
+  elif [ "$rc" -eq "$EXIT_INTERRUPTED" ]; then
     log "interrupted: the instance stays in its group so a replacement resumes the job (no self-removal)"
   elif [ "$rc" -eq "$SPOT_SWEEP_EXIT_BOOTSTRAP_BUSY" ]; then
     log "another job runner holds this job on this instance; leaving it (and the instance) alone"
   elif [ "$rc" -eq "$SPOT_SWEEP_EXIT_BOOTSTRAP_STOPPED" ]; then
-    log "stopped on request (control.json): the checkpoint is saved and nothing resumes; removing the instance"
-    self_remove
+    log "stopped on request, at the deadline or by a scale-in: the checkpoint is saved and nothing" \
+      "resumes; removing the instance"
+    remove_instance
   else
     if [ "$rc" -ne 0 ] && [ "$runner_started" -eq 0 ]; then
       local message="bootstrap failed in phase '$phase' after $((SECONDS - phase_started)) s (exit $rc)"
@@ -169,7 +261,7 @@ on_exit() {
       log "$message"
       record_failure "Instance bootstrap: $message. See the instance's SSM command output."
     fi
-    self_remove
+    remove_instance
   fi
   log "bootstrap finished with exit $rc after $SECONDS s"
   exit "$rc"
@@ -199,6 +291,12 @@ trap on_exit EXIT
 trap on_term TERM INT
 
 log "spot-sweep bootstrap: job $job_uri, code $code_dir, workdir $workdir"
+if [ -n "$deadline_seconds" ]; then
+  [ -n "$deadline_margin" ] || deadline_margin=$((deadline_seconds / 4 < 600 ? deadline_seconds / 4 : 600))
+  job_deadline=$(($(date +%s) + deadline_seconds - deadline_margin))
+  log "deadline: the job stops at $(date -u -d "@$job_deadline" +%Y-%m-%dT%H:%M:%SZ), $deadline_margin s" \
+    "before the SSM step's execution timeout of $deadline_seconds s"
+fi
 
 begin metadata
 if token=$(imds_token); then
@@ -232,6 +330,14 @@ case $job_uri in
   file://*) cp "${job_uri#file://}" "$job_file" ;;
   *) cp "$job_uri" "$job_file" ;;
 esac
+# The group the termination lifecycle action is completed in: names.json groupName for this job.
+if parts=$(python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(d["sweep"], d["config"])' \
+  "$job_file" 2>/dev/null); then
+  group=${SPOT_SWEEP_GROUP_NAME/\{sweep\}/${parts% *}}
+  group=${group/\{config\}/${parts#* }}
+else
+  log "job.json has no readable sweep and config; the job runner reports what is wrong with it"
+fi
 done_phase
 
 begin python
@@ -328,7 +434,8 @@ done_phase
 
 begin run
 runner_started=1
-PYTHONPATH="$code_dir${PYTHONPATH:+:$PYTHONPATH}" "$python" -m spot_runner.job --job "$job_uri" --workdir "$workdir" &
+PYTHONPATH="$code_dir${PYTHONPATH:+:$PYTHONPATH}" "$python" -m spot_runner.job --job "$job_uri" --workdir "$workdir" \
+  ${job_deadline:+--deadline "$job_deadline"} &
 runner_pid=$!
 set +e
 wait "$runner_pid"

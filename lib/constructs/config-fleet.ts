@@ -1,4 +1,4 @@
-import { Tags, Validations } from 'aws-cdk-lib';
+import { Duration, Tags, Validations } from 'aws-cdk-lib';
 import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
@@ -7,7 +7,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
-import { groupName, jobTagValue, storeKeys, TAGS } from '../contract';
+import { groupName, jobTagValue, storeKeys, TAGS, TERMINATION_HOOK } from '../contract';
 import { lookupInstance } from '../cost/instances';
 import { idleGpuAlarm, maxRuntimeAlarm } from '../monitoring/alarms';
 import { Market, ResolvedConfig } from '../spec';
@@ -77,6 +77,15 @@ export interface ConfigFleetProps {
  * rebalance recommendation; the trainer reacts to the two-minute interruption notice instead.
  * @see https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-capacity-rebalancing.html
  */
+/**
+ * How long a terminating instance may wait for its job: the trainer's grace period after SIGTERM (100 s),
+ * the checkpoint and log uploads, and the runner's poll of the lifecycle state (5 s). The bootstrap completes
+ * the action as soon as the upload is done, so this bounds only a hung job's extra billed time.
+ * PutLifecycleHook accepts 30 to 7200 s.
+ * @see https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_PutLifecycleHook.html
+ */
+export const TERMINATION_HEARTBEAT = Duration.minutes(10);
+
 export class ConfigFleet extends Construct {
   public readonly groupName: string;
   public readonly group: autoscaling.AutoScalingGroup;
@@ -89,6 +98,8 @@ export class ConfigFleet extends Construct {
   public readonly scaleToZero: autoscaling.StepScalingAction;
   public readonly idleAlarm: cloudwatch.Alarm;
   public readonly runtimeAlarm: cloudwatch.Alarm;
+  /** Holds every terminating instance in Terminating:Wait until its job has checkpointed and uploaded. */
+  public readonly terminationHook: autoscaling.LifecycleHook;
 
   constructor(scope: Construct, id: string, props: ConfigFleetProps) {
     super(scope, id);
@@ -153,6 +164,22 @@ export class ConfigFleet extends Construct {
       // In-service count per group for the dashboard and the CLI.
       groupMetrics: [new autoscaling.GroupMetrics(autoscaling.GroupMetric.IN_SERVICE_INSTANCES)],
     });
+    // Every scale-in (an alarm, the budget guard, `spot-sweep stop`, the job's own self-removal) waits here: the
+    // instance sees autoscaling/target-lifecycle-state Terminated, the job runner stops its child with a
+    // checkpoint and uploads it, and bootstrap.sh completes the action (CONTINUE). No notification target: the
+    // instance polls its own metadata. After the heartbeat timeout the group takes the default result, CONTINUE,
+    // so a hung job delays the termination by TERMINATION_HEARTBEAT at most. A spot interruption is EC2's own:
+    // the group replaces the instance only after EC2 took it, so the hook gives it no time (the notice does).
+    // @see https://docs.aws.amazon.com/autoscaling/ec2/userguide/lifecycle-hooks.html
+    // @see https://docs.aws.amazon.com/autoscaling/ec2/userguide/retrieving-target-lifecycle-state-through-imds.html
+    // @see https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-capacity-rebalancing.html
+    this.terminationHook = this.group.addLifecycleHook('Checkpoint', {
+      lifecycleHookName: TERMINATION_HOOK,
+      lifecycleTransition: autoscaling.LifecycleTransition.INSTANCE_TERMINATING,
+      heartbeatTimeout: TERMINATION_HEARTBEAT,
+      defaultResult: autoscaling.DefaultResult.CONTINUE,
+    });
+
     Validations.of(this.group).acknowledge({
       id: 'AwsSolutions-AS3',
       reason:

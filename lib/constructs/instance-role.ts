@@ -123,6 +123,19 @@ export class InstanceRole extends Construct {
       }),
     );
 
+    // Every termination of the instance (its self-removal above, a scale-in) waits in the config's termination
+    // lifecycle hook; the bootstrap ends that wait once the job has uploaded its checkpoint. The action takes
+    // the group ARN as resource, so it is scoped to spot-sweep's groups like the removal.
+    // @see https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_CompleteLifecycleAction.html
+    // @see https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2autoscaling.html
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'CompleteOwnTerminationHook',
+        actions: ['autoscaling:CompleteLifecycleAction'],
+        resources: [groups],
+      }),
+    );
+
     this.instanceProfile = new iam.InstanceProfile(this, 'InstanceProfile', { role: this.role });
 
     for (const policy of ['AmazonSSMManagedInstanceCore', 'CloudWatchAgentServerPolicy']) {
@@ -136,7 +149,9 @@ export class InstanceRole extends Construct {
     }
     Validations.of(this.role).acknowledge({
       id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:autoscaling:<AWS::Region>:<AWS::AccountId>:autoScalingGroup:*:autoScalingGroupName/${SWEEP_GROUP_PREFIX}*]`,
-      reason: 'An instance may only remove itself from a spot-sweep group (SpotSweep-<sweep>-<config>); the group ids are only known after the sweep stacks deploy.',
+      reason:
+        'An instance may only remove itself from a spot-sweep group (SpotSweep-<sweep>-<config>) and complete its termination lifecycle action there; ' +
+        'the group ids are only known after the sweep stacks deploy.',
     });
     const bucketRef = `<${Stack.of(bucket).getLogicalId(bucket.node.defaultChild as s3.CfnBucket)}.Arn>`;
     for (const prefix of [...READ_WRITE_PREFIXES, ...READ_ONLY_PREFIXES]) {

@@ -118,7 +118,7 @@ export class TrainDocument extends Construct {
       // python3 rather than unzip: every AMI has python3, not every AMI has unzip.
       `python3 -m zipfile -e /opt/spot-sweep/code.zip ${INSTANCE_CODE_DIR}`,
       `exec bash ${INSTANCE_CODE_DIR}/bootstrap.sh --job '{{ JobUri }}' --code-dir ${INSTANCE_CODE_DIR}` +
-        ` --wheel-index '{{ WheelIndex }}' --wheel-cache '${wheelCache}' --region '${region}'`,
+        ` --wheel-index '{{ WheelIndex }}' --wheel-cache '${wheelCache}' --region '${region}' --deadline-seconds '{{ ExecutionTimeout }}'`,
     ];
     const script = [
       'set -eu',

@@ -57,6 +57,10 @@ export const GITHUB_OIDC_STACK = names.stacks.githubOidc;
 export const sweepStackName = (sweep: string): string => fill(names.stacks.sweep, { sweep });
 /** The Auto Scaling group of a config, named so the guard Lambda and the CLI find it. */
 export const groupName = (sweep: string, config: string): string => fill(names.groupName, { sweep, config });
+/** The termination lifecycle hook of every config's group; the bootstrap completes it by this name. */
+export const TERMINATION_HOOK = names.lifecycleHooks.termination;
+/** status.json `stoppedBy` when the job runner stopped the job on its own (not a control.json requester). */
+export const STOP_CAUSES = names.stopCauses;
 export const alarmNames = {
   gpuIdle: (sweep: string, config: string): string => fill(names.alarms.gpuIdle, { sweep, config }),
   maxRuntime: (sweep: string, config: string): string => fill(names.alarms.maxRuntime, { sweep, config }),

@@ -195,7 +195,7 @@ export interface StatusJson {
    */
   message?: string;
   /**
-   * The requester (control.json `by`) whose stop the job obeyed.
+   * The requester (control.json `by`) whose stop the job obeyed, or the cause of a stop the job runner decided itself (names.json stopCauses: its max-runtime deadline, a scale-in).
    */
   stoppedBy?: string;
   /**

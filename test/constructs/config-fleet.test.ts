@@ -3,9 +3,11 @@ import { Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
-import { groupName, jobTagValue, METRICS, storeKeys, TAGS } from '../../lib/contract';
+import { readFileSync } from 'fs';
+import { join } from 'path';
+import { groupName, jobTagValue, METRICS, NAMES, storeKeys, TAGS, TERMINATION_HOOK } from '../../lib/contract';
 import { agentBaseConfig, agentLogsConfigJson } from '../../lib/constructs/cloudwatch-agent-config';
-import { ConfigFleet, ConfigFleetProps } from '../../lib/constructs/config-fleet';
+import { ConfigFleet, ConfigFleetProps, TERMINATION_HEARTBEAT } from '../../lib/constructs/config-fleet';
 import { DLAMI_PARAMETERS, ROOT_DEVICE_NAME } from '../../lib/constructs/config-launch-template';
 import { DEADLINE_MARGIN_MINUTES } from '../../lib/constructs/instance-deadline';
 import { TrainDocument } from '../../lib/constructs/train-document';
@@ -45,7 +47,31 @@ describe('ConfigFleet', () => {
   test('construct ids are API: the launch templates, group, association and alarms keep their logical ids', () => {
     const { template } = fleet({ name: 'a', instanceTypes: ['p3.2xlarge', 'g5.2xlarge'], gpus: 1 });
     const ids = Object.keys(template.toJSON().Resources).filter((id) => id.startsWith('Fleet')).map((id) => id.replace(/[0-9A-F]{8}$/, ''));
-    expect(ids.sort()).toEqual(['FleetAssociation', 'FleetGpuIdle', 'FleetGroupASG', 'FleetLaunchTemplate', 'FleetLaunchTemplateVolta', 'FleetMaxRuntime', 'FleetScaleToZero']);
+    expect(ids.sort()).toEqual(['FleetAssociation', 'FleetGpuIdle', 'FleetGroupASG', 'FleetGroupLifecycleHookCheckpoint', 'FleetLaunchTemplate', 'FleetLaunchTemplateVolta', 'FleetMaxRuntime', 'FleetScaleToZero']);
+  });
+
+  test('every termination waits in the contract-named lifecycle hook long enough to checkpoint, then continues', () => {
+    const { template } = fleet({ name: 'a' });
+    const hooks = template.findResources('AWS::AutoScaling::LifecycleHook');
+    expect(Object.values(hooks)).toHaveLength(1);
+    const [hook] = Object.values(hooks);
+    expect(hook.Properties).toEqual({
+      AutoScalingGroupName: expect.anything(),
+      LifecycleHookName: TERMINATION_HOOK,
+      LifecycleTransition: 'autoscaling:EC2_INSTANCE_TERMINATING',
+      HeartbeatTimeout: TERMINATION_HEARTBEAT.toSeconds(),
+      DefaultResult: 'CONTINUE',
+    });
+    // The hook belongs to this config's group; it has no notification target (the instance polls its metadata).
+    const [groupId] = Object.keys(template.findResources('AWS::AutoScaling::AutoScalingGroup'));
+    expect(hook.Properties.AutoScalingGroupName).toEqual({ Ref: groupId });
+    // Longer than the trainer's 100 s grace period plus uploads; within PutLifecycleHook's 30 to 7200 s.
+    expect(TERMINATION_HEARTBEAT.toSeconds()).toBeGreaterThanOrEqual(300);
+    expect(TERMINATION_HEARTBEAT.toSeconds()).toBeLessThanOrEqual(7200);
+    // The bootstrap completes the action by the names it sources from names.sh, generated from the same names.json.
+    const namesSh = readFileSync(join(__dirname, '../../training/contract/names.sh'), 'utf8');
+    expect(namesSh).toContain(`SPOT_SWEEP_LIFECYCLE_HOOK_TERMINATION=${TERMINATION_HOOK}\n`);
+    expect(namesSh).toContain(`SPOT_SWEEP_GROUP_NAME='${NAMES.groupName}'\n`);
   });
 
   test('names, tags and the association output folder come from the contract', () => {

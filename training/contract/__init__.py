@@ -32,6 +32,8 @@ TRAINER_OUT: dict[str, str] = {k: v for k, v in NAMES["trainerOut"].items() if n
 CHECKPOINT_TAG: dict[str, str] = NAMES["objectTags"]["checkpoint"]
 EXIT_CODES: dict[str, dict[str, int]] = NAMES["exitCodes"]
 REQUESTERS: dict[str, str] = NAMES["requesters"]
+STOP_CAUSES: dict[str, str] = {k: v for k, v in NAMES["stopCauses"].items() if not k.startswith("$")}
+"""status.json ``stoppedBy`` when the job runner stopped the job on its own (its deadline, a scale-in)."""
 
 
 def fill(template: str, **parts: str) -> str:

@@ -1,6 +1,8 @@
 """Writes names.sh, the bash face of names.json: ``python -m contract.names_sh [--check]``.
 
-bootstrap.sh sources it for the exit codes it shares with the job runner and the job URI schemes.
+bootstrap.sh sources it for the exit codes it shares with the job runner, the job URI schemes, and the
+names it completes the termination lifecycle action with (the hook, and the group name template with its
+``{sweep}`` and ``{config}`` placeholders).
 ``--check`` exits 1 when the file on disk is not what names.json gives (the conformance tests run it),
 so the two never drift.
 """
@@ -26,6 +28,8 @@ def render() -> str:
             lines.append(f"SPOT_SWEEP_EXIT_{component.upper()}_{snake}={code}")
     for scheme, prefix in NAMES["jobUriSchemes"].items():
         lines.append(f"SPOT_SWEEP_JOB_URI_{scheme.upper()}={prefix}")
+    lines.append(f"SPOT_SWEEP_LIFECYCLE_HOOK_TERMINATION={NAMES['lifecycleHooks']['termination']}")
+    lines.append(f"SPOT_SWEEP_GROUP_NAME='{NAMES['groupName']}'")
     return "\n".join(lines) + "\n"
 
 

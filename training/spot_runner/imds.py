@@ -1,4 +1,5 @@
-"""The EC2 instance metadata service (IMDSv2): the job runner's client (instance facts, spot notice).
+"""The EC2 instance metadata service (IMDSv2): the job runner's client (instance facts, spot notice, the
+Auto Scaling target lifecycle state).
 
 IMDSv2 takes a session token from ``PUT /latest/api/token`` (header X-aws-ec2-metadata-token-ttl-seconds)
 and wants it on every GET in X-aws-ec2-metadata-token; a GET with an expired token answers 401.
@@ -24,6 +25,13 @@ POLL_ENV = "SPOT_SWEEP_SPOT_POLL_SECONDS"
 DEFAULT_POLL_SECONDS = 5.0
 TOKEN_TTL_SECONDS = 21600  # the longest IMDSv2 allows (6 h)
 SPOT_NOTICE_PATH = "spot/instance-action"
+# "When an instance prepares to transition to one of the preceding steady states [InService, Terminated,
+# Detached, Standby], Amazon EC2 Auto Scaling updates the value of the instance metadata item
+# autoscaling/target-lifecycle-state": Terminated once the group has begun to terminate the instance (a
+# scale-in, TerminateInstanceInAutoScalingGroup), while a termination lifecycle hook holds it in
+# Terminating:Wait. @see https://docs.aws.amazon.com/autoscaling/ec2/userguide/retrieving-target-lifecycle-state-through-imds.html
+TARGET_LIFECYCLE_PATH = "autoscaling/target-lifecycle-state"
+TERMINATED = "Terminated"
 
 
 def endpoint() -> str:
@@ -91,6 +99,11 @@ class Imds:
     def spot_notice(self) -> str | None:
         """The instance-action JSON once EC2 has scheduled the interruption, else None (404 until then)."""
         return self.get(SPOT_NOTICE_PATH) or None
+
+    def target_lifecycle_state(self) -> str | None:
+        """InService, Terminated, …: the state the Auto Scaling group is moving this instance to; None off a
+        group (the item is absent) or when IMDS does not answer."""
+        return self.get(TARGET_LIFECYCLE_PATH) or None
 
 
 def instance_facts() -> dict:

@@ -14,6 +14,10 @@ status names the notice as the cause; the trainer does not poll it itself.
 It also reads ``<store>/control.json`` before the job starts and at every tick (``control``): a stop
 request there makes it SIGTERM the child, upload the checkpoint and end STOPPED with the requester's
 reason. The runner is the only writer of status.json; it never writes control.json.
+It stops the job the same way on its own (``own_stop``), ending STOPPED with the cause in ``stoppedBy``: at
+the instance's deadline (``--deadline``, which the bootstrap sets ahead of the SSM step's execution timeout;
+a deadline already past when the child would start ends the job before it trains), and when the Auto
+Scaling group is terminating the instance (a scale-in, seen in its metadata with the spot notice).
 Before it reads status.json it takes the config's lease, ``<store>/lease.json`` (``lease``), and holds it
 until it ends: two runners on one config (a replacement instance while the old one runs, a manual run
 beside the fleet) never both train.
@@ -26,9 +30,9 @@ Exit codes (training/contract/names.json ``exitCodes.runner``; the bootstrap rel
 input, or a work directory that cannot be written (FAILED, one message, no traceback); 75 interrupted by
 SIGTERM, SIGINT or a spot notice (checkpoint uploaded; status PENDING so a replacement resumes, or STOPPED
 after Ctrl-C); 76 stopped on request (control.json: checkpoint uploaded, STOPPED with the requester's
-reason; the instance removes itself); 73 another runner holds the config (its work directory or the
-lease: the holder is named, nothing is written), or took the lease over mid-run (the child stopped,
-nothing more written); 1 anything else (FAILED).
+reason), at the deadline or by a scale-in (STOPPED with that cause): the instance goes; 73 another
+runner holds the config (its work directory or the lease: the holder is named, nothing is written), or
+took the lease over mid-run (the child stopped, nothing more written); 1 anything else (FAILED).
 Under torchrun the trainer's own code is read from its status.json (``exits.trainer_exit``).
 
 Env ``SPOT_SWEEP_NPROC=N`` starts N processes under torchrun whatever the device: for tests and
@@ -37,7 +41,8 @@ trying DDP (gloo) on a CPU; on an instance the job's ``gpus`` decides.
 The runner's parts, in this package (``spot_runner``, no torch at import): ``jobfile`` (job.json),
 ``status_board`` (status.json), ``control`` (control.json), ``storage``, ``fetch`` (the data),
 ``sync`` (checkpoints and log into the store), ``supervisor`` (the child process), ``imds`` (instance
-facts), ``spot_notice`` (the spot interruption notice), ``user_script`` (script mode), ``exits`` (exit
+facts), ``spot_notice`` (the spot interruption notice and the group's termination), ``own_stop`` (the
+deadline and the scale-in), ``user_script`` (script mode), ``exits`` (exit
 codes), ``lease`` (lease.json: one runner per config), ``quote`` (values echoed in messages). The
 trainer is the ``two_tower`` package, run as a separate process.
 """
@@ -77,6 +82,7 @@ from .gpu_metrics import start_gpu_metrics
 from .imds import instance_facts
 from .jobfile import fallback_store, parse_job, script_spec
 from .lease import Lease, LeaseBusy, lease_ttl
+from .own_stop import Deadline, OwnStop, scale_in_stop
 from .quote import quote
 from .runlog import JobError, log
 from .spot_notice import SpotPoller
@@ -101,6 +107,10 @@ class Busy(Exception):
     """Another runner holds this config's work directory."""
 
 
+class PastDeadline(Exception):
+    """The instance's deadline passed before the child was started: it is not started."""
+
+
 class Runner:
     def __init__(self, args: argparse.Namespace):
         self.args = args
@@ -110,6 +120,8 @@ class Runner:
         self.pending_signal: str | None = None
         self.stop: StopRequest | None = None  # the control.json stop this attempt obeys
         self.obeyed_before: str | None = None  # id of a stop the job obeyed before job.json changed
+        self.own: OwnStop | None = None  # a stop the runner decided on its own (deadline, scale-in)
+        self.deadline = Deadline(args.deadline)
 
     # signals ---------------------------------------------------------------------------------
 
@@ -164,10 +176,16 @@ class Runner:
             asked = None
         if asked is not None:
             return self.stop_before_start(asked, digest)
+        if self.deadline.passed():  # the bootstrap took the whole time: the job does not start
+            return self.own_stop_before_start(self.deadline.stop(job["maxRuntimeHours"]), digest)
         try:
             return self.attempt(job, raw, digest, changed)
         except Interrupted as e:  # SIGTERM/SIGINT before the child started: no checkpoint to wait for
             return self.interrupted(str(e), checkpoints=None)
+        except PastDeadline:  # the downloads took the rest of the time
+            self.own = self.deadline.stop(job["maxRuntimeHours"])
+            log(f"{self.own.summary} before the child started: it is not started")
+            return self.interrupted(self.own.summary, checkpoints=None)
 
     def standing_stop(self) -> StopRequest | None:
         """control.json's stop request, unless it is one a previous job (before job.json changed) obeyed."""
@@ -391,13 +409,21 @@ class Runner:
             self.work / "child.pid",
         )
         self.lease.confirm()  # lost while the data was fetched: no child, no TRAINING
+        if self.deadline.passed():
+            raise PastDeadline()
         self.supervisor = supervisor  # from now on a signal to the runner stops the child
         self.board.set(State.TRAINING)
-        watcher = SpotPoller(supervisor.request_stop)
+        watcher = SpotPoller(
+            supervisor.request_stop, on_terminating=lambda: self.stop_on_own(scale_in_stop())
+        )
         if watcher.start_if_on_ec2():
-            log(f"spot: polling the interruption notice every {watcher.interval_s:g} s")
+            log(
+                f"spot: polling the interruption notice every {watcher.interval_s:g} s, with the group's "
+                "target lifecycle state"
+            )
         else:
             log("spot: no IMDS answer, not polling")
+        self.deadline.watch(lambda: self.stop_on_own(self.deadline.stop(self.job["maxRuntimeHours"])))
         start_gpu_metrics()  # only now: the downloads above must not look like an idle GPU
         try:
             rc = supervisor.run()
@@ -405,6 +431,17 @@ class Runner:
             return rc, supervisor
         finally:
             watcher.halt()
+            self.deadline.cancel()
+
+    def stop_on_own(self, own: OwnStop) -> None:
+        """Stop the child for ``own`` (from the deadline's timer or the poller's thread), unless the child is
+        already stopping for another cause, which then stays the outcome (a spot notice keeps the
+        instance)."""
+        supervisor = self.supervisor
+        if supervisor is None or supervisor.stop_reason is not None or self.own is not None:
+            return
+        self.own = own
+        supervisor.request_stop(own.summary)
 
     # trainer mode ---------------------------------------------------------------------------------
 
@@ -585,6 +622,17 @@ class Runner:
             )
             log(f"STOPPED: obeyed {asked.describe()}")
             return EXIT_STOPPED
+        if self.own is not None:
+            kept = f" Checkpoint {saved[-1]} is kept: `spot-sweep start` resumes from it." if saved else ""
+            killed = self.supervisor.kill_note() if self.supervisor else ""
+            self.board.set(
+                State.STOPPED,
+                interruptions=interruptions,
+                message=self.own.reason + killed + kept,
+                stoppedBy=self.own.by,
+            )
+            log(f"STOPPED: {self.own.summary}")
+            return EXIT_STOPPED
         resume = f"; the next attempt resumes from {saved[-1]}" if saved else ""
         killed = self.supervisor.kill_note() if self.supervisor else ""
         message = f"attempt {self.board.doc.get('attempts')} interrupted by {reason}{killed}{resume}"
@@ -603,6 +651,12 @@ class Runner:
             State.STOPPED, message=asked.reason, stoppedBy=asked.by, stopRequestId=asked.id, jobDigest=digest
         )
         log(f"STOPPED before the attempt started: obeyed {asked.describe()}")
+        return EXIT_STOPPED
+
+    def own_stop_before_start(self, own: OwnStop, digest: str) -> int:
+        """The runner's own stop (the deadline) came before this attempt began: STOPPED, nothing runs."""
+        self.board.set(State.STOPPED, message=own.reason, stoppedBy=own.by, jobDigest=digest)
+        log(f"STOPPED before the attempt started: {own.summary}")
         return EXIT_STOPPED
 
 
@@ -689,6 +743,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=100.0,
         help="seconds the trainer gets to checkpoint after SIGTERM before it is killed (default 100: "
         "a spot notice gives two minutes)",
+    )
+    p.add_argument(
+        "--deadline",
+        type=float,
+        metavar="EPOCH_SECONDS",
+        help="stop the job (checkpoint, upload, STOPPED at max runtime, exit 76) at this time, in seconds "
+        "since the epoch; the bootstrap sets it ahead of the SSM step's execution timeout (default: none)",
     )
     p.add_argument(
         "--endpoint-url",

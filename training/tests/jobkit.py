@@ -4,8 +4,10 @@
   free port) and a fresh bucket per test; AWS_* env points boto3 and child processes at it. Without
   moto_server the tests that need it skip, or fail when env CI is set.
 - ``FakeImds``: a local HTTP server standing in for IMDSv2 (token PUT, instance-type,
-  instance-life-cycle, instance-id, placement/region, and spot/instance-action once ``notice()``
-  is called); child processes find it through SPOT_SWEEP_IMDS_ENDPOINT.
+  instance-life-cycle, instance-id, placement/region, spot/instance-action once ``notice()``
+  is called, autoscaling/target-lifecycle-state once ``lifecycle()`` is called or, for a stand-in in
+  another process, once it writes the file given as ``lifecycle_file``); child processes find it through
+  SPOT_SWEEP_IMDS_ENDPOINT.
 - ``job_doc`` / ``local_job`` / ``run_job`` / ``start_job`` / ``start_job_until``: a valid job.json (in a
   local store) and the runner as a subprocess.
 """
@@ -131,7 +133,10 @@ class FakeImds:
 
     TOKEN = "fake-imds-token"
 
-    def __init__(self, instance_type: str = "p3.2xlarge", life_cycle: str = "spot"):
+    LIFECYCLE = "autoscaling/target-lifecycle-state"
+
+    def __init__(self, instance_type: str = "p3.2xlarge", life_cycle: str = "spot", lifecycle_file=None):
+        self.lifecycle_file = Path(lifecycle_file) if lifecycle_file else None
         self.meta = {
             "instance-type": instance_type,
             "instance-life-cycle": life_cycle,
@@ -167,7 +172,9 @@ class FakeImds:
                     self._send(401)
                     return
                 key = self.path.removeprefix("/latest/meta-data/")
-                if key in kit.meta:
+                if key == kit.LIFECYCLE and kit.lifecycle_file is not None and kit.lifecycle_file.is_file():
+                    self._send(200, kit.lifecycle_file.read_text().strip())
+                elif key in kit.meta:
                     self._send(200, kit.meta[key])
                 else:
                     self._send(404, "Not Found")
@@ -180,6 +187,11 @@ class FakeImds:
         """Post a spot interruption notice, as EC2 does two minutes before it acts."""
         when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 120))
         self.meta["spot/instance-action"] = json.dumps({"action": action, "time": when})
+
+    def lifecycle(self, state: str = "Terminated") -> None:
+        """Set the Auto Scaling target lifecycle state, as the group does when it begins to terminate the
+        instance (a scale-in) while a termination lifecycle hook holds it."""
+        self.meta[self.LIFECYCLE] = state
 
     def close(self) -> None:
         self.server.shutdown()

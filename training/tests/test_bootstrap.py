@@ -436,3 +436,130 @@ def test_keeps_the_instance_when_another_runner_holds_the_job(instance):
     assert done.returncode == 73
     assert instance.self_removals() == [], "the runner that holds the job ends it and removes the instance"
     assert "another job runner holds this job" in done.stdout
+
+
+# the deadline and the termination lifecycle hook ------------------------------------------------------
+
+LIFECYCLE_STANDIN = r"""
+# Like the group: TerminateInstanceInAutoScalingGroup moves the instance to Terminating:Wait (the hook holds
+# it), which its metadata shows as target lifecycle state Terminated.
+if args[:2] == ["autoscaling", "terminate-instance-in-auto-scaling-group"]:
+    pathlib.Path(os.environ["FAKE_LIFECYCLE"]).write_text("Terminated")
+"""
+
+
+class GroupInstance(Instance):
+    """An instance of the Auto Scaling group SpotSweep-s-c: its metadata has a target lifecycle state (the
+    file FAKE_LIFECYCLE, InService at first) that self-removal turns to Terminated, and its job.json names
+    the sweep and the config."""
+
+    def __init__(self, root: Path, imds: FakeImds, state: str = "InService"):  # noqa: F811
+        super().__init__(root, imds.url)
+        self.lifecycle = imds.lifecycle_file
+        self.lifecycle.write_text(state)
+        aws = self.bin / "aws"
+        aws.write_text(aws.read_text() + LIFECYCLE_STANDIN)
+        job = self.s3 / "artifacts" / "sweeps" / "s" / "c" / "job.json"
+        job.write_text(json.dumps({"version": 1, "gpus": 1, "sweep": "s", "config": "c"}))
+        self.env["FAKE_LIFECYCLE"] = str(self.lifecycle)
+
+    def completions(self) -> list[list[str]]:
+        return [a for a in self.calls("aws") if a[:2] == ["autoscaling", "complete-lifecycle-action"]]
+
+
+@pytest.fixture
+def group_imds(tmp_path):
+    server = FakeImds(lifecycle_file=tmp_path / "target-lifecycle-state")
+    yield server
+    server.close()
+
+
+def completion() -> list[str]:
+    from contract import NAMES, fill
+
+    return [
+        "autoscaling",
+        "complete-lifecycle-action",
+        "--lifecycle-hook-name",
+        NAMES["lifecycleHooks"]["termination"],
+        "--auto-scaling-group-name",
+        fill(NAMES["groupName"], sweep="s", config="c"),
+        "--instance-id",
+        "i-0123456789abcdef0",
+        "--lifecycle-action-result",
+        "CONTINUE",
+        "--region",
+        "eu-west-1",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("timeout", "margin_env", "margin"),
+    [
+        ("7200", None, 600),  # 10 minutes to checkpoint, upload and remove the instance
+        ("1200", None, 300),  # a short maxRuntimeHours: a quarter of it
+        ("1000", "100", 100),  # SPOT_SWEEP_DEADLINE_MARGIN_SECONDS
+    ],
+)
+def test_hands_the_runner_a_deadline_ahead_of_the_ssm_timeout_and_removes_the_instance_stopped_there(
+    instance, timeout, margin_env, margin
+):
+    import time
+
+    env = {"SPOT_SWEEP_DEADLINE_MARGIN_SECONDS": margin_env} if margin_env else {}
+    started = time.time()
+    # Exit 76: the runner stopped the job at its deadline (checkpoint uploaded, STOPPED at max runtime).
+    done = instance.run("--deadline-seconds", timeout, FAKE_SYSTEM_TORCH="cuda:1", FAKE_JOB="exit:76", **env)
+
+    assert done.returncode == 76, done.stdout + done.stderr
+    (runner,) = instance.runner_calls()
+    deadline = float(runner[runner.index("--deadline") + 1])
+    assert started + int(timeout) - margin - 1 <= deadline <= time.time() + int(timeout) - margin
+    assert f"{margin} s before the SSM step's execution timeout of {timeout} s" in done.stdout
+    assert instance.self_removals() == [REMOVAL]
+
+
+def test_fails_when_the_deadline_is_not_a_number_of_seconds(instance):
+    done = instance.run("--deadline-seconds", "4h", FAKE_SYSTEM_TORCH="cuda:1")
+
+    assert (
+        done.returncode == 2 and "--deadline-seconds '4h'" in done.stderr and "whole seconds" in done.stderr
+    )
+    assert instance.runner_calls() == [] and instance.self_removals() == []
+
+
+def test_completes_the_lifecycle_action_after_removing_itself_so_termination_does_not_wait(
+    tmp_path, group_imds
+):
+    instance = GroupInstance(tmp_path, group_imds)
+
+    done = instance.run(FAKE_SYSTEM_TORCH="cuda:1", FAKE_JOB="exit:0")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    calls = instance.calls("aws")
+    assert instance.self_removals() == [REMOVAL] and instance.completions() == [completion()]
+    assert calls.index(REMOVAL) < calls.index(completion()), "completed only once the removal began"
+
+
+@pytest.mark.parametrize("rc", [76, 75])
+def test_a_scale_in_completes_the_lifecycle_action_once_the_job_stopped_and_never_removes_again(
+    tmp_path, group_imds, rc
+):
+    # The group is terminating the instance (an alarm scaled it in; the hook holds it): the runner saw it,
+    # checkpointed and stopped (76), or was interrupted (75). The bootstrap lets the termination go on.
+    instance = GroupInstance(tmp_path, group_imds, state="Terminated")
+
+    done = instance.run(FAKE_SYSTEM_TORCH="cuda:1", FAKE_JOB=f"exit:{rc}")
+
+    assert done.returncode == rc, done.stdout + done.stderr
+    assert instance.self_removals() == []
+    assert instance.completions() == [completion()]
+
+
+def test_does_not_complete_a_lifecycle_action_when_the_instance_is_kept(tmp_path, group_imds):
+    instance = GroupInstance(tmp_path, group_imds)
+
+    done = instance.run(FAKE_SYSTEM_TORCH="cuda:1", FAKE_JOB="exit:75")  # a spot notice: the instance stays
+
+    assert done.returncode == 75
+    assert instance.self_removals() == [] and instance.completions() == []
