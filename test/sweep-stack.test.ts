@@ -60,9 +60,9 @@ const SPEC = validateSpec({
     { name: 'single', examples: 1000 },
     { name: 'multi', instanceTypes: ['g5.12xlarge', 'g6.12xlarge'], gpus: 4, maxRuntimeHours: 10 },
     { name: 'ondemand', instanceTypes: ['g6.xlarge', 'g5.xlarge'], market: 'on-demand' },
-    { name: 'volta', instanceTypes: ['p3.2xlarge'], maxRuntimeHours: 2.5, train: { precision: 'fp16' } },
+    { name: 'volta', instanceTypes: ['p3.2xlarge'], allowV100: true, maxRuntimeHours: 2.5, train: { precision: 'fp16' } },
     { name: 'fallback', instanceTypes: ['p4d.24xlarge'], market: 'spot-then-on-demand', maxRuntimeHours: 16 },
-    { name: 'mixed', instanceTypes: ['p3.2xlarge', 'g5.2xlarge'] },
+    { name: 'mixed', instanceTypes: ['p3.2xlarge', 'g5.2xlarge'], allowV100: true },
     { name: 'here', data: DATA_DIR },
     { name: 'gone', data: path.join(DATA_DIR, 'missing') },
   ],
@@ -469,6 +469,10 @@ describe('example specs', () => {
     template.resourceCountIs('AWS::AutoScaling::AutoScalingGroup', spec.configs.length);
     template.resourceCountIs('AWS::SSM::Association', spec.configs.length);
     expect(nagFindings(app)).toEqual([]);
+    // No config opts in to V100, so the stack does not depend on the Amazon Linux 2 AMI parameter resolving.
+    const parameters = Object.values(template.toJSON().Parameters ?? {}) as { Default?: string }[];
+    expect(parameters.map((p) => p.Default)).not.toContain(DLAMI_PARAMETERS.volta);
+    expect(parameters.map((p) => p.Default)).toContain(DLAMI_PARAMETERS.modern);
   });
 
   test('fails when the spec has no configs', () => {

@@ -6,7 +6,8 @@
 #   driver    wait for the NVIDIA driver (nvidia-smi) up to --driver-timeout seconds
 #   job       fetch job.json (for its gpus)
 #   python    find a Python whose torch sees CUDA (the Deep Learning AMI's PyTorch venv), or create a
-#             venv and install the CUDA torch wheels through the wheel cache in the artifact bucket
+#             venv from a Python >= 3.10 and install the CUDA torch wheels through the wheel cache in
+#             the artifact bucket
 #   requirements  pip install -r <code-dir>/requirements.txt
 #   gpus      torch.cuda.device_count() >= the job's gpus
 #   gpu-metrics  start publishing GPU utilisation (for the idle-GPU alarm) now that setup is over
@@ -44,6 +45,7 @@
 # SPOT_SWEEP_WHEEL_INDEX, SPOT_SWEEP_WHEEL_CACHE, SPOT_SWEEP_REGION, SPOT_SWEEP_DRIVER_TIMEOUT,
 # SPOT_SWEEP_DEADLINE_SECONDS);
 # options win. Further env: SPOT_SWEEP_PYTHONS (candidate Pythons, space-separated),
+# SPOT_SWEEP_VENV_PYTHONS (Pythons to build the torch venv from, first >= 3.10 wins, space-separated),
 # SPOT_SWEEP_IMDS_ENDPOINT (default http://169.254.169.254), SPOT_SWEEP_SELF_REMOVE=0 (keep the
 # instance, for debugging), SPOT_SWEEP_POLL_SECONDS (driver poll interval, default 5),
 # SPOT_SWEEP_CW_AGENT (amazon-cloudwatch-agent-ctl, given the GPU metrics config before the run).
@@ -367,8 +369,26 @@ if [ -z "$python" ]; then
   wheels="$workdir/wheels/$tag"
   venv="$workdir/venv-$tag"
   mkdir -p "$wheels"
+  # The venv needs a Python the runner and current torch wheels support (>= 3.10); a plain python3 may be
+  # older. The Amazon Linux 2 base DLAMI (the V100 path) names /usr/bin/python3.10 as its Python.
+  # @see https://docs.aws.amazon.com/dlami/latest/devguide/aws-deep-learning-ami-base-aml2-2026-01-02.html
+  venv_pythons=${SPOT_SWEEP_VENV_PYTHONS:-python3.12 python3.11 python3.10 /usr/bin/python3.10 python3}
+  venv_python=""
+  seen=""
+  for candidate in $venv_pythons; do
+    command -v "$candidate" >/dev/null 2>&1 || continue
+    if version=$("$candidate" -c 'import sys; print("%d.%d" % sys.version_info[:2]); sys.exit(sys.version_info < (3, 10))' 2>/dev/null); then
+      venv_python=$(command -v "$candidate")
+      log "building the venv with $venv_python (Python $version)"
+      break
+    fi
+    seen="$seen $candidate (${version:-no version})"
+  done
+  if [ -z "$venv_python" ]; then
+    fail "no Python >= 3.10 to build the torch venv from (tried $venv_pythons; found:${seen:- none}); use an AMI that has one (the Deep Learning AMIs do), install python3.10 or newer, or name one in SPOT_SWEEP_VENV_PYTHONS"
+  fi
   log "creating $venv and installing torch from $wheel_index (compute capability ${compute_cap:-unknown})"
-  python3 -m venv "$venv"
+  "$venv_python" -m venv "$venv"
   if [ -n "$wheel_cache" ]; then
     aws s3 sync --only-show-errors "${wheel_cache%/}/$tag/" "$wheels/" || log "warning: wheel cache not readable"
   fi

@@ -130,6 +130,7 @@ export class ConfigFleet extends Construct {
       securityGroup: props.securityGroup,
       volumeGb: config.volumeGb,
       amiParameterName: props.amiParameterName,
+      allowV100: config.allowV100,
     });
     const overrides = config.instanceTypes.map((type, i) => ({ instanceType: new ec2.InstanceType(type), launchTemplate: byType[i] }));
     this.launchTemplates = byFamily;

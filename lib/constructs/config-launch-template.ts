@@ -19,12 +19,16 @@ export const DLAMI_PARAMETERS = {
   modern: '/aws/service/deeplearning/ami/x86_64/oss-nvidia-driver-gpu-pytorch-2.11-amazon-linux-2023/latest/ami-id',
   /**
    * "Deep Learning Base Proprietary Nvidia Driver AMI (Amazon Linux 2)": G3, P3, P3dn (Volta needs the
-   * proprietary driver). No PyTorch inside: bootstrap.sh installs the cu126 wheels (WheelIndex) with
-   * /usr/bin/python3.10. Amazon Linux 2 patches ended 2026-06-30 (DLAMI support policy), and the current
-   * release-notes index no longer lists this line: check the parameter still resolves before running on p3,
-   * or pass your own image with `-c amiParameter=...`.
+   * proprietary driver). No PyTorch inside: bootstrap.sh installs the cu126 wheels (WheelIndex) into a venv
+   * of /usr/bin/python3.10 (the first Python >= 3.10 it finds). Amazon Linux 2 patches ended 2026-06-30
+   * (DLAMI support policy), and the current release-notes index no longer lists this line. The parameter
+   * becomes a parameter of the sweep stack, which fails to deploy as a whole when it does not resolve, so
+   * only a config with `allowV100` may use it (the spec refuses p3 types otherwise, and so does
+   * configLaunchTemplates); check it resolves before running on p3, or pass your own image with
+   * `-c amiParameter=...`.
    * @see https://docs.aws.amazon.com/dlami/latest/devguide/aws-deep-learning-ami-base-aml2-2026-01-02.html
    * @see https://docs.aws.amazon.com/dlami/latest/devguide/dlami-support-policy-table.html
+   * @see https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-supplied-parameter-types.html
    */
   volta: '/aws/service/deeplearning/ami/x86_64/base-proprietary-nvidia-driver-amazon-linux-2/latest/ami-id',
 } as const;
@@ -55,6 +59,12 @@ export interface ConfigLaunchTemplatesProps {
    * @default - the DLAMI parameter of each type's GPU (DLAMI_PARAMETERS)
    */
   readonly amiParameterName?: string;
+  /**
+   * Whether V100 types may be given (the config's `allowV100`). Without it a V100 type throws, so a sweep
+   * that does not opt in never depends on the V100 AMI parameter.
+   * @default false
+   */
+  readonly allowV100?: boolean;
 }
 
 /**
@@ -64,6 +74,11 @@ export interface ConfigLaunchTemplatesProps {
  * Returns the template of each instance type, in the order of `gpus`, and every template by family.
  */
 export function configLaunchTemplates(scope: Construct, props: ConfigLaunchTemplatesProps): { byType: ec2.LaunchTemplate[]; byFamily: Map<string, ec2.LaunchTemplate> } {
+  if (props.gpus.includes('V100') && !props.allowV100) {
+    throw new Error(
+      `${scope.node.path}: a V100 (p3) instance type without allowV100; its Amazon Linux 2 AMI is past end of life. List current types (g5, g6, g6e, p4d, p5) or set allowV100 in the config.`,
+    );
+  }
   const byFamily = new Map<string, ec2.LaunchTemplate>();
   const templateFor = (gpu: GpuModel): ec2.LaunchTemplate => {
     const family = props.amiParameterName ? 'custom' : amiFamilyFor(gpu);

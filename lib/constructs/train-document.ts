@@ -13,9 +13,22 @@ import { AGENT_CTL, AGENT_LOGS_FILE, agentLogsConfigJson } from './cloudwatch-ag
  */
 export const MAX_EXECUTION_TIMEOUT_SECONDS = 172_800;
 
-/** Where the document unpacks the code and keeps its logs on the instance. */
+/**
+ * Where the document unpacks the code on the instance: one folder per code version under it
+ * (`<INSTANCE_CODE_DIR>/<version>`, the version being the code bundle's file name, which holds the asset
+ * hash), so a new bundle never replaces the files of a job that is still running. Logs go to INSTANCE_LOG_DIR.
+ */
 export const INSTANCE_CODE_DIR = '/opt/spot-sweep/code';
 export const INSTANCE_LOG_DIR = '/var/log/spot-sweep';
+/**
+ * Held (flock) by the run of the document that owns the instance, from before it touches any code folder
+ * until the job ends: its file descriptor passes through `exec` into bootstrap.sh and the job runner.
+ */
+export const INSTANCE_LOCK_FILE = '/opt/spot-sweep/train.lock';
+/** The descriptor the lock is held on (one digit: the document's first lines run under /bin/sh). */
+const LOCK_FD = 9;
+/** Marks a code folder this document unpacked, so only those are ever removed. */
+const CODE_MARKER = '.code-uri';
 
 /**
  * The contract's job URI (lib/contract `jobUri`) with a name pattern (spec names: lower-case letters,
@@ -99,12 +112,14 @@ export class TrainDocument extends Construct {
     // The agent runs runShellScript with /bin/sh (dash on Ubuntu), whatever the shebang says, so
     // this step only writes the real script, in bash, and execs bash on it.
     // @see https://github.com/aws/amazon-ssm-agent/issues/46
+    const codeDir = '"$code_dir"';
     const bashScript = [
       'set -euo pipefail',
       `export AWS_DEFAULT_REGION='${region}'`,
-      // Everything below also lands in bootstrap.log, which the agent ships to CloudWatch Logs.
-      `exec > >(tee -a ${INSTANCE_LOG_DIR}/bootstrap.log) 2>&1`,
-      'echo "$(date -u +%FT%TZ) train document: job {{ JobUri }}"',
+      // Everything below also lands in bootstrap.log, which the agent ships to CloudWatch Logs. tee runs
+      // without the lock's descriptor, so only the job's own processes keep the lock.
+      `exec > >(tee -a ${INSTANCE_LOG_DIR}/bootstrap.log ${LOCK_FD}>&-) 2>&1`,
+      'echo "$(date -u +%FT%TZ) train document: job {{ JobUri }}, code {{ CodeUri }}"',
       `agent=${AGENT_CTL}`,
       'if [ -x "$agent" ]; then',
       `  printf '%s\\n' '${agentConfig}' > ${AGENT_LOGS_FILE}`,
@@ -113,16 +128,41 @@ export class TrainDocument extends Construct {
       'else',
       '  echo "warning: no CloudWatch agent on this AMI; logs go to S3 only"',
       'fi',
-      `rm -rf ${INSTANCE_CODE_DIR} && mkdir -p ${INSTANCE_CODE_DIR}`,
+      // One folder per code version, named after the bundle (CDK names the asset by its hash); dots are
+      // replaced, so the name can never be "." or "..".
+      "code_uri='{{ CodeUri }}'",
+      'version=${code_uri##*/}',
+      'version=$(printf \'%s\' "${version%.zip}" | tr -c \'A-Za-z0-9_-\' \'_\')',
+      `code_dir=${INSTANCE_CODE_DIR}/\${version:-bundle}`,
+      // The lock is held, so no job runs from any of these folders: remove every one this document unpacked
+      // (the current version too, unpacked afresh below). Folders without the marker (an older document's
+      // layout) are left as they are.
+      `mkdir -p ${INSTANCE_CODE_DIR}`,
+      `for old in ${INSTANCE_CODE_DIR}/*/; do`,
+      `  if [ -f "\${old}${CODE_MARKER}" ]; then rm -rf "$old"; fi`,
+      'done',
+      `mkdir -p ${codeDir} && printf '%s\\n' "$code_uri" > ${codeDir}/${CODE_MARKER}`,
       "aws s3 cp --only-show-errors '{{ CodeUri }}' /opt/spot-sweep/code.zip",
       // python3 rather than unzip: every AMI has python3, not every AMI has unzip.
-      `python3 -m zipfile -e /opt/spot-sweep/code.zip ${INSTANCE_CODE_DIR}`,
-      `exec bash ${INSTANCE_CODE_DIR}/bootstrap.sh --job '{{ JobUri }}' --code-dir ${INSTANCE_CODE_DIR}` +
+      `python3 -m zipfile -e /opt/spot-sweep/code.zip ${codeDir}`,
+      `exec bash ${codeDir}/bootstrap.sh --job '{{ JobUri }}' --code-dir ${codeDir}` +
         ` --wheel-index '{{ WheelIndex }}' --wheel-cache '${wheelCache}' --region '${region}' --deadline-seconds '{{ ExecutionTimeout }}'`,
     ];
+    // State Manager runs the association again on every instance it targets when the association changes
+    // (a new CodeUri after any edit under training/) or when the document's default version changes, while
+    // the first run may still be training. The first thing every run does is take the instance's lock, before
+    // it writes train.sh or touches a code folder; a run that cannot take it leaves the live job alone.
+    // @see https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_UpdateAssociation.html
+    // @see https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_UpdateDocumentDefaultVersion.html
     const script = [
       'set -eu',
       `mkdir -p ${INSTANCE_LOG_DIR} /opt/spot-sweep`,
+      `exec ${LOCK_FD}>${INSTANCE_LOCK_FILE}`,
+      `if ! flock -n ${LOCK_FD}; then`,
+      '  echo "$(date -u +%FT%TZ) train document: a job is live on this instance; this run (code {{ CodeUri }}, job {{ JobUri }}) leaves it alone" |' +
+        ` tee -a ${INSTANCE_LOG_DIR}/bootstrap.log`,
+      '  exit 0',
+      'fi',
       "cat > /opt/spot-sweep/train.sh <<'TRAIN_SCRIPT'",
       ...bashScript,
       'TRAIN_SCRIPT',

@@ -10,7 +10,8 @@
  * `precision: "bf16"` is refused there.
  * @see https://developer.nvidia.com/cuda-gpus
  * The PyTorch DLAMI with the open-source driver lists G4dn, G5, G6, G6e, P4, P4de, P5 as supported,
- * not P3: V100 needs the proprietary-driver DLAMI (see DESIGN.md).
+ * not P3: V100 needs the Amazon Linux 2 proprietary-driver DLAMI, past its end of life, so the spec accepts
+ * P3 rows only in a config with `allowV100` (lib/spec/validate.ts).
  * @see https://docs.aws.amazon.com/dlami/latest/devguide/aws-deep-learning-ami-gpupt211oss-al2023-2026-09-07.html
  */
 

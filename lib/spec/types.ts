@@ -39,6 +39,13 @@ export interface ConfigDefaults {
   readonly idleMinutes: number;
   /** Root volume size (gp3), GiB. @default 100 */
   readonly volumeGb: number;
+  /**
+   * Lets the config list V100 types (p3, p3dn). They need the Amazon Linux 2 proprietary-driver Deep
+   * Learning AMI, whose patches ended 2026-06-30, and a sweep stack whose AMI parameter no longer resolves
+   * fails to deploy as a whole, so a p3 type without this is refused. Only a config that opts in makes the
+   * sweep depend on that parameter. @default false
+   */
+  readonly allowV100: boolean;
 }
 
 export const CONFIG_DEFAULTS: ConfigDefaults = {
@@ -47,6 +54,7 @@ export const CONFIG_DEFAULTS: ConfigDefaults = {
   maxRuntimeHours: 12,
   idleMinutes: 20,
   volumeGb: 100,
+  allowV100: false,
 };
 
 /** One find/replace applied to a file of the user's script before it runs. */
@@ -103,7 +111,7 @@ export { sweepStackName } from '../contract';
 
 /** Keys accepted at each level; anything else is an error (a typo must not be ignored). */
 export const SWEEP_KEYS = ['name', 'description', 'budgetUsd', 'data', 'defaults', 'configs'] as const;
-export const DEFAULTS_KEYS = ['instanceTypes', 'market', 'maxRuntimeHours', 'idleMinutes', 'volumeGb', 'train'] as const;
+export const DEFAULTS_KEYS = ['instanceTypes', 'market', 'maxRuntimeHours', 'idleMinutes', 'volumeGb', 'allowV100', 'train'] as const;
 export const CONFIG_KEYS = ['name', 'description', 'examples', 'gpus', 'data', 'script', ...DEFAULTS_KEYS] as const;
 export const TRAIN_KEYS = Object.keys(TRAIN_PROPERTIES) as (keyof TrainSettings)[];
 export const SCRIPT_KEYS = ['codeDir', 'entrypoint', 'args', 'patches', 'results'] as const;

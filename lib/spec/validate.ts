@@ -187,6 +187,10 @@ class Checker {
       const gb = this.integer(o.volumeGb, `${at}.volumeGb`, { min: MIN_VOLUME_GB, max: MAX_VOLUME_GB, fix: `use whole GiB between ${MIN_VOLUME_GB} and ${MAX_VOLUME_GB}, e.g. 100` });
       if (gb !== undefined) out.volumeGb = gb;
     }
+    if (o.allowV100 !== undefined) {
+      if (typeof o.allowV100 === 'boolean') out.allowV100 = o.allowV100;
+      else this.add(`${at}.allowV100`, o.allowV100, 'must be true or false (without quotes); true lets the config list V100 (p3) types.');
+    }
     if (o.train !== undefined) {
       out.train = this.train(o.train, `${at}.train`);
     }
@@ -248,6 +252,17 @@ class Checker {
             (bigger ? ` or list a larger type (${bigger.instanceType} has ${bigger.gpuCount}).` : '.'),
         );
       }
+      const allowV100 = own.allowV100 ?? defaults.allowV100 ?? CONFIG_DEFAULTS.allowV100;
+      const volta = infos.filter((i) => i.gpuModel === 'V100');
+      if (volta.length > 0 && !allowV100) {
+        this.add(
+          typesAt,
+          instanceTypes,
+          `config "${name ?? at}" lists ${volta.map((i) => i.instanceType).join(', ')} (V100), which only the Amazon Linux 2 proprietary-driver ` +
+            'Deep Learning AMI runs; Amazon Linux 2 patches ended 2026-06-30, and when that AMI\'s SSM parameter stops resolving the whole sweep ' +
+            `fails to deploy. List current types instead (g5, g6, g6e, p4d, p5), or set ${at}.allowV100 (or defaults.allowV100) to true to keep them, after checking that its AMI parameter (DLAMI_PARAMETERS.volta in lib/constructs/config-launch-template.ts) still resolves in your region.`,
+        );
+      }
       if (train.precision === 'bf16') {
         const lacking = infos.filter((i) => !i.bf16);
         if (lacking.length > 0) {
@@ -274,6 +289,7 @@ class Checker {
       maxRuntimeHours: own.maxRuntimeHours ?? defaults.maxRuntimeHours ?? CONFIG_DEFAULTS.maxRuntimeHours,
       idleMinutes: own.idleMinutes ?? defaults.idleMinutes ?? CONFIG_DEFAULTS.idleMinutes,
       volumeGb: own.volumeGb ?? defaults.volumeGb ?? CONFIG_DEFAULTS.volumeGb,
+      allowV100: own.allowV100 ?? defaults.allowV100 ?? CONFIG_DEFAULTS.allowV100,
       examples,
       gpus,
       data,
@@ -368,7 +384,7 @@ class Checker {
 
   private instanceTypes(raw: unknown, at: string): string[] | undefined {
     if (!Array.isArray(raw) || raw.length === 0) {
-      this.add(at, raw, 'must be a non-empty list of GPU instance types, most preferred first, e.g. ["p3.2xlarge", "g5.2xlarge"].');
+      this.add(at, raw, 'must be a non-empty list of GPU instance types, most preferred first, e.g. ["g6.2xlarge", "g5.2xlarge"].');
       return undefined;
     }
     const before = this.issues.length;
@@ -386,7 +402,7 @@ class Checker {
       const found = lookupInstance(t);
       if (found.kind === 'gpu') return;
       if (found.kind === 'not-gpu') {
-        this.add(p, t, 'is not a GPU instance type; use a GPU type such as g5.xlarge (A10G), g6.xlarge (L4), p3.2xlarge (V100) or p4d.24xlarge (A100).');
+        this.add(p, t, 'is not a GPU instance type; use a GPU type such as g5.xlarge (A10G), g6.xlarge (L4), g6e.xlarge (L40S) or p4d.24xlarge (A100).');
       } else if (found.kind === 'unknown-size') {
         const near = closest(t, found.sizes, Infinity);
         this.add(p, t, `is not a size of this family; did you mean "${near}"? Known: ${found.sizes.join(', ')}.`);
@@ -394,7 +410,7 @@ class Checker {
         this.add(p, t, 'is not in the instance table (lib/cost/instances.ts), so it can not be costed or checked; use a listed type or add a row with its GPU facts and prices.');
       } else {
         const near = closest(t, known);
-        this.add(p, t, `is not an EC2 instance type name (family.size, e.g. "p3.2xlarge")${near ? `; did you mean "${near}"?` : '.'}`);
+        this.add(p, t, `is not an EC2 instance type name (family.size, e.g. "g5.2xlarge")${near ? `; did you mean "${near}"?` : '.'}`);
       }
     });
     return this.issues.length > before ? undefined : (raw as string[]);
@@ -489,6 +505,7 @@ interface ResolvedDefaults {
   readonly maxRuntimeHours: number;
   readonly idleMinutes: number;
   readonly volumeGb: number;
+  readonly allowV100: boolean;
   readonly train: Partial<TrainSettings>;
 }
 

@@ -39,8 +39,8 @@ describe('spot-sweep CLI (spawned)', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/Sweep "seed-plan" \(sweeps\/seed-plan\.json, stack SpotSweep-seed-plan\): 5 configs, budget \$100\.00/);
     expect(r.stdout).toMatch(/no AWS credentials found, so no live spot lookup/);
-    expect(r.stdout).toMatch(/^o\s+876,000\s+spot\s+p3\.2xlarge\s+1x V100\s+[\d.]+ (h|min)\s+\$[\d.]+\s+\$[\d.]+$/m);
-    expect(r.stdout).toMatch(/^r\s+5,000,000\s+spot\s+p3\.8xlarge\s+4x V100/m);
+    expect(r.stdout).toMatch(/^o\s+876,000\s+spot\s+g5\.2xlarge\s+1x A10G\s+[\d.]+ (h|min)\s+\$[\d.]+\s+\$[\d.]+$/m);
+    expect(r.stdout).toMatch(/^r\s+5,000,000\s+spot\s+g6e\.12xlarge\s+4x L40S/m);
     expect(r.stdout).toMatch(/^full\s+16,000,000\s+spot-then-on-demand\s+p4d\.24xlarge\s+8x A100/m);
     expect(r.stdout).toMatch(/^Total: \$[\d.]+ of the \$100\.00 budget/m);
   });
@@ -49,8 +49,8 @@ describe('spot-sweep CLI (spawned)', () => {
     const r = spotSweep('plan', fixture('broken-many.json'));
     expect(r.code).toBe(EXIT.specError);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toMatch(/broken-many\.json: 13 problems:/);
-    expect(r.stderr.split('\n').filter((l) => l.startsWith('  - '))).toHaveLength(13);
+    expect(r.stderr).toMatch(/broken-many\.json: 14 problems:/);
+    expect(r.stderr.split('\n').filter((l) => l.startsWith('  - '))).toHaveLength(14);
     noStackTrace(r.stderr);
   });
 
@@ -170,7 +170,7 @@ describe('spot-sweep CLI (in process)', () => {
     expect(doc.configs.map((c: { config: string }) => c.config)).toEqual(['o', 'p', 'q', 'r', 'full']);
     const o = doc.configs[0];
     expect(o).toMatchObject({ config: 'o', market: 'spot', examples: 876000, gpus: 1 });
-    expect(o.instances[0]).toMatchObject({ instanceType: 'p3.2xlarge', gpuModel: 'V100', spotPriceLive: false });
+    expect(o.instances[0]).toMatchObject({ instanceType: 'g5.2xlarge', gpuModel: 'A10G', spotPriceLive: false });
     expect(o.estimateUsd).toBeGreaterThan(0);
     const sum = doc.configs.reduce((a: number, c: { estimateUsd: number | null }) => a + (c.estimateUsd ?? 0), 0);
     expect(doc.totalUsd).toBeCloseTo(sum, 6);

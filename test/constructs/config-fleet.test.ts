@@ -45,7 +45,7 @@ describe('ConfigFleet', () => {
   });
 
   test('construct ids are API: the launch templates, group, association and alarms keep their logical ids', () => {
-    const { template } = fleet({ name: 'a', instanceTypes: ['p3.2xlarge', 'g5.2xlarge'], gpus: 1 });
+    const { template } = fleet({ name: 'a', instanceTypes: ['p3.2xlarge', 'g5.2xlarge'], gpus: 1, allowV100: true });
     const ids = Object.keys(template.toJSON().Resources).filter((id) => id.startsWith('Fleet')).map((id) => id.replace(/[0-9A-F]{8}$/, ''));
     expect(ids.sort()).toEqual(['FleetAssociation', 'FleetGpuIdle', 'FleetGroupASG', 'FleetGroupLifecycleHookCheckpoint', 'FleetLaunchTemplate', 'FleetLaunchTemplateVolta', 'FleetMaxRuntime', 'FleetScaleToZero']);
   });
@@ -99,7 +99,7 @@ describe('ConfigFleet', () => {
   });
 
   test('a config mixing V100 and newer GPUs gets one launch template per AMI, same root device', () => {
-    const { fleet: f, template } = fleet({ name: 'a', instanceTypes: ['p3.2xlarge', 'g5.2xlarge', 'p3.8xlarge'], gpus: 1 });
+    const { fleet: f, template } = fleet({ name: 'a', instanceTypes: ['p3.2xlarge', 'g5.2xlarge', 'p3.8xlarge'], gpus: 1, allowV100: true });
     expect(f.launchTemplates.size).toBe(2);
     const lts = template.findResources('AWS::EC2::LaunchTemplate');
     const group = Object.values(template.findResources('AWS::AutoScaling::AutoScalingGroup'))[0];
@@ -110,7 +110,7 @@ describe('ConfigFleet', () => {
   });
 
   test('an AMI parameter override (for emulators) gives a single launch template reading it', () => {
-    const { template } = fleet({ name: 'a', instanceTypes: ['p3.2xlarge', 'g5.xlarge'], gpus: 1 }, { amiParameterName: '/spot-sweep/ami-id' });
+    const { template } = fleet({ name: 'a', instanceTypes: ['p3.2xlarge', 'g5.xlarge'], gpus: 1, allowV100: true }, { amiParameterName: '/spot-sweep/ami-id' });
     const lts = Object.values(template.findResources('AWS::EC2::LaunchTemplate'));
     expect(lts).toHaveLength(1);
     expect(imageParameter(template, lts[0])).toBe('/spot-sweep/ami-id');
@@ -123,7 +123,7 @@ describe('ConfigFleet', () => {
   });
 
   test('every launch template\'s user data arms the instance deadline first: maxRuntimeHours + the margin after boot', () => {
-    const { template } = fleet({ name: 'a', instanceTypes: ['p3.2xlarge', 'g5.2xlarge'], gpus: 1, maxRuntimeHours: 3 });
+    const { template } = fleet({ name: 'a', instanceTypes: ['p3.2xlarge', 'g5.2xlarge'], gpus: 1, maxRuntimeHours: 3, allowV100: true });
     const templates = Object.values(template.findResources('AWS::EC2::LaunchTemplate'));
     expect(templates).toHaveLength(2);
     for (const lt of templates) {
@@ -132,6 +132,17 @@ describe('ConfigFleet', () => {
       expect(timer).toBeGreaterThan(0);
       expect(timer).toBeLessThan(userData.indexOf('amazon-cloudwatch-agent'));
     }
+  });
+
+  test('a config without V100 types has no V100 launch template and no parameter for its AMI', () => {
+    const { fleet: f, template } = fleet({ name: 'a', instanceTypes: ['g5.2xlarge', 'g6e.2xlarge', 'p5.48xlarge'], gpus: 1 });
+    expect([...f.launchTemplates.keys()]).toEqual(['modern']);
+    const amis = Object.values(template.toJSON().Parameters ?? {}).filter((p: any) => p.Type === 'AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>');
+    expect(amis.map((p: any) => p.Default)).toEqual([DLAMI_PARAMETERS.modern]);
+  });
+
+  test('fails when a V100 type is given without allowV100, so its AMI parameter is never created by accident', () => {
+    expect(() => fleet({ name: 'a', instanceTypes: ['g5.2xlarge', 'p3.2xlarge'], gpus: 1 })).toThrow(/Fleet: a V100 \(p3\) instance type without allowV100.*set allowV100 in the config/);
   });
 
   test('fails when an instance type is not a GPU type of the price table', () => {

@@ -1,5 +1,5 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
@@ -83,7 +83,7 @@ describe('TrainDocument', () => {
     expect(script).toContain("cat > /opt/spot-sweep/train.sh <<'TRAIN_SCRIPT'");
     expect(script).toContain('exec bash /opt/spot-sweep/train.sh');
     expect(script).toContain("aws s3 cp --only-show-errors '{{ CodeUri }}' /opt/spot-sweep/code.zip");
-    expect(script).toMatch(/exec bash \/opt\/spot-sweep\/code\/bootstrap\.sh --job '\{\{ JobUri \}\}'/);
+    expect(script).toContain(`exec bash "$code_dir"/bootstrap.sh --job '{{ JobUri }}' --code-dir "$code_dir"`);
     expect(script).toContain("--wheel-index '{{ WheelIndex }}'");
     expect(script).toContain('/cache/wheels');
   });
@@ -117,4 +117,110 @@ describe('TrainDocument', () => {
     expect(TrainDocument.executionTimeoutSeconds(48)).toBe(MAX_EXECUTION_TIMEOUT_SECONDS);
     expect(() => TrainDocument.executionTimeoutSeconds(49)).toThrow(/at most|allows 1 to 172800/);
   });
+});
+
+/**
+ * The document's script, run for real: /opt/spot-sweep and /var/log/spot-sweep moved under a temp folder, the
+ * parameters filled in as SSM fills them, `aws` a stand-in first on PATH that copies a zip from a folder standing
+ * in for S3 (flock and python3 are real). Each zip's bootstrap.sh is a stand-in that records where it runs from,
+ * takes a lock of its own as the real one does (and leaves quietly when it is held), and waits for a release file.
+ */
+describe('TrainDocument on an instance', () => {
+  const { script } = build();
+  const root = mkdtempSync(join(tmpdir(), 'train-doc-run-'));
+  const marks = join(root, 'marks');
+  const s3 = join(root, 's3');
+  const bin = join(root, 'bin');
+  const jobUriValue = jobUri('seed-plan', 'o');
+  const codeUri = (version: string) => `s3://cdk-hnb659fds-assets-111111111111-us-east-1/${version}.zip`;
+  for (const dir of [marks, join(s3, 'cdk-hnb659fds-assets-111111111111-us-east-1'), bin]) mkdirSync(dir, { recursive: true });
+  writeFileSync(
+    join(bin, 'aws'),
+    ['#!/bin/bash', '[ "$1 $2" = "s3 cp" ] || { echo "aws stand-in: unexpected $*" >&2; exit 2; }', 'src=${*: -2:1}', 'cp "$FAKE_S3/${src#s3://}" "${*: -1}"'].join('\n'),
+  );
+  chmodSync(join(bin, 'aws'), 0o755);
+
+  /** A code bundle whose bootstrap.sh stands in for the real one. */
+  function bundle(version: string): void {
+    const dir = mkdtempSync(join(root, `src-${version}-`));
+    writeFileSync(join(dir, 'version.txt'), version);
+    writeFileSync(
+      join(dir, 'bootstrap.sh'),
+      [
+        'set -eu',
+        'here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)',
+        'exec 8>"$MARKS/bootstrap.lock"',
+        'flock -n 8 || { echo "stand-in bootstrap: another bootstrap holds the job"; exit 0; }',
+        `echo "$$ $here $*" > "$MARKS/started-${version}"`,
+        `until [ -e "$MARKS/release-${version}" ]; do sleep 0.05; done`,
+      ].join('\n'),
+    );
+    execFileSync('python3', ['-m', 'zipfile', '-c', join(s3, 'cdk-hnb659fds-assets-111111111111-us-east-1', `${version}.zip`), 'bootstrap.sh', 'version.txt'], { cwd: dir });
+  }
+
+  /** The runCommand as the agent gets it for one CodeUri, written where sh can run it. */
+  function command(version: string): string {
+    const text = script
+      .split('{{ CodeUri }}').join(codeUri(version))
+      .split('{{ JobUri }}').join(jobUriValue)
+      .split('{{ WheelIndex }}').join(WHEEL_INDEX.modern)
+      .split('/opt/spot-sweep').join(join(root, 'opt'))
+      .split('/var/log/spot-sweep').join(join(root, 'log'));
+    const file = join(root, `command-${version}.sh`);
+    writeFileSync(file, text);
+    return file;
+  }
+  const env = { ...process.env, PATH: `${bin}:${process.env.PATH}`, FAKE_S3: s3, MARKS: marks };
+  // Whatever a failed run left waiting ends with the test file.
+  afterAll(() => {
+    for (const version of ['v1', 'v2']) writeFileSync(join(marks, `release-${version}`), '');
+  });
+  const startedBy = (version: string) => readFileSync(join(marks, `started-${version}`), 'utf8').split(' ');
+
+  async function waitFor(what: string, ok: () => boolean, seconds = 20): Promise<void> {
+    const until = Date.now() + seconds * 1000;
+    while (!ok()) {
+      if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  test('a re-run with new code while a job is live leaves the job, its code and its process alone; the next run unpacks the new version', async () => {
+    bundle('v1');
+    bundle('v2');
+    // Code an older document unpacked straight into the code folder (no marker): a job may still run from it.
+    const legacy = join(root, 'opt', 'code', 'spot_runner');
+    mkdirSync(legacy, { recursive: true });
+    writeFileSync(join(legacy, 'job.py'), '');
+    const first: ChildProcess = spawn('sh', [command('v1')], { env, stdio: 'ignore' });
+    const firstExit = new Promise<number | null>((resolve) => first.on('exit', resolve));
+    await waitFor('the first run to start its job', () => existsSync(join(marks, 'started-v1')));
+    const [, liveCodeDir, ...liveArgs] = startedBy('v1');
+    expect(liveArgs.join(' ')).toContain(`--code-dir ${liveCodeDir}`);
+
+    const second = spawnSync('sh', [command('v2')], { env, encoding: 'utf8', timeout: 20_000 });
+    expect(second.status).toBe(0);
+    // Nothing of the live job changed: its code, its process, and no second job started.
+    expect(readFileSync(join(liveCodeDir, 'version.txt'), 'utf8')).toBe('v1');
+    expect(existsSync(join(liveCodeDir, 'bootstrap.sh'))).toBe(true);
+    expect(first.exitCode).toBeNull();
+    expect(existsSync(join(marks, 'started-v2'))).toBe(false);
+    const leftAlone = /a job is live on this instance; this run \(code (\S+), job (\S+)\) leaves it alone/;
+    expect(second.stdout).toMatch(leftAlone);
+    expect(second.stdout.match(leftAlone)!.slice(1)).toEqual([codeUri('v2'), jobUriValue]);
+    expect(readFileSync(join(root, 'log', 'bootstrap.log'), 'utf8')).toMatch(leftAlone);
+
+    writeFileSync(join(marks, 'release-v1'), '');
+    expect(await firstExit).toBe(0);
+
+    writeFileSync(join(marks, 'release-v2'), '');
+    const third = spawnSync('sh', [command('v2')], { env, encoding: 'utf8', timeout: 20_000 });
+    expect(third.status).toBe(0);
+    const [, newCodeDir] = startedBy('v2');
+    expect(newCodeDir).not.toBe(liveCodeDir);
+    expect(readFileSync(join(newCodeDir, 'version.txt'), 'utf8')).toBe('v2');
+    // The finished job's code is removed only by a run that holds the lock.
+    expect(existsSync(liveCodeDir)).toBe(false);
+    expect(existsSync(join(legacy, 'job.py'))).toBe(true);
+  }, 60_000);
 });

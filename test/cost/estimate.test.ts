@@ -54,12 +54,12 @@ describe('cost estimate', () => {
   test('counts examples x folds x epochs x (folds-1)/folds example-passes over the throughput, plus setup', () => {
     const o = estimateConfig(seed.configs.find((c) => c.name === 'o')!);
     expect(o.examplePasses).toBeCloseTo(876_000 * 10 * 3 * 0.9);
-    const p3 = o.byInstance[0];
-    expect(p3.instance.instanceType).toBe('p3.2xlarge');
-    const expectedHours = THROUGHPUT.V100.setupMinutes / 60 + (876_000 * 27) / THROUGHPUT.V100.examplesPerSecondPerGpu / 3600;
-    expect(p3.runtimeHours).toBeCloseTo(expectedHours);
-    expect(p3.onDemandUsd).toBeCloseTo(expectedHours * 3.06);
-    expect(p3.spotUsd).toBeCloseTo(expectedHours * INSTANCES.get('p3.2xlarge')!.spotUsdPerHour);
+    const g5 = o.byInstance[0];
+    expect(g5.instance.instanceType).toBe('g5.2xlarge');
+    const expectedHours = THROUGHPUT.A10G.setupMinutes / 60 + (876_000 * 27) / THROUGHPUT.A10G.examplesPerSecondPerGpu / 3600;
+    expect(g5.runtimeHours).toBeCloseTo(expectedHours);
+    expect(g5.onDemandUsd).toBeCloseTo(expectedHours * 1.212);
+    expect(g5.spotUsd).toBeCloseTo(expectedHours * INSTANCES.get('g5.2xlarge')!.spotUsdPerHour);
   });
 
   test('scales with GPUs at less than linear efficiency, and fp32 is slower', () => {
@@ -69,7 +69,7 @@ describe('cost estimate', () => {
   });
 
   test('counts each config at its market on its dearest listed type, and live spot prices replace the table', () => {
-    const o = estimateConfig(seed.configs[0], new Map([['p3.2xlarge', 0.5]]));
+    const o = estimateConfig(seed.configs[0], new Map([['g5.2xlarge', 0.5]]));
     expect(o.byInstance[0]).toMatchObject({ spotUsdPerHour: 0.5, spotPriceLive: true });
     expect(o.budgetUsd).toBeCloseTo(Math.max(...o.byInstance.map((e) => e.spotUsd)));
     const full = estimateConfig(seed.configs.find((c) => c.name === 'full')!);

@@ -12,7 +12,7 @@ describe('job.json rendering', () => {
       config: 'o',
       data: 's3://artifacts/datasets/o/',
       store: 's3://artifacts/sweeps/seed-plan/o/',
-      instanceTypes: ['p3.2xlarge', 'g5.2xlarge', 'g6.2xlarge'],
+      instanceTypes: ['g5.2xlarge', 'g6.2xlarge', 'g6e.2xlarge'],
       market: 'spot',
       gpus: 1,
       maxRuntimeHours: 8,

@@ -45,7 +45,7 @@ describe('sweep spec validation', () => {
 
   test('config settings override defaults; gpus defaults to all GPUs of the first type', () => {
     const spec = validateSpec(
-      { ...base(), configs: [{ name: 'r', instanceTypes: ['p3.8xlarge'], market: 'on-demand', train: { epochs: 1 } }] },
+      { ...base(), configs: [{ name: 'r', instanceTypes: ['g6e.12xlarge'], market: 'on-demand', train: { epochs: 1 } }] },
       { specFile: SPEC_FILE },
     );
     expect(spec.configs[0]).toMatchObject({ gpus: 4, market: 'on-demand', examples: null, train: { folds: 5, epochs: 1 } });
@@ -122,12 +122,12 @@ describe('sweep spec validation', () => {
   });
 
   test('fails when gpus is above what the instance has', () => {
-    const issues = issuesOf((s) => Object.assign(s.configs[0], { instanceTypes: ['p3.8xlarge'], gpus: 8 }));
-    expectIssue(issues, 'configs[0].gpus', /p3\.8xlarge has only 4 GPUs; use at most 4 or list a larger type \(p3\.16xlarge has 8\)/);
+    const issues = issuesOf((s) => Object.assign(s.configs[0], { instanceTypes: ['g6e.12xlarge'], gpus: 8 }));
+    expectIssue(issues, 'configs[0].gpus', /g6e\.12xlarge has only 4 GPUs; use at most 4 or list a larger type \(g6e\.48xlarge has 8\)/);
   });
 
   test('fails when listed types have fewer GPUs than the first one and gpus is not set', () => {
-    const issues = issuesOf((s) => (s.configs[0].instanceTypes = ['p3.8xlarge', 'p3.2xlarge']));
+    const issues = issuesOf((s) => (s.configs[0].instanceTypes = ['g6e.12xlarge', 'g6e.xlarge']));
     expectIssue(issues, 'configs[0].instanceTypes', /different GPU counts.*set configs\[0\]\.gpus to at most 1/);
   });
 
@@ -170,8 +170,43 @@ describe('sweep spec validation', () => {
   });
 
   test('fails when bf16 is asked for on a V100', () => {
-    const issues = issuesOf((s) => Object.assign(s.configs[0], { instanceTypes: ['p3.2xlarge'], train: { precision: 'bf16' } }));
+    const issues = issuesOf((s) => Object.assign(s.configs[0], { instanceTypes: ['p3.2xlarge'], allowV100: true, train: { precision: 'bf16' } }));
     expectIssue(issues, 'configs[0].train.precision', /p3\.2xlarge \(V100\).*no bf16/);
+  });
+
+  test('fails when a config lists a V100 type without allowV100, naming the config, the field, why and the fix', () => {
+    const issues = issuesOf((s) => (s.configs[0].instanceTypes = ['g5.2xlarge', 'p3.2xlarge', 'p3dn.24xlarge']));
+    expectIssue(issues, 'configs[0].instanceTypes', /config "a" lists p3\.2xlarge, p3dn\.24xlarge \(V100\)/);
+    const issue = issues.find((i) => i.path === 'configs[0].instanceTypes')!;
+    expect(issue.message).toMatch(/Amazon Linux 2 patches ended 2026-06-30/);
+    expect(issue.message).toMatch(/fails to deploy/);
+    expect(issue.message).toMatch(/List current types instead \(g5, g6, g6e, p4d, p5\), or set configs\[0\]\.allowV100 \(or defaults\.allowV100\) to true/);
+  });
+
+  test('fails once per config when V100 types come from defaults, and reports the other problems with it', () => {
+    const issues = issuesOf((s) => {
+      s.defaults.instanceTypes = ['p3.2xlarge'];
+      s.defaults.volumeGb = 10;
+      s.configs.push({ name: 'b' });
+    });
+    expect(issues.filter((i) => i.path === 'defaults.instanceTypes').map((i) => i.message.match(/^config "(\w+)"/)?.[1])).toEqual(['a', 'b']);
+    expectIssue(issues, 'defaults.volumeGb', /between 50 and 16384/);
+  });
+
+  test('takes V100 types when the config or the defaults opt in with allowV100', () => {
+    const own = validateSpec({ ...base(), configs: [{ name: 'r', instanceTypes: ['p3.8xlarge'], allowV100: true }] });
+    expect(own.configs[0]).toMatchObject({ instanceTypes: ['p3.8xlarge'], allowV100: true, gpus: 4 });
+    const viaDefaults = validateSpec({ ...base(), defaults: { ...base().defaults, allowV100: true, instanceTypes: ['p3.2xlarge'] } });
+    expect(viaDefaults.configs.map((c) => c.allowV100)).toEqual([true]);
+    expect(validateSpec(base()).configs[0].allowV100).toBe(false);
+  });
+
+  test('fails when allowV100 is not a boolean', () => {
+    expectIssue(
+      issuesOf((s) => (s.defaults.allowV100 = 'yes')),
+      'defaults.allowV100',
+      /must be true or false/,
+    );
   });
 
   test('fails when bf16 is asked for in defaults and a config may run on a T4', () => {
@@ -223,10 +258,11 @@ describe('sweep spec validation', () => {
       'configs[1].name',
       'configs[2].train.batchSize',
       'configs[2].gpus',
+      'configs[2].instanceTypes',
       'configs[2].train.precision',
       'configs[3].script.patches[0].find',
     ]);
-    expect(message).toMatch(/broken-many\.json: 13 problems:/);
+    expect(message).toMatch(/broken-many\.json: 14 problems:/);
     expect(message).toContain('  - configs[2].train.batchSize (got -1): must be a whole number from 1 to 1048576;');
   });
 });

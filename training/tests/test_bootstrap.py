@@ -39,7 +39,13 @@ def torch_state():
     return ("2.8.0", int(spec.split(":")[1]) if spec.startswith("cuda:") else 0)
 
 
-if args[:1] == ["-c"] and "import torch" in args[1]:
+# FAKE_PY_VERSIONS, e.g. {"python3": "3.7"}: the version a stand-in of that name reports.
+fake_versions = json.loads(os.environ.get("FAKE_PY_VERSIONS", "{}"))
+if args[:1] == ["-c"] and "sys.version_info" in args[1] and HERE.name in fake_versions:
+    version = tuple(int(p) for p in fake_versions[HERE.name].split("."))
+    print("%d.%d" % version[:2])
+    sys.exit(version < (3, 10))
+elif args[:1] == ["-c"] and "import torch" in args[1]:
     state = torch_state()
     if state is None:
         sys.exit("ModuleNotFoundError: No module named 'torch'")
@@ -436,6 +442,64 @@ def test_keeps_the_instance_when_another_runner_holds_the_job(instance):
     assert done.returncode == 73
     assert instance.self_removals() == [], "the runner that holds the job ends it and removes the instance"
     assert "another job runner holds this job" in done.stdout
+
+
+@pytest.fixture(autouse=True)
+def _venv_from_the_stand_in_python(monkeypatch):
+    """The torch venv is built from the python3 stand-in, never from a real python3.1x elsewhere on PATH."""
+    monkeypatch.setenv("SPOT_SWEEP_VENV_PYTHONS", "python3")
+
+
+def venv_pythons(instance: Instance, names: list[str]) -> None:
+    for name in names:
+        (instance.bin / name).write_bytes((instance.bin / "python3").read_bytes())
+        (instance.bin / name).chmod(0o755)
+
+
+def test_builds_the_venv_from_the_first_python_of_at_least_3_10(instance):
+    venv_pythons(instance, ["python3.12", "python3.10"])
+    names = ("python3.13", "python3", "python3.12", "python3.10")
+    candidates = " ".join(str(instance.bin / n) for n in names)
+
+    done = instance.run(
+        FAKE_SYSTEM_TORCH="none",
+        FAKE_COMPUTE_CAP="7.0",
+        SPOT_SWEEP_VENV_PYTHONS=candidates,
+        FAKE_PY_VERSIONS=json.dumps({"python3": "3.7", "python3.12": "3.12", "python3.10": "3.10"}),
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = map(json.loads, instance.log.read_text().splitlines())
+    venvs = [r for r in rows if r["args"][:2] == ["-m", "venv"]]
+    assert [r["exe"] for r in venvs] == [str(instance.bin / "python3.12")]
+    assert f"building the venv with {instance.bin / 'python3.12'} (Python 3.12)" in done.stdout
+
+
+def test_fails_when_no_python_of_at_least_3_10_is_there_to_build_the_venv(instance):
+    venv_pythons(instance, ["python3.9"])
+    missing, old, older = (str(instance.bin / n) for n in ("python3.11", "python3", "python3.9"))
+
+    done = instance.run(
+        FAKE_SYSTEM_TORCH="none",
+        FAKE_COMPUTE_CAP="7.0",
+        SPOT_SWEEP_VENV_PYTHONS=f"{missing} {old} {older}",
+        FAKE_PY_VERSIONS=json.dumps({"python3": "3.7", "python3.9": "3.9"}),
+    )
+
+    assert done.returncode != 0
+    message = (
+        f"no Python >= 3.10 to build the torch venv from (tried {missing} {old} {older};"
+        f" found: {old} (3.7) {older} (3.9))"
+    )
+    assert message in done.stdout
+    assert "name one in SPOT_SWEEP_VENV_PYTHONS" in done.stdout
+    assert not [a for a in instance.calls("python") if a[:2] == ["-m", "venv"]]
+    # The job never ran; its status.json records why (FAILED, with the phase and this message).
+    [recorded] = instance.runner_calls()
+    failure = recorded[recorded.index("--fail") + 1]
+    assert failure.startswith("Instance bootstrap: bootstrap failed in phase 'python'")
+    assert message in failure
+    assert instance.self_removals() == [REMOVAL]
 
 
 # the deadline and the termination lifecycle hook ------------------------------------------------------
