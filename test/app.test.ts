@@ -71,7 +71,7 @@ describe('bin/app.ts', () => {
   test('fails when -c sweep points at a broken spec: every problem, exit 1, no stack trace', () => {
     const r = synth({ sweep: 'test/fixtures/broken-many.json' });
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/broken-many\.json: 13 problems:/);
+    expect(r.stderr).toMatch(/broken-many\.json: 14 problems:/);
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 

@@ -12,7 +12,9 @@
  * an OS shutdown (the templates keep that default), and Auto Scaling's EC2 health check, which checks that the
  * instance is running, marks it unhealthy and replaces it: the replacement resumes from the newest checkpoint
  * with a deadline of its own, until an alarm, the budget guard or a person stops the config.
- * `shutdown -h +<minutes>` scheduled at boot is the last resort should the timer never run at all.
+ * It does not shut down an instance its group is already terminating (target lifecycle state `Terminated`):
+ * the termination lifecycle hook holds it while the job checkpoints. `shutdown -h +<minutes>` scheduled at boot
+ * is the last resort should the timer never run at all.
  *
  * The margin lets the config's other limits act first on a healthy system: the train document's
  * ExecutionTimeout (`maxRuntimeHours` from the job's start, which comes minutes after boot), the job's
@@ -83,6 +85,13 @@ export function instanceDeadlineCommands(props: InstanceDeadlineProps): string[]
     '  timeout 120 aws autoscaling terminate-instance-in-auto-scaling-group --instance-id "$instance_id" \\',
     '    --should-decrement-desired-capacity --region "$region"; then',
     `  echo "spot-sweep deadline: ${props.maxRuntimeHours} h + ${DEADLINE_MARGIN_MINUTES} min reached; $instance_id leaves its group"`,
+    '  exit 0',
+    'fi',
+    // The group is already terminating the instance (a scale-in, the job's own removal): its lifecycle hook
+    // holds it while the job checkpoints and uploads, and a shutdown now would cut that short.
+    // @see https://docs.aws.amazon.com/autoscaling/ec2/userguide/retrieving-target-lifecycle-state-through-imds.html
+    'if [ -n "$token" ] && [ "$(meta autoscaling/target-lifecycle-state)" = Terminated ]; then',
+    '  echo "spot-sweep deadline: the group is already terminating ${instance_id:-this instance}; leaving it to the lifecycle hook"',
     '  exit 0',
     'fi',
     'echo "spot-sweep deadline: could not remove ${instance_id:-this instance} from its group; shutting down" >&2',

@@ -163,6 +163,9 @@ export class TrainDocument extends Construct {
         ` tee -a ${INSTANCE_LOG_DIR}/bootstrap.log`,
       '  exit 0',
       'fi',
+      // The job runner passes the descriptor on to the trainer (spot_runner/supervisor.py), so the lock lasts as
+      // long as any process of the job.
+      `export SPOT_SWEEP_INSTANCE_LOCK_FD=${LOCK_FD}`,
       "cat > /opt/spot-sweep/train.sh <<'TRAIN_SCRIPT'",
       ...bashScript,
       'TRAIN_SCRIPT',

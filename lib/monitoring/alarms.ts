@@ -139,10 +139,13 @@ export interface GuardSilentAlarmProps {
  * published its heartbeat ({@link guardHeartbeatMetric}) for {@link guardSilentMinutes} one-minute periods.
  * Its action (the config's ScaleToZero policy) needs neither the guard nor any Lambda.
  *
- * `FILL(…, 0)` turns every minute without a datapoint into a 0 of the expression, so the count of silent minutes
- * is exact: an alarm on the bare metric would treat gaps through its evaluation range ("CloudWatch uses missing
- * data points only as few times as possible"), which the documentation does not size, and could not promise 15
- * minutes. Missing data is BREACHING for the case the expression yields no datapoint at all.
+ * `FILL(beats, 0)` turns every minute without a heartbeat into a 0 of the expression, so the count of silent
+ * minutes is exact: an alarm on the bare metric would treat gaps through its evaluation range ("CloudWatch uses
+ * missing data points only as few times as possible"), which the documentation does not size, and could not
+ * promise 15 minutes. `FILL(running, REPEAT)` carries the group's last in-service count over a minute the group
+ * metric has not arrived for yet (Auto Scaling publishes it every minute, and the newest minute is often late):
+ * filled with 0, such a minute would read "nothing runs", not breaching, and reset the run of 12 silent minutes
+ * every time. Missing data is BREACHING for the case the expression yields no datapoint at all.
  *
  * The in-service condition is what keeps a fresh sweep alive: the alarm's first evaluation looks back over
  * minutes in which no guard had run yet, but no instance was in service either (the group is created empty);
@@ -153,6 +156,9 @@ export interface GuardSilentAlarmProps {
  * @see https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/using-metric-math.html
  * @see https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-metrics.html
  */
+/** The guard-silent alarm's expression: below 1 (breaching) in a minute with an instance in service and no heartbeat. */
+export const GUARD_SILENT_EXPRESSION = 'IF(FILL(running, REPEAT) > 0, FILL(beats, 0), 1)';
+
 export function guardSilentAlarm(scope: Construct, id: string, props: GuardSilentAlarmProps): cloudwatch.Alarm {
   const minutes = guardSilentMinutes(props.scheduleMinutes);
   const period = Duration.minutes(1);
@@ -162,7 +168,7 @@ export function guardSilentAlarm(scope: Construct, id: string, props: GuardSilen
       `spot-sweep ${props.sweep}/${props.config}: the budget guard has not run for ${minutes} min while the group has an instance in service; ` +
       'scales the group to zero (the guard is what enforces the budget and publishes the runtime). See the guard function\'s logs.',
     metric: new cloudwatch.MathExpression({
-      expression: 'IF(FILL(running, 0) > 0, FILL(beats, 0), 1)',
+      expression: GUARD_SILENT_EXPRESSION,
       usingMetrics: { running: inServiceInstancesMetric(props.groupName, { period }), beats: guardHeartbeatMetric(props.sweep, { period }) },
       period,
     }),

@@ -5,7 +5,7 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { BudgetGuard, BudgetGuardProps, GuardedGroupProps } from '../../lib/constructs/budget-guard';
 import { FoundationStack } from '../../lib/foundation-stack';
-import { guardSilentStopMinutes } from '../../lib/monitoring/alarms';
+import { GUARD_SILENT_EXPRESSION, guardSilentStopMinutes } from '../../lib/monitoring/alarms';
 
 type Props = Omit<BudgetGuardProps, 'bucket' | 'instanceRole' | 'groups'> & { groups: Omit<GuardedGroupProps, 'launchTemplates' | 'stopAction'>[] };
 
@@ -107,7 +107,7 @@ describe('BudgetGuard', () => {
       expect(p.AlarmActions).toEqual([stopActionOf(g.groupName).bind(null as never, null as never).alarmActionArn]);
       const byId = Object.fromEntries(p.Metrics.map((m: any) => [m.Id, m]));
       const expression = p.Metrics.find((m: any) => m.Expression);
-      expect(expression.Expression).toBe('IF(FILL(running, 0) > 0, FILL(beats, 0), 1)');
+      expect(expression.Expression).toBe(GUARD_SILENT_EXPRESSION);
       expect(byId.beats.MetricStat).toMatchObject({ Metric: { Namespace: 'SpotSweep', MetricName: 'GuardHeartbeat', Dimensions: [{ Name: 'Sweep', Value: 'demo' }] }, Period: 60, Stat: 'SampleCount' });
       expect(byId.running.MetricStat).toMatchObject({
         Metric: { Namespace: 'AWS/AutoScaling', MetricName: 'GroupInServiceInstances', Dimensions: [{ Name: 'AutoScalingGroupName', Value: g.groupName }] },
@@ -130,6 +130,41 @@ describe('BudgetGuard', () => {
     expect(windowMinutes).toBeGreaterThan(scheduleMinutes);
     // One missed run leaves two schedule intervals between heartbeats, under the window.
     expect(windowMinutes).toBeGreaterThan(2 * scheduleMinutes);
+  });
+
+  /**
+   * The expression's meaning per minute, as the metric math page defines FILL (a constant, or REPEAT: the last
+   * value before the gap) and IF; and the alarm's rule: the last `periods` minutes all below the threshold. A
+   * model of what we rely on, not of CloudWatch: the canary checks it on a real account.
+   */
+  const silentMinutes = (expression: string, running: (number | undefined)[], beats: (number | undefined)[]): boolean[] => {
+    const mode = /FILL\(running, (\w+)\)/.exec(expression)?.[1];
+    let last: number | undefined;
+    return running.map((r, i) => {
+      if (r !== undefined) last = r;
+      const filled = r ?? (mode === 'REPEAT' ? last : Number(mode));
+      return (filled ?? 0) > 0 ? (beats[i] ?? 0) < 1 : false;
+    });
+  };
+  const alarms = (minutes: boolean[], periods: number): boolean => minutes.length >= periods && minutes.slice(-periods).every(Boolean);
+
+  test('the expression stops a dead guard\'s sweep although the newest group metric is late, and spares a live guard and a fresh sweep', () => {
+    const [alarm] = Object.values(template.findResources('AWS::CloudWatch::Alarm', { Properties: { AlarmName: 'SpotSweep-demo-o-guard-silent' } }));
+    const expression: string = alarm.Properties.Metrics.find((m: any) => m.Expression).Expression;
+    const periods: number = alarm.Properties.EvaluationPeriods;
+    const minutes = 20;
+    // The guard died before the window; an instance is in service throughout, its metric two minutes late.
+    const lateRunning = Array.from({ length: minutes }, (_, i) => (i < minutes - 2 ? 1 : undefined));
+    const noBeats = Array.from({ length: minutes }, () => undefined);
+    expect(alarms(silentMinutes(expression, lateRunning, noBeats), periods)).toBe(true);
+    // With the in-service count filled with 0 instead, those late minutes read "nothing runs": the alarm would never fire.
+    expect(alarms(silentMinutes(expression.replace('FILL(running, REPEAT)', 'FILL(running, 0)'), lateRunning, noBeats), periods)).toBe(false);
+    // A live guard beats every 5 minutes.
+    const beats = Array.from({ length: minutes }, (_, i) => (i % 5 === 0 ? 1 : undefined));
+    expect(alarms(silentMinutes(expression, lateRunning, beats), periods)).toBe(false);
+    // A fresh sweep: nothing in service yet, no guard run yet.
+    const idle = Array.from({ length: minutes }, () => 0);
+    expect(alarms(silentMinutes(expression, idle, noBeats), periods)).toBe(false);
   });
 
   test('warns when the schedule is too slow for the fail-safe to stop a sweep within 15 minutes', () => {

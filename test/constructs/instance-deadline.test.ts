@@ -8,7 +8,7 @@ import { DEADLINE_MARGIN_MINUTES, DEADLINE_UNIT, deadlineSeconds, instanceDeadli
  * The generated user data runs under bash with stand-ins first on PATH for systemd-run, shutdown, curl (IMDSv2)
  * and aws; each records its arguments, one call per line, in calls.log.
  */
-function sandbox(opts: { awsFails?: boolean; imdsDown?: boolean } = {}) {
+function sandbox(opts: { awsFails?: boolean; imdsDown?: boolean; lifecycle?: string } = {}) {
   const dir = mkdtempSync(path.join(tmpdir(), 'spot-sweep-deadline-'));
   const bin = path.join(dir, 'bin');
   execFileSync('mkdir', ['-p', bin]);
@@ -30,6 +30,7 @@ function sandbox(opts: { awsFails?: boolean; imdsDown?: boolean } = {}) {
           '  *"-X PUT"*api/token*) echo -n TOKEN ;;',
           '  *"X-aws-ec2-metadata-token: TOKEN"*meta-data/instance-id) echo -n i-0abc ;;',
           '  *"X-aws-ec2-metadata-token: TOKEN"*meta-data/placement/region) echo -n eu-west-1 ;;',
+          ...(opts.lifecycle ? [`  *"X-aws-ec2-metadata-token: TOKEN"*meta-data/autoscaling/target-lifecycle-state) echo -n ${opts.lifecycle} ;;`] : []),
           '  *) exit 22 ;;',
           'esac',
         ].join('\n'),
@@ -85,6 +86,27 @@ describe('instance deadline (user data)', () => {
       expect(box.calls().slice(2).filter((c) => c.startsWith('shutdown'))).toEqual(['shutdown -h now']);
     } finally {
       box.cleanup();
+    }
+  });
+
+  test('does not shut down an instance its group is already terminating (the lifecycle hook holds it while the job checkpoints)', () => {
+    const box = sandbox({ awsFails: true, lifecycle: 'Terminated' });
+    try {
+      boot(box, 1);
+      const out = execFileSync(box.script, { env: box.env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+      expect(out).toContain('already terminating i-0abc');
+      expect(box.calls().slice(2).filter((c) => c.startsWith('shutdown'))).toEqual([]);
+    } finally {
+      box.cleanup();
+    }
+    // In service, the failed call still ends in a shutdown.
+    const inService = sandbox({ awsFails: true, lifecycle: 'InService' });
+    try {
+      boot(inService, 1);
+      execFileSync(inService.script, { env: inService.env, stdio: 'ignore' });
+      expect(inService.calls().slice(2).filter((c) => c.startsWith('shutdown'))).toEqual(['shutdown -h now']);
+    } finally {
+      inService.cleanup();
     }
   });
 

@@ -19,6 +19,11 @@ from pathlib import Path
 from .runlog import line, log
 
 JOB_TOKEN_ENV = "SPOT_SWEEP_JOB_TOKEN"
+# The descriptor on which the train document holds the instance's lock (lib/constructs/train-document.ts
+# exports it). The child keeps it open too: should the runner die (the OOM killer, SSM's timeout) while the
+# trainer goes on, a re-run of the association still finds the lock held and leaves the live job and its code
+# alone.
+INSTANCE_LOCK_FD_ENV = "SPOT_SWEEP_INSTANCE_LOCK_FD"
 """Set, to a value unique to each child, in the child's environment, which every process it starts inherits:
 a daemon that left the job's session (fork, setsid, fork) still carries it in /proc/<pid>/environ."""
 
@@ -126,6 +131,7 @@ class Supervisor:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            pass_fds=inherited_lock_fd(self.env),
         )
         try:  # for people and tests; the runner itself keeps the pid in memory
             self.pid_file.write_text(str(self.proc.pid))
@@ -252,3 +258,16 @@ def _signal_name(signum: int) -> str:
         return signal.Signals(signum).name
     except ValueError:
         return f"signal {signum}"
+
+
+def inherited_lock_fd(env: dict[str, str]) -> tuple[int, ...]:
+    """The instance lock's descriptor when the environment names one this process holds open; else none."""
+    raw = env.get(INSTANCE_LOCK_FD_ENV, "")
+    if not raw.isdigit():
+        return ()
+    fd = int(raw)
+    try:
+        os.fstat(fd)
+    except OSError:
+        return ()
+    return (fd,)

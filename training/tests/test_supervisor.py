@@ -311,3 +311,58 @@ def test_a_log_that_cannot_be_written_never_blocks_the_child(tmp_path, capfd):
     err = capfd.readouterr().err
     assert "cannot be written (No space left on device)" in err and "Traceback" not in err
     assert sup.tail[-1].startswith("line 19999")
+
+
+def test_the_child_keeps_the_instance_lock_so_a_rerun_cannot_take_it_while_the_child_lives(tmp_path):
+    """The train document holds the instance's flock on a descriptor it names in SPOT_SWEEP_INSTANCE_LOCK_FD.
+    The child inherits it: with the runner's own copy closed (the runner died), the lock stays held until the
+    child ends, so a re-run of the association leaves the live job alone."""
+    import fcntl
+    import threading
+
+    from spot_runner.supervisor import INSTANCE_LOCK_FD_ENV, Supervisor
+
+    lock_file = tmp_path / "train.lock"
+    fd = os.open(lock_file, os.O_CREAT | os.O_WRONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    release = tmp_path / "release"
+    child = f"import os, time\nwhile not os.path.exists({str(release)!r}):\n    time.sleep(0.02)\n"
+    sup = Supervisor(
+        [sys.executable, "-c", child],
+        tmp_path,
+        {**os.environ, INSTANCE_LOCK_FD_ENV: str(fd)},
+        tmp_path / "train.log",
+        sync_seconds=0.1,
+        grace_seconds=5,
+        on_tick=lambda: None,
+        pid_file=tmp_path / "child.pid",
+    )
+    done = threading.Thread(target=sup.run)
+    done.start()
+    wait_for(lambda: sup.proc is not None and (tmp_path / "child.pid").exists(), "the child started")
+
+    def taken_by_a_rerun() -> bool:
+        other = os.open(lock_file, os.O_WRONLY)
+        try:
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(other)
+
+    os.close(fd)  # the runner's copy is gone
+    try:
+        assert not taken_by_a_rerun(), "the lock went with the runner although its child still runs"
+    finally:
+        release.write_text("")
+        done.join(timeout=30)
+    assert taken_by_a_rerun(), "the lock outlived the job"
+
+
+def test_a_lock_descriptor_that_is_not_open_is_not_passed_on():
+    from spot_runner.supervisor import INSTANCE_LOCK_FD_ENV, inherited_lock_fd
+
+    assert inherited_lock_fd({}) == ()
+    assert inherited_lock_fd({INSTANCE_LOCK_FD_ENV: "nine"}) == ()
+    assert inherited_lock_fd({INSTANCE_LOCK_FD_ENV: "987"}) == ()
