@@ -11,7 +11,9 @@
 #   requirements  pip install -r <code-dir>/requirements.txt
 #   gpus      torch.cuda.device_count() >= the job's gpus
 #   gpu-metrics  start publishing GPU utilisation (for the idle-GPU alarm) now that setup is over
-#   run       python -m spot_runner.job --job URI --workdir DIR [--deadline EPOCH_SECONDS]
+#   run       python -m spot_runner.job --job URI --workdir DIR [--deadline EPOCH_SECONDS], with env
+#             $SPOT_SWEEP_ENV_SETUP_PHASES naming DIR/setup-phases.json, the phases above and their seconds,
+#             which the runner puts into results.json job.setup
 #
 # When it ends, with success or failure but never on an interruption (exit 75: spot notice or
 # SIGTERM), the instance removes itself from its Auto Scaling group with the desired capacity
@@ -111,6 +113,11 @@ mkdir -p "$workdir"
 
 phase=setup
 phase_started=$SECONDS
+phase_started_at=""
+# Each phase's name and seconds, for the job runner to put into results.json job.setup (plan's setup minutes
+# are calibrated from them): written after every phase, handed over in the run phase.
+phases_file="$workdir/setup-phases.json"
+phases_json=""
 python=""
 instance_id=""
 runner_pid=""
@@ -127,11 +134,19 @@ log() {
 begin() {
   phase=$1
   phase_started=$SECONDS
+  phase_started_at=$(date +%s.%N)
   log "phase $phase: start"
 }
 
 done_phase() {
+  local seconds
   log "phase $phase: done in $((SECONDS - phase_started)) s"
+  # Milliseconds ($SECONDS counts whole ones); LC_ALL=C keeps awk's decimal point a point for JSON.
+  seconds=$(LC_ALL=C awk -v a="$phase_started_at" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - a }')
+  phases_json="${phases_json:+$phases_json,}{\"name\": \"$phase\", \"seconds\": $seconds}"
+  # A timing that cannot be written costs the figures, never the job.
+  { printf '{"phases": [%s]}\n' "$phases_json" >"$phases_file.tmp" && mv "$phases_file.tmp" "$phases_file"; } 2>/dev/null ||
+    log "warning: $phases_file not written; results.json will lack the bootstrap's phase times"
 }
 
 fail() {
@@ -454,6 +469,7 @@ done_phase
 
 begin run
 runner_started=1
+export "$SPOT_SWEEP_ENV_SETUP_PHASES=$phases_file"
 PYTHONPATH="$code_dir${PYTHONPATH:+:$PYTHONPATH}" "$python" -m spot_runner.job --job "$job_uri" --workdir "$workdir" \
   ${job_deadline:+--deadline "$job_deadline"} &
 runner_pid=$!

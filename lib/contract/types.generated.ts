@@ -408,6 +408,30 @@ export type ResultsJson =
         attempts: number;
         interruptions: number;
         jobDigest?: string;
+        /**
+         * Setup time of the attempt that finished (the one that wrote these results; earlier, interrupted attempts are not in it), measured by the job runner (training/spot_runner/setup_times.py); absent in results of runners before it. The README says how to calibrate `plan`'s setupMinutes (lib/cost/throughput.ts) from it.
+         */
+        setup?: {
+          /**
+           * Each phase measured, in order: the bootstrap's (bootstrap.sh: metadata, driver, job, python, requirements, gpus, gpu-metrics; none when the runner ran without it), then the runner's own (fetch-code, fetch-data, fetch-checkpoint, those the job has).
+           */
+          phases: {
+            name: string;
+            seconds: number;
+          }[];
+          /**
+           * The machine's boot time (Linux /proc/stat btime); null where unknown.
+           */
+          bootedAt: string | null;
+          /**
+           * When the runner saw the trainer's first training step of this attempt (its OUT/status.json with step > 0, written at that step); in script mode the script's start, the best the runner knows. Null when not seen.
+           */
+          firstStepAt: string | null;
+          /**
+           * firstStepAt - bootedAt: the setup time of this attempt; null when either is unknown.
+           */
+          bootToFirstStepSeconds: number | null;
+        };
       };
     }
   | {
@@ -440,6 +464,30 @@ export type ResultsJson =
         attempts: number;
         interruptions: number;
         jobDigest?: string;
+        /**
+         * Setup time of the attempt that finished (the one that wrote these results; earlier, interrupted attempts are not in it), measured by the job runner (training/spot_runner/setup_times.py); absent in results of runners before it. The README says how to calibrate `plan`'s setupMinutes (lib/cost/throughput.ts) from it.
+         */
+        setup?: {
+          /**
+           * Each phase measured, in order: the bootstrap's (bootstrap.sh: metadata, driver, job, python, requirements, gpus, gpu-metrics; none when the runner ran without it), then the runner's own (fetch-code, fetch-data, fetch-checkpoint, those the job has).
+           */
+          phases: {
+            name: string;
+            seconds: number;
+          }[];
+          /**
+           * The machine's boot time (Linux /proc/stat btime); null where unknown.
+           */
+          bootedAt: string | null;
+          /**
+           * When the runner saw the trainer's first training step of this attempt (its OUT/status.json with step > 0, written at that step); in script mode the script's start, the best the runner knows. Null when not seen.
+           */
+          firstStepAt: string | null;
+          /**
+           * firstStepAt - bootedAt: the setup time of this attempt; null when either is unknown.
+           */
+          bootToFirstStepSeconds: number | null;
+        };
       };
     };
 

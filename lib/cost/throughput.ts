@@ -20,7 +20,9 @@ import { GpuModel } from './instances';
  *   in-batch negatives is on the critical path); PCIe-only parts (T4, A10G, L4, L40S) ~70%.
  * - Setup: instance boot, Deep Learning AMI start-up, code and data download, and for V100 the
  *   cu126 wheel install from the S3 wheel cache (the proprietary-driver base AMI has no PyTorch).
- *   At these speeds setup dominates a run's cost.
+ *   At these speeds setup dominates a run's cost. Calibrate setupMinutes from results.json
+ *   `job.setup.bootToFirstStepSeconds / 60` of real runs on the model's instance types, where
+ *   `job.setup.phases` shows which phase took the time (README, "The instance bootstrap").
  * - fp32 runs at about 40% of the mixed-precision rate (A100/H100 still use TF32 tensor cores).
  */
 export interface GpuThroughput {
@@ -28,7 +30,7 @@ export interface GpuThroughput {
   readonly examplesPerSecondPerGpu: number;
   /** Fraction of linear speed-up kept per GPU when gpus > 1. */
   readonly multiGpuEfficiency: number;
-  /** Minutes from launch to the first training step. */
+  /** Minutes from launch to the first training step; measured runs record it as results.json `job.setup.bootToFirstStepSeconds`. */
   readonly setupMinutes: number;
 }
 

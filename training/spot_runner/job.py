@@ -43,7 +43,9 @@ The runner's parts, in this package (``spot_runner``, no torch at import): ``job
 ``sync`` (checkpoints and log into the store), ``supervisor`` (the child process), ``imds`` (instance
 facts), ``spot_notice`` (the spot interruption notice and the group's termination), ``own_stop`` (the
 deadline and the scale-in), ``user_script`` (script mode), ``exits`` (exit
-codes), ``lease`` (lease.json: one runner per config), ``quote`` (values echoed in messages). The
+codes), ``lease`` (lease.json: one runner per config), ``quote`` (values echoed in messages),
+``setup_times`` (results.json ``job.setup``: the bootstrap's and the runner's phases, the boot time, the first
+training step). The
 trainer is the ``two_tower`` package, run as a separate process.
 """
 
@@ -60,6 +62,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 import traceback
 from pathlib import Path
 
@@ -85,6 +88,7 @@ from .lease import Lease, LeaseBusy, lease_ttl
 from .own_stop import Deadline, OwnStop, scale_in_stop
 from .quote import quote
 from .runlog import JobError, log
+from .setup_times import FirstStepWatch, SetupClock
 from .spot_notice import SpotPoller
 from .status_board import DIGEST, STATUS, StatusBoard, record_failure
 from .storage import StorageError, open_store, read_object
@@ -216,6 +220,7 @@ class Runner:
         attempts = int(board.doc.get("attempts") or 0) + 1
         facts = instance_facts()
         self.facts = facts
+        self.setup = SetupClock()  # this attempt's: job.setup speaks of the attempt that finished
         board.set(
             State.BOOTSTRAPPING,
             jobDigest=digest,
@@ -425,6 +430,11 @@ class Runner:
             log("spot: no IMDS answer, not polling")
         self.deadline.watch(lambda: self.stop_on_own(self.deadline.stop(self.job["maxRuntimeHours"])))
         start_gpu_metrics()  # only now: the downloads above must not look like an idle GPU
+        first_step = None
+        if self.job.get("script"):
+            self.setup.saw_first_step(time.time())  # a script's steps are not visible: its start is the best
+        else:
+            first_step = FirstStepWatch(self.out / TRAINER_OUT["status"]).start()
         try:
             rc = supervisor.run()
             self.lease.confirm()  # a runner frozen for longer than a ttl must not write the job's ending
@@ -432,6 +442,9 @@ class Runner:
         finally:
             watcher.halt()
             self.deadline.cancel()
+            if first_step is not None:
+                first_step.halt()
+                self.setup.saw_first_step(first_step.seen_at)
 
     def stop_on_own(self, own: OwnStop) -> None:
         """Stop the child for ``own`` (from the deadline's timer or the poller's thread), unless the child is
@@ -446,11 +459,11 @@ class Runner:
     # trainer mode ---------------------------------------------------------------------------------
 
     def run_trainer(self, job: dict) -> int:
-        with self.writing_work(self.work / "data"):
+        with self.writing_work(self.work / "data"), self.setup.phase("fetch-data"):
             data = fetch_data(job["data"], self.work / "data", self.endpoint)
         sync = CheckpointSync(self.store, self.out / TRAINER_OUT["checkpoints"])
         try:
-            with self.writing_work(sync.local_dir):
+            with self.writing_work(sync.local_dir), self.setup.phase("fetch-checkpoint"):
                 resumed = sync.fetch()
         except StorageError as e:
             raise JobError(
@@ -529,14 +542,16 @@ class Runner:
         code_dir = self.work / "code"
         try:
             with self.writing_work(code_dir):
-                fetch_code(spec, code_dir, self.endpoint)
+                with self.setup.phase("fetch-code"):
+                    fetch_code(spec, code_dir, self.endpoint)
                 for line in apply_patches(spec, code_dir):
                     log(line)
                     with self.log_path.open("a") as fh:
                         fh.write(line + "\n")
                 env = self.child_env()
                 if job.get("data"):
-                    data = fetch_data(job["data"], self.work / "data", self.endpoint)
+                    with self.setup.phase("fetch-data"):
+                        data = fetch_data(job["data"], self.work / "data", self.endpoint)
                     env["SPOT_SWEEP_DATA_DIR"] = str(data)
             nproc = self.nproc()
             cmd = command(spec, code_dir, nproc)
@@ -590,6 +605,7 @@ class Runner:
             "attempts": self.board.doc.get("attempts", 1),
             "interruptions": self.board.doc.get("interruptions", 0),
             "jobDigest": self.board.doc.get("jobDigest"),
+            "setup": self.setup.section(),
         }
 
     def fail(self, message: str, code: int) -> int:
