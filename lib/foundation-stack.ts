@@ -8,6 +8,7 @@ import { ArtifactBucket } from './constructs/artifact-bucket';
 import { InstanceRole } from './constructs/instance-role';
 import { ExistingVpcAttributes, Network } from './constructs/network';
 import { TrainDocument } from './constructs/train-document';
+import { version } from '../package.json';
 
 /** The foundation's stack name (lib/contract `FOUNDATION_STACK`); the CLI finds the bucket through it. */
 export const FOUNDATION_STACK_NAME = FOUNDATION_STACK;
@@ -78,8 +79,11 @@ export class FoundationStack extends Stack implements SweepFoundation {
     // For the CLI (status, logs, results) and for people: where the artifacts are.
     new CfnOutput(this, STACK_OUTPUTS.artifactBucket, { value: artifacts.bucket.bucketName });
     new CfnOutput(this, 'InstanceRoleArn', { value: instance.role.roleArn });
-    new CfnOutput(this, 'VpcId', { value: network.vpc.vpcId });
+    new CfnOutput(this, STACK_OUTPUTS.vpcId, { value: network.vpc.vpcId });
     new CfnOutput(this, 'TrainDocumentName', { value: trainDocument.documentName });
     new CfnOutput(this, STACK_OUTPUTS.trainLogGroup, { value: trainDocument.logGroup.logGroupName });
+    // The checkout's version that deployed this stack: `spot-sweep doctor` compares it with its own, so a
+    // foundation older than the sweep stacks that use it is found before a deploy, not by a failing one.
+    new CfnOutput(this, STACK_OUTPUTS.foundationVersion, { value: version, description: 'spot-sweep version (package.json) that deployed this stack' });
   }
 }

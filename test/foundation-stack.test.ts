@@ -225,3 +225,11 @@ describe('FoundationStack: the VPC spreads over the zones it is given', () => {
     expect(Stack.of(new FoundationStack(new App(), 'F', { env: { region: 'us-east-1' }, availabilityZones: ['us-east-1a', 'us-east-1b'] })).region).toBe('us-east-1');
   });
 });
+
+describe('FoundationStack version output', () => {
+  test('records the package.json version it was deployed from, for spot-sweep doctor to compare', () => {
+    const { version } = JSON.parse(require('node:fs').readFileSync(require('node:path').join(__dirname, '..', 'package.json'), 'utf8')) as { version: string };
+    const { template } = build();
+    template.hasOutput('FoundationVersion', { Value: version });
+  });
+});

@@ -6,7 +6,9 @@ import { loadSpec } from '../../spec/load';
 import { SweepSpec, sweepStackName } from '../../spec/types';
 import { Command, OptionTable } from '../args';
 import { lookupOnDemandPrices, ON_DEMAND_FROM_TABLE, OnDemandLookup, tableRegionWarning } from '../on-demand-prices';
-import { lookupSpotPrices } from '../spot-prices';
+import { hasAwsCredentials, lookupSpotPrices } from '../spot-prices';
+import { AwsSession } from '../aws';
+import type { Check } from '../doctor/types';
 
 const usd = (x: number): string => `$${x.toFixed(2)}`;
 const hours = (h: number): string => (h < 1 ? `${Math.round(h * 60)} min` : `${h.toFixed(1)} h`);
@@ -30,7 +32,7 @@ function planWarnings(estimate: SweepEstimate, priceWarnings: readonly string[])
 }
 
 /** The text `spot-sweep plan` prints: one block per config, the total and the verdict. */
-export function formatPlan(spec: SweepSpec, estimate: SweepEstimate, priceNote: string, priceWarnings: readonly string[] = []): string {
+export function formatPlan(spec: SweepSpec, estimate: SweepEstimate, priceNote: string, priceWarnings: readonly string[] = [], account?: AccountChecks): string {
   const file = spec.specFile ? path.relative(process.cwd(), spec.specFile) : 'spec';
   const out: string[] = [];
   out.push(
@@ -53,6 +55,15 @@ export function formatPlan(spec: SweepSpec, estimate: SweepEstimate, priceNote: 
   const warnings = planWarnings(estimate, priceWarnings);
   for (const w of warnings) out.push(`Warning: ${w}`);
   if (warnings.length > 0) out.push('');
+
+  if (account) {
+    if (account.skipped) out.push(`Account checks (AMI parameters, vCPU quotas): skipped, ${account.skipped}; spot-sweep doctor ${file} runs them and more.`);
+    else {
+      out.push(`Account checks in ${account.region} (spot-sweep doctor ${file} runs these and more):`);
+      for (const c of account.checks) out.push(`  ${c.result === 'blocker' ? 'BLOCKER' : c.result.padEnd(7)}  ${c.name}: ${c.finding}${c.fix ? ` Fix: ${c.fix}` : ''}`);
+    }
+    out.push('');
+  }
 
   const share = spec.budgetUsd > 0 ? Math.round((estimate.totalUsd / spec.budgetUsd) * 100) : 0;
   out.push(
@@ -120,9 +131,19 @@ export interface PlanJson {
   }[];
   readonly unestimated: readonly string[];
   readonly warnings: readonly string[];
+  /** The AMI and quota checks (lib/cli/doctor), or why they were skipped. */
+  readonly accountChecks?: AccountChecks;
 }
 
-export function planJson(spec: SweepSpec, estimate: SweepEstimate, priceNote: string, priceWarnings: readonly string[] = []): PlanJson {
+/** plan's share of `spot-sweep doctor`: the AMI and quota checks, run when AWS credentials exist. */
+export interface AccountChecks {
+  readonly region?: string;
+  readonly checks: readonly Check[];
+  /** Why they did not run (no credentials, --offline, no answer); absent when they ran. */
+  readonly skipped?: string;
+}
+
+export function planJson(spec: SweepSpec, estimate: SweepEstimate, priceNote: string, priceWarnings: readonly string[] = [], account?: AccountChecks): PlanJson {
   return {
     sweep: spec.name,
     stack: sweepStackName(spec.name),
@@ -150,7 +171,43 @@ export function planJson(spec: SweepSpec, estimate: SweepEstimate, priceNote: st
     })),
     unestimated: estimate.unestimated,
     warnings: planWarnings(estimate, priceWarnings),
+    ...(account ? { accountChecks: account } : {}),
   };
+}
+
+/** Give up on the account checks after this long: `plan` must never hang on a slow or absent network. */
+const ACCOUNT_CHECKS_TIMEOUT_MS = 10_000;
+
+/**
+ * The AMI and quota checks of `spot-sweep doctor`, when AWS credentials exist (judged as for the price
+ * lookups: environment and shared files only). Never throws: a failure is the reason they were skipped.
+ */
+export async function accountChecks(spec: SweepSpec, env: NodeJS.ProcessEnv, offline: boolean, timeoutMs = ACCOUNT_CHECKS_TIMEOUT_MS): Promise<AccountChecks> {
+  if (offline) return { checks: [], skipped: '--offline given' };
+  if (!hasAwsCredentials(env)) return { checks: [], skipped: 'no AWS credentials found' };
+  let session: AwsSession;
+  try {
+    session = await AwsSession.open({}, env);
+  } catch (err) {
+    return { checks: [], skipped: (err as Error).message.replace(/\.$/, '') };
+  }
+  // Loaded only here: the checks pull in SDK clients an offline plan never needs.
+  const { closeDeps, sessionDeps } = require('../doctor/types') as typeof import('../doctor/types');
+  const { amiChecks } = require('../doctor/ami') as typeof import('../doctor/ami');
+  const { quotaLines } = require('../doctor/run') as typeof import('../doctor/run');
+  const deps = sessionDeps(session, env);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));
+  try {
+    const run = Promise.all([amiChecks(deps, spec).catch((err: Error) => [{ name: 'ami', result: 'warn' as const, finding: err.message, fix: '' }]), quotaLines(deps, spec)]);
+    const r = await Promise.race([run, timeout]);
+    if (r === 'timeout') return { region: session.region, checks: [], skipped: `no answer from AWS within ${timeoutMs / 1000} s` };
+    return { region: session.region, checks: r.flat() };
+  } finally {
+    clearTimeout(timer);
+    closeDeps(deps);
+    session.close();
+  }
 }
 
 const options = {
@@ -167,7 +224,9 @@ the instance types, GPU model and count, market, estimated runtime and cost on s
 and the sweep total against budgetUsd. With AWS credentials configured it asks EC2 for current spot
 prices (5 s timeout) and, when AWS_REGION is not us-east-1, the AWS Price List API for that region's
 on-demand prices; otherwise, or with --offline, it uses the built-in us-east-1 price table and says so,
-with a warning when the sweep deploys to another region. Spec reference: sweeps/README.md`,
+with a warning when the sweep deploys to another region. With credentials (and without --offline) it also
+runs doctor's AMI-parameter and vCPU-quota checks and prints their lines; it says when it skipped them.
+Spec reference: sweeps/README.md`,
   positionals: [{ name: 'spec.json', help: 'the sweep spec, e.g. sweeps/demo.json', required: true }],
   options,
   exits: [
@@ -185,7 +244,8 @@ with a warning when the sweep deploys to another region. Spec reference: sweeps/
     const estimate = estimateSweep(spec, spot.prices, onDemand.prices);
     const note = `${spot.note} ${onDemand.note}`;
     const warnings = onDemand.warning ? [onDemand.warning] : [];
-    io.out(o.json ? `${JSON.stringify(planJson(spec, estimate, note, warnings), null, 2)}\n` : formatPlan(spec, estimate, note, warnings));
+    const account = await accountChecks(spec, io.env, o.offline);
+    io.out(o.json ? `${JSON.stringify(planJson(spec, estimate, note, warnings, account), null, 2)}\n` : formatPlan(spec, estimate, note, warnings, account));
     return estimate.overBudget ? EXIT_CODES.cli.overBudget : EXIT_CODES.cli.ok;
   },
 };
