@@ -4,6 +4,7 @@ import { closest } from '../spec/validate';
 import { version } from '../../package.json';
 import { cliExitMeaning, Command, OptionTable, parseCommandLine, renderHelp, usageLine, UsageError } from './args';
 import { AwsSetupError } from './aws';
+import { canary } from './commands/canary';
 import { local } from './commands/local';
 import { doctor } from './commands/doctor';
 import { logs } from './commands/logs';
@@ -20,7 +21,7 @@ export type { CliIo } from './io';
 export const EXIT = EXIT_CODES.cli;
 
 /** Every verb, in the order `spot-sweep --help` lists them. */
-export const COMMANDS: readonly Command[] = [plan, doctor, local, status, logs, results, stop, start].map((c) => c as unknown as Command<OptionTable>);
+export const COMMANDS: readonly Command[] = [plan, doctor, canary, local, status, logs, results, stop, start].map((c) => c as unknown as Command<OptionTable>);
 
 /** `spot-sweep --help`: the verbs, one line each, and where to read more. */
 export function globalHelp(): string {
