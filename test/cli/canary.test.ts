@@ -5,7 +5,7 @@ import { AutoScalingClient, CreateAutoScalingGroupCommand } from '@aws-sdk/clien
 import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import { CreateLaunchTemplateCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { AwsSession } from '../../lib/cli/aws';
-import { awsCanaryDeps, cdkDeps, CdkRunner } from '../../lib/cli/canary/aws-deps';
+import { awsCanaryDeps, cdkDeps, CdkRunner, pickOfferedType } from '../../lib/cli/canary/aws-deps';
 import { CanaryDeps, CanaryTimeouts } from '../../lib/cli/canary/deps';
 import { resumedLine, RESUME_LOG_LINE, runCanary, setupLines } from '../../lib/cli/canary/run';
 import { CANARY_CANDIDATES, CANARY_CONFIG, canaryDataPrefix } from '../../lib/cli/canary/spec';
@@ -398,6 +398,22 @@ describe('canary AWS dependencies against moto_server', () => {
     const none = await deps.pickInstanceType(['g4dn.nosuchsize']);
     expect(none.instanceType).toBeUndefined();
     expect(none.reason).toContain('none of g4dn.nosuchsize is offered in us-east-1');
+  });
+
+  test('skips a candidate whose spot vCPU quota cannot hold it (a new account), and says which quota to raise', async () => {
+    const quota = (type: string, limitVcpus: number) => ({ family: type.split('.')[0], market: 'spot' as const, quotaCode: 'L-3819A6DF', quotaName: 'All G and VT Spot Instance Requests', limitVcpus, neededVcpus: 4, ok: limitVcpus >= 4 });
+    const zero = await pickOfferedType(session, CANARY_CANDIDATES, async (types) => new Map(types.map((t) => [t, quota(t, t === 'g4dn.xlarge' ? 0 : 8)])));
+    expect(zero.instanceType).toBe(CANARY_CANDIDATES.find((c) => c !== 'g4dn.xlarge'));
+    expect(zero.reason).toContain('g4dn.xlarge: spot quota L-3819A6DF (All G and VT Spot Instance Requests) is 0 vCPUs, it needs 4');
+    const none = await pickOfferedType(session, CANARY_CANDIDATES, async (types) => new Map(types.map((t) => [t, quota(t, 0)])));
+    expect(none.instanceType).toBeUndefined();
+    expect(none.reason).toMatch(/no candidate fits its spot vCPU quota in us-east-1: .*Fix: request an increase in Service Quotas/);
+    // A quota that cannot be read does not block the canary; the pick says so.
+    const unread = await pickOfferedType(session, CANARY_CANDIDATES, async () => {
+      throw new Error('AccessDenied: servicequotas:ListServiceQuotas');
+    });
+    expect(unread.instanceType).toBe('g4dn.xlarge');
+    expect(unread.reason).toContain('the spot vCPU quotas could not be read (AccessDenied');
   });
 
   test('reads GPU datapoints without a unit, as the idle alarm does, and reports the unit they carry', async () => {

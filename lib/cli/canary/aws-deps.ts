@@ -11,6 +11,7 @@ import { findPython } from '../commands/local';
 import { start } from '../commands/start';
 import { stop } from '../commands/stop';
 import { CliIo } from '../io';
+import { Headroom, quotaHeadroom, quotaSource } from '../doctor/quotas';
 import { CanaryDeps, GpuDatapoints, InstancePick } from './deps';
 import { CANARY_DATA_ARGS } from './spec';
 
@@ -67,12 +68,18 @@ export function cdkDeps(cdk: CdkRunner): Pick<CanaryDeps, 'deployFoundation' | '
 }
 
 /**
- * The first candidate EC2 offers in the region. DescribeInstanceTypeOfferings with location type `region`
- * lists the types offered in the current Region (in at least one of its zones; the foundation's network
- * spans every zone).
+ * The first candidate EC2 offers in the region whose spot vCPU quota holds one instance of it (a new account
+ * has 0 for the G and P families, and a canary on such a type would wait for capacity forever).
+ * DescribeInstanceTypeOfferings with location type `region` lists the types offered in the current Region (in at
+ * least one of its zones). The quota comes from `headroom` (spot-sweep doctor's lib/cli/doctor/quotas.ts); a
+ * type whose quota cannot be read, or that no listed quota covers, is taken with a note, not refused.
  * @see https://docs.aws.amazon.com/sdk-for-sap-abap/v1/api/latest/ec2/operation/DESCRINSTANCETYPEOFFERINGS.html
  */
-export async function pickOfferedType(session: AwsSession, candidates: readonly string[]): Promise<InstancePick> {
+export async function pickOfferedType(
+  session: AwsSession,
+  candidates: readonly string[],
+  headroom?: (types: readonly string[]) => Promise<ReadonlyMap<string, Headroom>>,
+): Promise<InstancePick> {
   const { DescribeInstanceTypeOfferingsCommand } = await import('@aws-sdk/client-ec2');
   const offered = new Set<string>();
   let token: string | undefined;
@@ -83,10 +90,31 @@ export async function pickOfferedType(session: AwsSession, candidates: readonly 
     for (const o of page.InstanceTypeOfferings ?? []) if (o.InstanceType) offered.add(o.InstanceType);
     token = page.NextToken || undefined;
   } while (token);
-  const pick = candidates.find((c) => offered.has(c));
-  if (pick === undefined) return { reason: `none of ${candidates.join(', ')} is offered in ${session.region} (DescribeInstanceTypeOfferings); run the canary in a region that has them (--region).` };
-  const skipped = candidates.slice(0, candidates.indexOf(pick));
-  return { instanceType: pick, reason: `the cheapest candidate offered in ${session.region}${skipped.length > 0 ? ` (${skipped.join(', ')} not offered)` : ''}; its spot vCPU quota is not checked here (spot-sweep doctor does)` };
+  const inRegion = candidates.filter((c) => offered.has(c));
+  if (inRegion.length === 0) return { reason: `none of ${candidates.join(', ')} is offered in ${session.region} (DescribeInstanceTypeOfferings); run the canary in a region that has them (--region).` };
+  const notes = candidates.filter((c) => !offered.has(c)).map((c) => `${c} not offered`);
+  let quotas: ReadonlyMap<string, Headroom> | undefined;
+  let quotaProblem: string | undefined;
+  if (headroom) {
+    try {
+      quotas = await headroom(inRegion);
+    } catch (err) {
+      quotaProblem = `the spot vCPU quotas could not be read (${(err as Error).message.split('\n')[0]})`;
+    }
+  } else quotaProblem = 'its spot vCPU quota is not checked here (spot-sweep doctor does)';
+  for (const type of inRegion) {
+    const h = quotas?.get(type);
+    if (h?.quotaCode !== undefined && !h.ok) {
+      notes.push(`${type}: spot quota ${h.quotaCode} (${h.quotaName}) is ${h.limitVcpus ?? 0} vCPUs, it needs ${h.neededVcpus}`);
+      continue;
+    }
+    if (quotas && h?.quotaCode === undefined) quotaProblem = `no spot vCPU quota listed covers ${type}`;
+    const why = [...notes, ...(quotaProblem ? [quotaProblem] : [])];
+    return { instanceType: type, reason: `the cheapest candidate offered in ${session.region} that the spot quota allows${why.length > 0 ? ` (${why.join('; ')})` : ''}` };
+  }
+  return {
+    reason: `no candidate fits its spot vCPU quota in ${session.region}: ${notes.join('; ')}. Fix: request an increase in Service Quotas (spot-sweep doctor prints the command), then run the canary again.`,
+  };
 }
 
 /** The foundation's artifact bucket, or undefined when the stack is not deployed in the region. */
@@ -226,7 +254,7 @@ export function awsCanaryDeps(session: AwsSession, io: CliIo, cdk: CdkRunner = s
   };
   const region = ['--region', session.region];
   return {
-    pickInstanceType: (candidates) => pickOfferedType(session, candidates),
+    pickInstanceType: (candidates) => pickOfferedType(session, candidates, (types) => quotaHeadroom(quotaSource(session, io.env), types, 'spot')),
     foundationBucket: async () => {
       const name = await foundationBucket(session);
       if (name !== undefined) artifacts = { bucket: name, store: s3Store({ client: session.s3(), bucket: name, explain: explainAwsError }) };
