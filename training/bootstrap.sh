@@ -3,8 +3,8 @@
 # Auto Scaling group. Phases, each logged with a UTC timestamp and its duration (setup time is money):
 #
 #   metadata  instance id and region from IMDSv2
+#   job       fetch job.json (for its gpus, and its sweep and config: the group's name)
 #   driver    wait for the NVIDIA driver (nvidia-smi) up to --driver-timeout seconds
-#   job       fetch job.json (for its gpus)
 #   python    find a Python whose torch sees CUDA (the Deep Learning AMI's PyTorch venv), or create a
 #             venv from a Python >= 3.10 and install the CUDA torch wheels through the wheel cache in
 #             the artifact bucket
@@ -18,14 +18,16 @@
 # When it ends, with success or failure but never on an interruption (exit 75: spot notice or
 # SIGTERM), the instance removes itself from its Auto Scaling group with the desired capacity
 # decremented, exactly once, so nothing is left running. A failure before the runner started is
-# recorded as FAILED in the job's status.json (python -m spot_runner.job --fail MESSAGE).
+# recorded as FAILED in the job's status.json (python -m spot_runner.job --fail MESSAGE), a scale-in seen
+# at the start of a phase as STOPPED (--stopped MESSAGE), with a Python >= 3.10 (the contract package's).
 #
 # Every termination goes through the group's termination lifecycle hook (names.json lifecycleHooks), which
 # holds the instance in Terminating:Wait: a scale-in (an alarm, the budget guard, `spot-sweep stop`), and the
 # self-removal itself. So at the end, once the job has uploaded what it had, the bootstrap completes the
 # lifecycle action (CONTINUE) when the instance's target lifecycle state is Terminated: at once after a
 # scale-in (the runner saw it too and stopped its child), and after the self-removal as soon as the metadata
-# says so (up to SPOT_SWEEP_LIFECYCLE_WAIT_SECONDS, default 60). Without that, termination would wait the
+# says so (up to SPOT_SWEEP_LIFECYCLE_WAIT_SECONDS, default 60; the call tried SPOT_SWEEP_LIFECYCLE_TRIES
+# times, default 5). Without that, termination would wait the
 # hook's whole heartbeat timeout, billed. The group's name is names.json groupName filled with job.json's
 # sweep and config.
 #
@@ -69,6 +71,8 @@ driver_timeout=${SPOT_SWEEP_DRIVER_TIMEOUT:-600}
 deadline_seconds=${SPOT_SWEEP_DEADLINE_SECONDS:-}
 deadline_margin=${SPOT_SWEEP_DEADLINE_MARGIN_SECONDS:-}
 lifecycle_wait=${SPOT_SWEEP_LIFECYCLE_WAIT_SECONDS:-60}
+# How many times the termination lifecycle action is tried (poll_seconds x 1, 2, ... apart).
+lifecycle_tries=${SPOT_SWEEP_LIFECYCLE_TRIES:-5}
 poll_seconds=${SPOT_SWEEP_POLL_SECONDS:-5}
 imds=${SPOT_SWEEP_IMDS_ENDPOINT:-http://169.254.169.254}
 self_remove_enabled=${SPOT_SWEEP_SELF_REMOVE:-1}
@@ -124,6 +128,7 @@ runner_pid=""
 runner_started=0
 removed=0
 fail_reason=""
+stopped_reason=""
 group=""
 job_deadline=""
 
@@ -147,6 +152,15 @@ done_phase() {
   # A timing that cannot be written costs the figures, never the job.
   { printf '{"phases": [%s]}\n' "$phases_json" >"$phases_file.tmp" && mv "$phases_file.tmp" "$phases_file"; } 2>/dev/null ||
     log "warning: $phases_file not written; results.json will lack the bootstrap's phase times"
+  # A scale-in (an alarm, the budget guard, spot-sweep stop) can come while the instance is still setting up,
+  # before the runner polls for it: the termination lifecycle hook holds the instance only for its heartbeat,
+  # so at the end of each phase from the job phase on (when the group's name is known) the bootstrap
+  # stops, records STOPPED and completes the action instead of starting a job.
+  if [ -n "$instance_id" ] && [ -n "$group" ] && [ "$(target_lifecycle_state)" = Terminated ]; then
+    stopped_reason="Stopped by a scale-in: the Auto Scaling group began terminating this instance during the bootstrap's '$phase' phase, before the job started (an alarm, the budget guard, spot-sweep stop or the desired capacity lowered by hand). Run spot-sweep start to run it again."
+    log "$stopped_reason"
+    exit "$SPOT_SWEEP_EXIT_BOOTSTRAP_STOPPED"
+  fi
 }
 
 fail() {
@@ -184,10 +198,19 @@ complete_lifecycle() {
   # CONTINUE ends the wait at once; the hook's heartbeat timeout and default result apply otherwise.
   # @see https://docs.aws.amazon.com/cli/latest/reference/autoscaling/complete-lifecycle-action.html
   log "lifecycle action: completing $SPOT_SWEEP_LIFECYCLE_HOOK_TERMINATION for $instance_id in $group (CONTINUE)"
-  aws autoscaling complete-lifecycle-action --lifecycle-hook-name "$SPOT_SWEEP_LIFECYCLE_HOOK_TERMINATION" \
-    --auto-scaling-group-name "$group" --instance-id "$instance_id" --lifecycle-action-result CONTINUE \
-    --region "$region" ||
-    log "lifecycle action: the call failed; termination goes on after the hook's heartbeat timeout"
+  # The metadata may read Terminated a moment before the instance is in Terminating:Wait, when the call still
+  # finds no action to complete: a few tries, a little further apart each time, before the hook's heartbeat
+  # (10 minutes, billed) is left to end it.
+  local attempt
+  for attempt in $(seq 1 "$lifecycle_tries"); do
+    if aws autoscaling complete-lifecycle-action --lifecycle-hook-name "$SPOT_SWEEP_LIFECYCLE_HOOK_TERMINATION" \
+      --auto-scaling-group-name "$group" --instance-id "$instance_id" --lifecycle-action-result CONTINUE \
+      --region "$region"; then
+      return 0
+    fi
+    [ "$attempt" -eq "$lifecycle_tries" ] || sleep $((poll_seconds * attempt))
+  done
+  log "lifecycle action: $lifecycle_tries calls failed; termination goes on after the hook's heartbeat timeout"
 }
 
 # shellcheck disable=SC2317 # reached through the EXIT/TERM traps
@@ -244,16 +267,23 @@ remove_instance() {
 }
 
 # shellcheck disable=SC2317 # reached through the EXIT/TERM traps
-record_failure() {
-  local message=$1 py=$python candidate
+record_outcome() {
+  # record_outcome --fail|--stopped MESSAGE: the job runner records it in status.json. It needs Python >= 3.10
+  # (the contract package), which a plain python3 may not be (3.7 on Amazon Linux 2): the Pythons the
+  # python phase would use are tried first.
+  local option=$1 message=$2 py=$python candidate
   if [ -z "$py" ]; then
-    for candidate in $pythons; do
-      if command -v "$candidate" >/dev/null 2>&1; then py=$candidate; break; fi
+    for candidate in $pythons ${SPOT_SWEEP_VENV_PYTHONS:-python3.12 python3.11 python3.10 /usr/bin/python3.10 python3}; do
+      command -v "$candidate" >/dev/null 2>&1 || continue
+      if "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then py=$candidate; break; fi
     done
   fi
-  [ -n "$py" ] || return 0
-  PYTHONPATH="$code_dir${PYTHONPATH:+:$PYTHONPATH}" "$py" -m spot_runner.job --job "$job_uri" --fail "$message" ||
-    log "could not record FAILED in the job's status.json"
+  if [ -z "$py" ]; then
+    log "no Python >= 3.10 on this instance: the job's status.json does not record this ending"
+    return 0
+  fi
+  PYTHONPATH="$code_dir${PYTHONPATH:+:$PYTHONPATH}" "$py" -m spot_runner.job --job "$job_uri" "$option" "$message" ||
+    log "could not record the ending in the job's status.json"
 }
 
 # shellcheck disable=SC2317 # reached through the EXIT/TERM traps
@@ -268,15 +298,19 @@ on_exit() {
   elif [ "$rc" -eq "$SPOT_SWEEP_EXIT_BOOTSTRAP_BUSY" ]; then
     log "another job runner holds this job on this instance; leaving it (and the instance) alone"
   elif [ "$rc" -eq "$SPOT_SWEEP_EXIT_BOOTSTRAP_STOPPED" ]; then
-    log "stopped on request, at the deadline or by a scale-in: the checkpoint is saved and nothing" \
-      "resumes; removing the instance"
+    if [ "$runner_started" -eq 0 ] && [ -n "$stopped_reason" ]; then
+      record_outcome --stopped "$stopped_reason"
+    else
+      log "stopped on request, at the deadline or by a scale-in: the checkpoint is saved and nothing" \
+        "resumes; removing the instance"
+    fi
     remove_instance
   else
     if [ "$rc" -ne 0 ] && [ "$runner_started" -eq 0 ]; then
       local message="bootstrap failed in phase '$phase' after $((SECONDS - phase_started)) s (exit $rc)"
       [ -z "$fail_reason" ] || message="$message: $fail_reason"
       log "$message"
-      record_failure "Instance bootstrap: $message. See the instance's SSM command output."
+      record_outcome --fail "Instance bootstrap: $message. See the instance's SSM command output."
     fi
     remove_instance
   fi
@@ -325,18 +359,8 @@ else
 fi
 done_phase
 
-begin driver
-deadline=$((SECONDS + driver_timeout))
-until gpu_list=$(nvidia-smi -L 2>&1); do
-  if [ "$SECONDS" -ge "$deadline" ]; then
-    fail "the NVIDIA driver did not answer within $driver_timeout s (nvidia-smi: ${gpu_list:-no output})"
-  fi
-  sleep "$poll_seconds"
-done
-log "GPUs: $(printf '%s' "$gpu_list" | tr '\n' ';')"
-compute_cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | sort -n | head -n 1 || true)
-done_phase
-
+# Before the driver wait (up to --driver-timeout): the group name it yields is what a termination lifecycle
+# action is completed in, should the instance be removed while the driver is still coming up.
 begin job
 job_file="$workdir/job.json"
 case $job_uri in
@@ -355,6 +379,18 @@ if parts=$(python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print
 else
   log "job.json has no readable sweep and config; the job runner reports what is wrong with it"
 fi
+done_phase
+
+begin driver
+deadline=$((SECONDS + driver_timeout))
+until gpu_list=$(nvidia-smi -L 2>&1); do
+  if [ "$SECONDS" -ge "$deadline" ]; then
+    fail "the NVIDIA driver did not answer within $driver_timeout s (nvidia-smi: ${gpu_list:-no output})"
+  fi
+  sleep "$poll_seconds"
+done
+log "GPUs: $(printf '%s' "$gpu_list" | tr '\n' ';')"
+compute_cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | sort -n | head -n 1 || true)
 done_phase
 
 begin python

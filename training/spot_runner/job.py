@@ -67,7 +67,7 @@ import traceback
 from pathlib import Path
 
 import contract
-from contract import CONFIG_FILES, RUNNING_STATES, TRAINER_OUT, Mode, State
+from contract import CONFIG_FILES, RUNNING_STATES, STOP_CAUSES, TRAINER_OUT, Mode, State
 
 from .clock import utcnow
 from .control import Control, StopRequest
@@ -778,12 +778,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="record FAILED with MESSAGE in the job's status.json and exit 1 (the bootstrap uses this "
         "when the instance cannot run the job)",
     )
+    p.add_argument(
+        "--stopped",
+        metavar="MESSAGE",
+        help="record STOPPED with MESSAGE and stoppedBy 'scale-in' in the job's status.json and exit with "
+        "the stopped code (the bootstrap uses this when the group terminates the instance before the job "
+        "started)",
+    )
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.fail:
+    if args.fail or args.stopped:
         return fail_from_outside(args)
     runner = Runner(args)
     runner.install_signal_handlers()
@@ -829,12 +836,26 @@ def report_failure(runner: Runner, message: str) -> None:
 
 def fail_from_outside(args: argparse.Namespace) -> int:
     store_uri = None
+    identity: dict[str, str] = {}
     try:
         job = json.loads(read_object(args.job, args.endpoint_url))
-        store_uri = job.get("store") if isinstance(job, dict) else None
+        if isinstance(job, dict):
+            store_uri = job.get("store")
+            identity = {k: job[k] for k in ("sweep", "config") if isinstance(job.get(k), str)}
     except (StorageError, ValueError):
         pass
-    record_failure(store_uri or fallback_store(args.job), args.fail, args.endpoint_url)
+    if args.stopped:
+        record_failure(
+            store_uri or fallback_store(args.job),
+            args.stopped,
+            args.endpoint_url,
+            State.STOPPED,
+            STOP_CAUSES["scaleIn"],
+            identity,
+        )
+        print(f"spot-sweep job: {args.stopped}", file=sys.stderr)
+        return EXIT_STOPPED
+    record_failure(store_uri or fallback_store(args.job), args.fail, args.endpoint_url, identity=identity)
     print(f"spot-sweep job: {args.fail}", file=sys.stderr)
     return EXIT_FAILED
 

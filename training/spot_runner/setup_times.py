@@ -108,6 +108,7 @@ class FirstStepWatch:
     def halt(self) -> None:
         self._halt.set()
         self._thread.join(timeout=5)
+        self.look()  # the trainer's last status still carries its firstStepAt
 
     def _run(self) -> None:
         while not self._halt.is_set() and not self.look():
@@ -122,7 +123,13 @@ class FirstStepWatch:
             doc = json.loads(self.path.read_text())
         except (OSError, ValueError):  # not there yet, or caught mid-write
             return False
-        step = doc.get("step") if isinstance(doc, dict) else None
+        if not isinstance(doc, dict):
+            return False
+        first = doc.get("firstStepAt")  # the trainer's own clock at its first step (two_tower/progress.py)
+        if isinstance(first, (int, float)) and not isinstance(first, bool) and first > 0:
+            self.seen_at = float(first)
+            return True
+        step = doc.get("step")
         if doc.get("state") == TrainerState.TRAINING and isinstance(step, int) and step > 0:
             self.seen_at = written
             return True

@@ -178,8 +178,16 @@ def _parse(raw: bytes) -> tuple[dict, str | None]:
     return doc, None
 
 
-def record_failure(store_uri: str | None, message: str, endpoint_url: str | None) -> None:
-    """Best effort FAILED status for failures before (or outside) a normal run."""
+def record_failure(
+    store_uri: str | None,
+    message: str,
+    endpoint_url: str | None,
+    state: str = State.FAILED,
+    stopped_by: str | None = None,
+    identity: dict[str, str] | None = None,
+) -> None:
+    """Best effort FAILED (or, with ``stopped_by``, STOPPED) status for endings before (or outside) a normal
+    run."""
     if not store_uri:
         return
     try:
@@ -188,6 +196,10 @@ def record_failure(store_uri: str | None, message: str, endpoint_url: str | None
             kept = board.store.describe(board.keep_unreadable())
             why = board.unreadable.problem
             log(f"warning: {board.store.describe(STATUS)} was unreadable ({why}); its bytes are in {kept}")
-        board.set(State.FAILED, message=message)
+        # sweep and config from job.json, which status.schema.json requires of every status (a status.json
+        # that does not exist yet gets them from here).
+        board.set(
+            state, message=message, **(identity or {}), **({"stoppedBy": stopped_by} if stopped_by else {})
+        )
     except StorageError as e:
-        log(f"warning: could not record FAILED in {store_uri}: {e}")
+        log(f"warning: could not record {state} in {store_uri}: {e}")

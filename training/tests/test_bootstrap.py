@@ -69,6 +69,10 @@ elif args[:2] == ["-m", "pip"]:
 elif args[:2] == ["-m", "spot_runner.job"]:
     if "--fail" in args:
         sys.exit(1)
+    if "--stopped" in args:
+        sys.exit(76)
+    if os.environ.get("FAKE_JOB_SCALED_IN"):  # the group began terminating the instance while the job ran
+        pathlib.Path(os.environ["FAKE_LIFECYCLE"]).write_text("Terminated")
     mode = os.environ.get("FAKE_JOB", "exit:0")
     if mode.startswith("wait-term"):  # wait-term[:CODE]: exit CODE (default 75) on SIGTERM
         marker = pathlib.Path(os.environ["FAKE_LOG"]).with_name("runner-started")
@@ -611,13 +615,53 @@ def test_a_scale_in_completes_the_lifecycle_action_once_the_job_stopped_and_neve
 ):
     # The group is terminating the instance (an alarm scaled it in; the hook holds it): the runner saw it,
     # checkpointed and stopped (76), or was interrupted (75). The bootstrap lets the termination go on.
-    instance = GroupInstance(tmp_path, group_imds, state="Terminated")
+    instance = GroupInstance(tmp_path, group_imds)
 
-    done = instance.run(FAKE_SYSTEM_TORCH="cuda:1", FAKE_JOB=f"exit:{rc}")
+    done = instance.run(FAKE_SYSTEM_TORCH="cuda:1", FAKE_JOB=f"exit:{rc}", FAKE_JOB_SCALED_IN="1")
 
     assert done.returncode == rc, done.stdout + done.stderr
     assert instance.self_removals() == []
     assert instance.completions() == [completion()]
+
+
+def test_a_scale_in_during_setup_stops_before_the_job_records_stopped_and_completes_the_action(
+    tmp_path, group_imds
+):
+    # An alarm or spot-sweep stop scaled the group in while the instance was still setting up: the runner is
+    # not polling yet, so the bootstrap sees it at the start of the next phase, records STOPPED and lets the
+    # termination go on, instead of training on an instance its group is removing.
+    instance = GroupInstance(tmp_path, group_imds, state="Terminated")
+
+    done = instance.run(FAKE_SYSTEM_TORCH="cuda:1", FAKE_JOB="exit:0")
+
+    assert done.returncode == 76, done.stdout + done.stderr
+    recorded = [a for a in instance.runner_calls() if "--stopped" in a]
+    assert len(recorded) == 1 and "a scale-in" in recorded[0][-1] and "'job' phase" in recorded[0][-1]
+    assert not [a for a in instance.runner_calls() if "--workdir" in a], "no job was started"
+    assert instance.self_removals() == [] and instance.completions() == [completion()]
+
+
+def test_retries_completing_the_lifecycle_action_until_the_group_has_one_to_complete(tmp_path, group_imds):
+    # The metadata may read Terminated a moment before the action exists: the first call fails, a later one
+    # completes it, so termination does not wait for the hook's heartbeat.
+    instance = GroupInstance(tmp_path, group_imds)
+    aws = instance.bin / "aws"
+    aws.write_text(
+        aws.read_text()
+        + """
+if args[:2] == ["autoscaling", "complete-lifecycle-action"]:
+    tries = pathlib.Path(os.environ["FAKE_LOG"]).with_name("completion-tries")
+    n = int(tries.read_text()) + 1 if tries.exists() else 1
+    tries.write_text(str(n))
+    if n < 3:
+        sys.exit("An error occurred (ValidationError): No active Lifecycle Action found")
+"""
+    )
+
+    done = instance.run(FAKE_SYSTEM_TORCH="cuda:1", FAKE_JOB="exit:0", SPOT_SWEEP_POLL_SECONDS="0")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert instance.completions() == [completion()] * 3
 
 
 def test_does_not_complete_a_lifecycle_action_when_the_instance_is_kept(tmp_path, group_imds):

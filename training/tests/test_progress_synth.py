@@ -18,6 +18,11 @@ def test_progress_writes_plain_lines_in_a_log_and_status_json(tmp_path):
     status = read_json(tmp_path / "status.json")
     assert set(status) == {"state", *STATUS_KEYS, "updatedAt"}
     assert status["state"] == "TRAINING" and status["progress"] == 0.5 and status["updatedAt"].endswith("Z")
+    # The first step's time stays in every later status, so a reader that comes late still learns it.
+    first = status["firstStepAt"]
+    assert isinstance(first, float)
+    progress.write_status("EVALUATING")
+    assert read_json(tmp_path / "status.json")["firstStepAt"] == first
 
 
 def test_progress_is_silent_off_rank_zero(tmp_path):

@@ -349,4 +349,21 @@ def test_a_failure_recorded_from_outside_keeps_an_unreadable_status(tmp_path):
     done = run_job(str(store_dir / "job.json"), tmp_path / "work", "--fail", "no GPU driver on this instance")
 
     assert done.returncode == 1 and read(store_dir)["state"] == "FAILED"
+    assert not contract.problems("status", read(store_dir)), "a status written from outside fits its schema"
     assert kept_status_copies(store_dir) == [UNREADABLE["not JSON (cut short)"]]
+
+
+def test_a_scale_in_recorded_from_outside_is_stopped_by_scale_in_with_the_stopped_exit(tmp_path):
+    # The bootstrap saw its group terminating the instance before the job started (bootstrap.sh --stopped).
+    store_dir = tmp_path / "store"
+    store_dir.mkdir()
+    (store_dir / "job.json").write_text(json.dumps(job_doc(store_dir.as_uri() + "/", str(tmp_path))))
+    reason = "Stopped by a scale-in: the Auto Scaling group began terminating this instance during setup."
+
+    done = run_job(str(store_dir / "job.json"), tmp_path / "work", "--stopped", reason)
+
+    status = read(store_dir)
+    assert done.returncode == contract.EXIT_CODES["runner"]["stopped"], done.stderr
+    assert status["state"] == "STOPPED" and status["message"] == reason
+    assert status["stoppedBy"] == contract.STOP_CAUSES["scaleIn"]
+    assert not contract.problems("status", status)

@@ -13,7 +13,8 @@ from contract import TRAINER_OUT, TrainerState
 from spot_runner.clock import utcnow
 from spot_runner.progress_keys import PROGRESS_KEYS
 
-STATUS_KEYS = (*PROGRESS_KEYS, "message")
+# firstStepAt: seconds since the epoch at the first training step of this process (null before it).
+STATUS_KEYS = (*PROGRESS_KEYS, "message", "firstStepAt")
 """OUT/status.json's keys besides state and updatedAt (.ci/CONTRACTS.md); null when unknown."""
 
 
@@ -83,8 +84,12 @@ class Progress:
         progress = min(done_steps / self.total_steps, 1.0)
         rate = (done_steps - self._start_done) / max(now - self._start_time, 1e-9)
         eta = (self.total_steps - done_steps) / rate if rate > 0 else None
+        # Kept in every later status (write_status merges): the job runner reads when training really began
+        # (results.json job.setup firstStepAt) from whichever status it sees last, however short the run.
+        first = {} if self.state.get("firstStepAt") is not None or step <= 0 else {"firstStepAt": time.time()}
         self.write_status(
             TrainerState.TRAINING,
+            **first,
             fold=fold,
             epoch=epoch,
             step=step,
