@@ -9,7 +9,7 @@ import { version } from '../../package.json';
 import { AwsSession } from '../../lib/cli/aws';
 import { runDoctor } from '../../lib/cli/doctor/run';
 import { quotaFor, quotaHeadroom, sweepQuotaNeeds } from '../../lib/cli/doctor/quotas';
-import { ServiceQuota } from '../../lib/cli/doctor/signed';
+import { ServiceQuota } from '../../lib/cli/doctor/identity-quotas';
 import { closeDeps, DoctorDeps, sessionDeps } from '../../lib/cli/doctor/types';
 import { EXIT } from '../../lib/cli/main';
 import { FOUNDATION_STACK } from '../../lib/contract';

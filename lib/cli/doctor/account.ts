@@ -2,7 +2,7 @@ import { DescribeStacksCommand, Stack } from '@aws-sdk/client-cloudformation';
 import { HeadBucketCommand } from '@aws-sdk/client-s3';
 import { FOUNDATION_STACK, STACK_OUTPUTS } from '../../contract';
 import { explainAwsError } from '../aws';
-import { CallerIdentity } from './signed';
+import { CallerIdentity } from './identity-quotas';
 import { Check, check, DoctorDeps } from './types';
 
 /** The CDK bootstrap stack's default name (`cdk bootstrap` deploys "the CDK bootstrap stack, named CDKToolkit"). */

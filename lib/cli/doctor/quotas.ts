@@ -1,7 +1,7 @@
 import { INSTANCES } from '../../cost/instances';
 import { Market, SweepSpec } from '../../spec/types';
 import { AwsSession } from '../aws';
-import { ServiceQuota } from './signed';
+import { ServiceQuota } from './identity-quotas';
 import { Check, check, QuotaSource, serviceQuotas } from './types';
 
 /**

@@ -3,7 +3,7 @@ import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import { AwsSession } from '../aws';
-import { CallerIdentity, getCallerIdentity, listServiceQuotas, ServiceQuota } from './signed';
+import { CallerIdentity, getCallerIdentity, listServiceQuotas, ServiceQuota } from './identity-quotas';
 
 /** What one check found. */
 export type CheckResult = 'ok' | 'warn' | 'blocker' | 'skipped';
@@ -55,21 +55,21 @@ export function sessionDeps(session: AwsSession, env: NodeJS.ProcessEnv): Doctor
     ec2,
     s3: session.s3(),
     ssm: new Client({ region: session.region, credentials, maxAttempts: 3, ...(endpointOf(env, 'SSM') ? { endpoint: endpointOf(env, 'SSM') } : {}) }),
-    sts: { callerIdentity: () => getCallerIdentity(signedTarget(session, env, 'STS')) },
+    sts: { callerIdentity: () => getCallerIdentity(callTarget(session, env, 'STS')) },
     quotas: serviceQuotas(session, env),
   };
 }
 
 const endpointOf = (env: NodeJS.ProcessEnv, id: string): string | undefined => env[`AWS_ENDPOINT_URL_${id}`] ?? env.AWS_ENDPOINT_URL;
 
-function signedTarget(session: AwsSession, env: NodeJS.ProcessEnv, id: string) {
+function callTarget(session: AwsSession, env: NodeJS.ProcessEnv, id: string) {
   const endpoint = endpointOf(env, id);
   return { region: session.region, credentials: session.ec2().config.credentials, ...(endpoint ? { endpoint } : {}) };
 }
 
 /** Service Quotas with the session's credentials and region. */
 export function serviceQuotas(session: AwsSession, env: NodeJS.ProcessEnv): QuotaSource {
-  return { list: (serviceCode) => listServiceQuotas(signedTarget(session, env, 'SERVICE_QUOTAS'), serviceCode) };
+  return { list: (serviceCode) => listServiceQuotas(callTarget(session, env, 'SERVICE_QUOTAS'), serviceCode) };
 }
 
 /** Releases the client sessionDeps made beyond the session's own (session.close() releases the rest). */
