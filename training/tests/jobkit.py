@@ -341,5 +341,14 @@ def wait_for(predicate, what: str, timeout: float = 60, proc: subprocess.Popen |
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def wait_until(predicate, timeout: float = 5.0) -> bool:
+    """Poll ``predicate`` every 10 ms for up to ``timeout`` s; its last answer (for a poller's own tests,
+    where waiting too long is the finding, not a setup failure)."""
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return bool(predicate())
+
+
 def states(status: dict) -> list[str]:
     return [h["state"] for h in status.get("history", [])]

@@ -11,7 +11,16 @@ import re
 import time
 from pathlib import Path
 
-from jobkit import FakeImds, imds, local_job, start_job, start_job_until, states, wait_for  # noqa: F401
+from jobkit import (  # noqa: F401
+    FakeImds,
+    imds,
+    local_job,
+    start_job,
+    start_job_until,
+    states,
+    wait_for,
+    wait_until,
+)
 
 import contract
 from spot_runner.spot_notice import SpotPoller
@@ -104,13 +113,6 @@ def test_a_scale_in_checkpoints_uploads_and_ends_stopped_with_its_cause(tmp_path
     log = (store / "train.log").read_text()
     assert "scale-in: the Auto Scaling group is terminating this instance: asking the process" in log
     assert contract.problems("status", status) == []
-
-
-def wait_until(predicate, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return bool(predicate())
 
 
 def test_the_poller_reports_the_groups_termination_once_and_ignores_in_service(imds):  # noqa: F811
