@@ -27,8 +27,8 @@ export const CAPACITY_WAIT_MINUTES = 15;
 export interface LaunchProblem {
   /** The newest failed activity's StatusMessage (cut to 300 characters). */
   readonly reason: string;
-  /** The kind of cause, from the message. */
-  readonly kind: 'quota' | 'capacity' | 'refused' | 'other';
+  /** The kind of cause, from the message (`waiting`: a launch still under way, for longer than it should be). */
+  readonly kind: 'quota' | 'capacity' | 'refused' | 'waiting' | 'other';
   /** What to do about it. */
   readonly fix: string;
   /** When the oldest of the failed launches since the last successful one started (ISO 8601). */
@@ -49,11 +49,12 @@ const FAILED = new Set(['Failed', 'Cancelled']);
 const KINDS: readonly { kind: LaunchProblem['kind']; pattern: RegExp; fix: (group: string) => string }[] = [
   {
     kind: 'quota',
-    pattern: /vcpu|VcpuLimitExceeded|MaxSpotInstanceCountExceeded|InstanceLimitExceeded|limit exceeded|quota/i,
+    // Not RequestLimitExceeded: that is API throttling, not a quota.
+    pattern: /vcpu|VcpuLimitExceeded|MaxSpotInstanceCountExceeded|InstanceLimitExceeded|(?<!request )limit exceeded|quota/i,
     fix: () =>
       'the account\'s vCPU quota for this instance family is too low (a new account has 0 for the G and P families): ' +
-      'request an increase in Service Quotas (Amazon EC2: "All G and VT Spot Instance Requests" or "All P Spot Instance Requests" for spot, ' +
-      '"Running On-Demand G and VT instances" or "Running On-Demand P instances" for on-demand), for at least the vCPUs of the config\'s largest instance type',
+      'request an increase in Service Quotas (Amazon EC2: "All G and VT Spot Instance Requests", "All P4, P3 and P2 Spot Instance Requests" or "All P5 Spot Instance Requests" for spot, ' +
+      'the "Running On-Demand ..." quota of the family for on-demand; spot-sweep doctor names the quota and the command), for at least the vCPUs of the config\'s largest instance type',
   },
   {
     kind: 'capacity',
@@ -77,7 +78,26 @@ export function launchProblem(group: string, activities: readonly ScalingActivit
   const failed: ScalingActivity[] = [];
   for (const a of activities) {
     if (a.StatusCode === 'Successful' && /launching/i.test(a.Description ?? '')) break;
-    if (FAILED.has(a.StatusCode ?? '')) failed.push(a);
+    if (FAILED.has(a.StatusCode ?? '')) {
+      failed.push(a);
+      continue;
+    }
+    if (a.StatusCode === 'Successful') continue; // a scale-in, a termination: not a launch
+    // A launch under way (a spot request waiting for capacity, an instance starting): the failures before it are
+    // history; it is a problem only once it has waited longer than a launch should.
+    if (failed.length > 0) break;
+    const started = a.StartTime ?? now;
+    const waitingMinutes = Math.max(0, Math.floor((now.getTime() - started.getTime()) / 60_000));
+    if (waitingMinutes <= CAPACITY_WAIT_MINUTES) return undefined;
+    return {
+      reason: `a launch has been ${a.StatusCode ?? 'in progress'} since ${started.toISOString()}`,
+      kind: 'waiting',
+      fix: KINDS.find((k) => k.kind === 'capacity')!.fix(group),
+      since: started.toISOString(),
+      waitingMinutes,
+      overdue: true,
+      failures: 0,
+    };
   }
   const newest = failed[0];
   if (!newest) return undefined;
@@ -100,6 +120,6 @@ export function launchProblem(group: string, activities: readonly ScalingActivit
 /** The note `status` prints for a config whose group cannot launch. */
 export function describeLaunchProblem(config: string, p: LaunchProblem): string {
   const wait = p.overdue ? `no instance for ${p.waitingMinutes} min (over ${CAPACITY_WAIT_MINUTES})` : `no instance yet (${p.waitingMinutes} min)`;
-  const count = p.failures === 1 ? 'its last launch failed' : `its last ${p.failures} launches failed`;
+  const count = p.failures === 0 ? 'its launch is still waiting' : p.failures === 1 ? 'its last launch failed' : `its last ${p.failures} launches failed`;
   return `${config}: ${wait}: ${count}: "${p.reason}". Fix: ${p.fix}.`;
 }

@@ -98,10 +98,18 @@ async function runCommand(command: Command, args: readonly string[], io: CliIo):
     io.out(renderHelp(command));
     return EXIT.ok;
   }
-  // Ctrl-C ends --watch, --follow and stop's wait cleanly instead of killing the process mid-output.
+  // Ctrl-C ends --watch, --follow and stop's wait cleanly instead of killing the process mid-output. A second
+  // one must not kill it either while it cleans up (canary destroys the stack it deployed, with a GPU instance
+  // in it): it says so, and only a third press quits at once.
   const interrupt = new AbortController();
-  const onSigint = (): void => interrupt.abort();
-  if (io.signal === undefined) process.once('SIGINT', onSigint);
+  let presses = 0;
+  const onSigint = (): void => {
+    presses += 1;
+    if (presses === 1) interrupt.abort();
+    else if (presses === 2) io.err(`spot-sweep ${command.name}: still finishing what Ctrl-C asked (for canary: destroying what it deployed); press Ctrl-C once more to quit at once, leaving it behind.\n`);
+    else process.exit(130);
+  };
+  if (io.signal === undefined) process.on('SIGINT', onSigint);
   try {
     return await command.run(parsed, { ...io, signal: io.signal ?? interrupt.signal });
   } catch (err) {

@@ -20,7 +20,7 @@ import { cli, clientOptions, deployFoundation, getObject, Moto, putObjects, star
  * each way a promise can break. Then the real dependencies (lib/cli/canary/aws-deps.ts) against moto_server.
  */
 
-const TIMEOUTS: CanaryTimeouts = { jobStart: 600, firstStep: 600, stop: 120, resume: 900, metrics: 300, results: 300, removal: 300, poll: 15 };
+const TIMEOUTS: CanaryTimeouts = { jobStart: 600, firstStep: 600, stop: 120, resume: 900, metrics: 300, results: 300, selfRemoval: 120, removal: 300, poll: 15 };
 const START = Date.parse('2026-12-01T10:00:00Z');
 
 interface World {
@@ -36,6 +36,8 @@ interface World {
 interface Script {
   offered?: boolean;
   foundation?: boolean;
+  /** Seconds after the resumed job started at which the group is at zero (the job ends at 120). */
+  removedAfter?: number;
   deployFails?: boolean;
   destroyFails?: boolean;
   /** The stop is obeyed (STOPPED, a checkpoint); false: the job goes on TRAINING. */
@@ -50,7 +52,7 @@ interface Script {
 }
 
 function world(script: Script = {}): World {
-  const s = { offered: true, foundation: true, deployFails: false, destroyFails: false, obeysStop: true, resumes: true, metrics: true, setup: true, spend: true, ...script };
+  const s = { offered: true, foundation: true, deployFails: false, destroyFails: false, obeysStop: true, resumes: true, metrics: true, setup: true, spend: true, removedAfter: 180, ...script };
   let t = 0;
   let out = '';
   const calls: string[] = [];
@@ -133,7 +135,7 @@ function world(script: Script = {}): World {
       calls.push(`metrics ${group}`);
       return s.metrics ? { count: 7, units: ['None'] } : { count: 0, units: [] };
     },
-    group: async () => (done() && since(startedAt) >= 180 ? { desired: 0, instances: 0 } : { desired: 1, instances: 1 }),
+    group: async () => (done() && since(startedAt) >= s.removedAfter ? { desired: 0, instances: 0 } : { desired: 1, instances: 1 }),
     now: () => new Date(START + t * 1000),
     sleep: async (ms) => {
       t += ms / 1000;
@@ -221,6 +223,16 @@ describe('spot-sweep canary orchestration', () => {
     expect(w.calls.filter((c) => c.startsWith('destroySweep'))).toHaveLength(1);
     // It gave up after the metrics timeout, not later.
     expect(line(out, 'FAIL  GPU metrics')).toContain(`[${TIMEOUTS.metrics / 60} min 00 s]`);
+  });
+
+  test('fails when the group reaches zero only as late as an idle-GPU alarm would scale it in: that is no self-removal', async () => {
+    // The job ended at 120 s; the group is at zero 12 minutes later, after the canary config's idleMinutes (10).
+    const w = world({ removedAfter: 120 + 12 * 60 });
+    const { result } = await run(w);
+    const summary = w.out().slice(w.out().indexOf('Canary checklist'));
+    expect(result.code).toBe(EXIT.someFailed);
+    expect(line(summary, 'the instance removes itself')).toMatch(/^ {2}FAIL.*was not at desired 0 within 120 s of the job's end.*the instance did not remove itself/);
+    expect(w.calls.filter((c) => c.startsWith('destroySweep'))).toHaveLength(1);
   });
 
   test('fails when the stop never checkpoints: the later promises are not checked, and the stack is destroyed', async () => {

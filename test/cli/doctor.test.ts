@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { version } from '../../package.json';
 import { AwsSession } from '../../lib/cli/aws';
 import { runDoctor } from '../../lib/cli/doctor/run';
-import { quotaFor, quotaHeadroom, sweepQuotaNeeds } from '../../lib/cli/doctor/quotas';
+import { quotaChecks, quotaFor, quotaHeadroom, sweepQuotaNeeds } from '../../lib/cli/doctor/quotas';
 import { ServiceQuota } from '../../lib/cli/doctor/identity-quotas';
 import { closeDeps, DoctorDeps, sessionDeps } from '../../lib/cli/doctor/types';
 import { EXIT } from '../../lib/cli/main';
@@ -37,6 +37,8 @@ const GREEN: ServiceQuota[] = [
   quota('L-417A185B', 'Running On-Demand P instances', 0),
 ];
 let served: ServiceQuota[] = GREEN;
+/** What the stand-in answers to ListAWSDefaultServiceQuotas (AWS's defaults). */
+let defaultsServed: ServiceQuota[] = [];
 
 function specFile(name: string, configs: object[]): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'spot-sweep-doctor-'));
@@ -59,7 +61,8 @@ beforeAll(async () => {
       seen.push({ target: req.headers['x-amz-target'] as string, authorization: req.headers.authorization });
       const { ServiceCode } = JSON.parse(body) as { ServiceCode: string };
       res.setHeader('content-type', 'application/x-amz-json-1.1');
-      res.end(JSON.stringify({ Quotas: ServiceCode === 'ec2' ? served.map((q) => ({ ...q, ServiceCode })) : [] }));
+      const list = String(req.headers['x-amz-target']).endsWith('.ListAWSDefaultServiceQuotas') ? defaultsServed : served;
+      res.end(JSON.stringify({ Quotas: ServiceCode === 'ec2' ? list.map((q) => ({ ...q, ServiceCode })) : [] }));
     });
   });
   await new Promise<void>((resolve) => quotasServer.listen(0, '127.0.0.1', resolve));
@@ -146,6 +149,19 @@ describe('spot-sweep doctor', () => {
     expect(l).toMatch(/^BLOCKER\s.*is 0 vCPUs in us-east-1; the sweep needs 12 at once.*no g5\.2xlarge can launch \(0 is the default of a new account\)/);
     expect(l).toMatch(/Fix: request 12 vCPUs: aws service-quotas request-service-quota-increase --service-code ec2 --quota-code L-3819A6DF --desired-value 12 --region us-east-1/);
     expect(r.stdout).toMatch(/1 blocker, /);
+  });
+
+  test('a quota missing from the applied values (a new account) is judged by its AWS default, 0 vCPUs: a blocker', async () => {
+    served = GREEN.filter((q) => q.QuotaCode !== 'L-3819A6DF');
+    defaultsServed = [quota('L-3819A6DF', 'All G and VT Spot Instance Requests', 0)];
+    try {
+      const r = await cli(env, ['doctor', SPEC]);
+      expect(line(r.stdout, 'quota spot L-3819A6DF')).toMatch(/^BLOCKER\s.*is 0 vCPUs in us-east-1/);
+      expect(r.code).toBe(7);
+    } finally {
+      served = GREEN;
+      defaultsServed = [];
+    }
   });
 
   test('a quota between the largest type and the sum is a warning: the configs take turns', async () => {
@@ -286,6 +302,24 @@ describe('quota arithmetic', () => {
     expect(quotaFor('g6e.xlarge', 'spot', both)?.QuotaCode).toBe('L-3819A6DF');
     expect(quotaFor('p5.48xlarge', 'on-demand', both)?.QuotaCode).toBe('L-417A185B');
     expect(quotaFor('g5.xlarge', 'spot', [quota('L-34B43A08', 'All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests', 5)])).toBeUndefined();
+  });
+
+  test('a blocker only when a config has no type or market its quotas allow; a short quota it can work around is a warning', () => {
+    const spotZero = GREEN.map((q) => (q.QuotaCode === 'L-3819A6DF' ? { ...q, Value: 0 } : q));
+    // Only b, which may fall back to on-demand (the budget guard moves it after two failed spot launches).
+    const fallback = loadSpec(specFile('fallback', [{ name: 'b', examples: 10000, instanceTypes: ['g5.2xlarge'], market: 'spot-then-on-demand' }]));
+    const [spotLine] = quotaChecks(fallback, spotZero, REGION).filter((c) => c.name === 'quota spot L-3819A6DF');
+    expect(spotLine.result).toBe('warn');
+    expect(spotLine.finding).toMatch(/b can still launch a smaller type or in its other market/);
+    // Its on-demand quota at 0 too: nothing can launch it.
+    const bothZero = spotZero.map((q) => (q.QuotaCode === 'L-DB2E81BA' ? { ...q, Value: 0 } : q));
+    expect(quotaChecks(fallback, bothZero, REGION).filter((c) => c.result === 'blocker').map((c) => c.name)).toEqual(['quota spot L-3819A6DF', 'quota on-demand L-DB2E81BA']);
+    // A config whose smaller type fits: 8 vCPUs hold a g5.2xlarge, not a g5.12xlarge.
+    const mixed = loadSpec(specFile('mixed', [{ name: 'm', examples: 10000, instanceTypes: ['g5.2xlarge', 'g5.12xlarge'], market: 'spot' }]));
+    const eight = GREEN.map((q) => (q.QuotaCode === 'L-3819A6DF' ? { ...q, Value: 8 } : q));
+    const [mixedLine] = quotaChecks(mixed, eight, REGION);
+    expect(mixedLine).toMatchObject({ result: 'warn' });
+    expect(mixedLine.finding).toMatch(/no g5\.12xlarge can launch; m can still launch a smaller type/);
   });
 
   test('quotaHeadroom: whether one instance of each type fits its quota', async () => {

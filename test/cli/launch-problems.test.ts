@@ -40,12 +40,36 @@ describe('launchProblem: why a group that wants an instance has none', () => {
     expect(p).toMatchObject({ failures: 2, waitingMinutes: 40 });
   });
 
+  test('a launch under way after earlier failures is no problem yet; one waiting longer than the documented minutes is flagged', () => {
+    // After a quota increase and spot-sweep start, the new launch is in progress: the old failures are history.
+    expect(launchProblem('SpotSweep-x-o', [{ StatusCode: 'WaitingForSpotInstanceId', StartTime: at(2) }, failed(QUOTA, 60)], NOW)).toBeUndefined();
+    const waiting = launchProblem('SpotSweep-x-o', [{ StatusCode: 'WaitingForSpotInstanceId', StartTime: at(CAPACITY_WAIT_MINUTES + 15) }], NOW);
+    expect(waiting).toMatchObject({ kind: 'waiting', overdue: true, failures: 0, waitingMinutes: CAPACITY_WAIT_MINUTES + 15 });
+    expect(describeLaunchProblem('o', waiting!)).toMatch(/^o: no instance for 30 min \(over 15\): its launch is still waiting: "a launch has been WaitingForSpotInstanceId since/);
+  });
+
+  test('API throttling (RequestLimitExceeded) is not taken for a quota', () => {
+    expect(launchProblem('SpotSweep-x-o', [failed('Request limit exceeded. RequestLimitExceeded', 1)], NOW)?.kind).not.toBe('quota');
+  });
+
   test('an unknown message points at the activity history, and a huge one is cut', () => {
     const p = launchProblem('SpotSweep-x-o', [failed('x'.repeat(5000), 1)], NOW);
     expect(p?.kind).toBe('other');
     expect(p?.fix).toContain('aws autoscaling describe-scaling-activities --auto-scaling-group-name SpotSweep-x-o');
     expect(p?.reason.length).toBeLessThanOrEqual(300);
   });
+});
+
+test('a group whose activities cannot be read is a note of status, not its failure', () => {
+  const spec = loadSpec(writeSpec('denied', ['o']));
+  const view = mergeView(
+    spec,
+    { status: [JSON.stringify(statusDoc('denied', 'o', 'PENDING', { attempts: 0 }))], control: [undefined] },
+    { region: 'us-east-1', bucket: 'b', instances: new Map(), groups: new Map([[groupName('denied', 'o'), { desired: 1, min: 0, max: 1 }]]), activityProblems: ['o: why its group has no instance is unknown: AccessDenied'] },
+    NOW,
+  );
+  expect(view.notes).toContain('o: why its group has no instance is unknown: AccessDenied');
+  expect(view.configs[0].launch).toBeUndefined();
 });
 
 describe('status with a group whose launches fail', () => {

@@ -179,6 +179,25 @@ describe('status', () => {
     expect(stdout).not.toMatch(ESC); // not a terminal: plain blocks
   });
 
+  test('a real Ctrl-C (SIGINT) ends --watch; a second one while it finishes says so instead of killing it', async () => {
+    let stdout = '';
+    let stderr = '';
+    let pressed = 0;
+    const out = (t: string): void => {
+      stdout += t;
+      // Two presses after the first refresh: the first ends the watch, the second only gets a sentence.
+      if (pressed === 0 && stdout.includes(`Sweep "${SWEEP}"`)) {
+        pressed = 2;
+        process.emit('SIGINT');
+        process.emit('SIGINT');
+      }
+    };
+    const code = await main(['status', spec, '--watch', '--interval', '1'], { out, err: (t) => (stderr += t), env: moto.env });
+    expect(code).toBe(0);
+    expect(stderr).toMatch(/^spot-sweep status: still finishing what Ctrl-C asked .*press Ctrl-C once more to quit at once/);
+    expect(process.listenerCount('SIGINT')).toBe(0); // the handler goes with the command
+  });
+
   test('fails when --json and --watch are combined', async () => {
     const r = await cli(moto.env, ['status', spec, '--json', '--watch']);
     expect(r.code).toBe(EXIT.usage);

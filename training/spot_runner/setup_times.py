@@ -80,13 +80,21 @@ def bootstrap_phases(env: dict | None = None) -> list[dict]:
             and PHASE_NAME.fullmatch(name)
             and isinstance(seconds, (int, float))
             and not isinstance(seconds, bool)
-            and math.isfinite(seconds)
+            and _finite(seconds)
             and seconds >= 0
         ):
             phases.append({"name": name, "seconds": seconds})
         else:
             log(f"warning: {path}: phase entry {entry!r} is not a name and seconds >= 0; left out")
     return phases
+
+
+def _finite(x: int | float) -> bool:
+    """A number JSON can carry as seconds: an integer too large for a float is not (math.isfinite raises)."""
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False
 
 
 class FirstStepWatch:

@@ -156,6 +156,11 @@ def test_a_damaged_phase_file_costs_the_bootstrap_phases_never_the_job(tmp_path,
         json.dumps({"phases": [{"name": "driver", "seconds": 1.5}, {"name": "job", "seconds": "x"}]})
     )
     assert bootstrap_phases({PHASES_ENV: str(mixed)}) == [{"name": "driver", "seconds": 1.5}]
+    huge = tmp_path / "huge.json"  # an integer no float holds: math.isfinite would raise OverflowError
+    huge.write_text(
+        '{"phases": [{"name": "driver", "seconds": 1' + "0" * 400 + '}, {"name": "job", "seconds": 2}]}'
+    )
+    assert bootstrap_phases({PHASES_ENV: str(huge)}) == [{"name": "job", "seconds": 2}]
     assert bootstrap_phases({PHASES_ENV: str(tmp_path / "missing.json")}) == []
     assert bootstrap_phases({}) == []
     err = capsys.readouterr().err

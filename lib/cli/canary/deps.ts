@@ -81,6 +81,12 @@ export interface CanaryTimeouts {
   readonly metrics: number;
   /** SUCCEEDED to results.json and report.html (the collector runs on the results.json event). */
   readonly results: number;
+  /**
+   * SUCCEEDED to the group's desired capacity at 0: the instance's own TerminateInstanceInAutoScalingGroup
+   * (decrementing) comes seconds after the job ends. Shorter than the canary config's idleMinutes (10), so an
+   * idle-GPU alarm scaling the group in cannot pass for a self-removal that never happened.
+   */
+  readonly selfRemoval: number;
   /** SUCCEEDED to the group at desired 0 with no instance (the termination hook waits for the upload). */
   readonly removal: number;
   /** Between reads. */
@@ -98,6 +104,7 @@ export const DEFAULT_TIMEOUTS: CanaryTimeouts = {
   resume: 2400,
   metrics: 600,
   results: 600,
+  selfRemoval: 240,
   removal: 900,
   poll: 15,
 };

@@ -235,16 +235,32 @@ export async function runCanary(deps: CanaryDeps, o: CanaryRunOptions): Promise<
     for (const line of setupLines(results)) record(line);
 
     step = 'waiting for the instance to remove itself';
-    const removal = await waitFor(o.timeouts.removal, async () => {
+    // Its own removal first: desired 0 soon after the job ended, before any alarm could have scaled it in.
+    const decremented = await waitFor(o.timeouts.selfRemoval, async () => {
       const g = await deps.group(group);
-      return g && g.desired === 0 && g.instances === 0 ? g : undefined;
+      return g && g.desired === 0 ? g : undefined;
     });
+    const removal = decremented.value
+      ? await waitFor(o.timeouts.removal, async () => {
+          const g = await deps.group(group);
+          return g && g.desired === 0 && g.instances === 0 ? g : undefined;
+        })
+      : { value: undefined, seconds: decremented.seconds };
     if (removal.value) removedAt = deps.now();
     const last = removal.value ? undefined : await deps.group(group);
     record(
       removal.value
         ? { promise: 'the instance removes itself (group desired 0, no instance)', state: 'ok', seconds: removal.seconds, detail: `${group} at desired 0 with no instance` }
-        : { promise: 'the instance removes itself (group desired 0, no instance)', state: 'fail', seconds: removal.seconds, detail: last ? `${group} still at desired ${last.desired} with ${last.instances} instance(s)` : `${group} not found` },
+        : {
+            promise: 'the instance removes itself (group desired 0, no instance)',
+            state: 'fail',
+            seconds: removal.seconds,
+            detail: !decremented.value
+              ? `${group} was not at desired 0 within ${o.timeouts.selfRemoval} s of the job's end (${last ? `desired ${last.desired}, ${last.instances} instance(s)` : 'group not found'}): the instance did not remove itself; see bootstrap.log's "self-removal" lines`
+              : last
+                ? `${group} still at desired ${last.desired} with ${last.instances} instance(s)`
+                : `${group} not found`,
+          },
     );
   }
 

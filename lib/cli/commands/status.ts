@@ -111,6 +111,8 @@ export interface AwsFacts {
   readonly groups: ReadonlyMap<string, { desired: number; min: number; max: number }>;
   /** Recent scaling activities (newest first) of each group that wants an instance and has none, by group name. */
   readonly activities?: ReadonlyMap<string, readonly ScalingActivity[]>;
+  /** Sentences for groups whose activities could not be read (e.g. autoscaling:DescribeScalingActivities denied). */
+  readonly activityProblems?: readonly string[];
 }
 
 /**
@@ -168,6 +170,7 @@ export function mergeView(spec: SweepSpec, files: StoredFiles, facts: AwsFacts, 
       ...(launch ? { launch } : {}),
     };
   });
+  notes.push(...(facts.activityProblems ?? []));
   const noGroup = configs.filter((c) => !c.group).map((c) => c.config);
   if (noGroup.length === configs.length) notes.push(`no Auto Scaling group ${groupName(spec.name, '<config>')} exists: deploy the sweep stack again to create them`);
   else for (const c of noGroup) notes.push(`${c}: no Auto Scaling group ${groupName(spec.name, c)} (deploy the sweep stack again to create it)`);
@@ -226,14 +229,20 @@ async function awsFacts(session: AwsSession, bucket: string, spec: SweepSpec): P
   const { DescribeScalingActivitiesCommand } = await import('@aws-sdk/client-auto-scaling');
   const activities = new Map<string, readonly ScalingActivity[]>();
   const waiting = spec.configs.filter((c) => (groups.get(groupName(spec.name, c.name))?.desired ?? 0) > 0 && !instances.has(c.name));
+  const activityProblems: string[] = [];
   await Promise.all(
     waiting.map(async (c) => {
       const name = groupName(spec.name, c.name);
-      const r = await aws('Auto Scaling DescribeScalingActivities', () => session.autoScaling().send(new DescribeScalingActivitiesCommand({ AutoScalingGroupName: name, MaxRecords: 20 })));
-      activities.set(name, r.Activities ?? []);
+      try {
+        const r = await aws('Auto Scaling DescribeScalingActivities', () => session.autoScaling().send(new DescribeScalingActivitiesCommand({ AutoScalingGroupName: name, MaxRecords: 20 })));
+        activities.set(name, r.Activities ?? []);
+      } catch (err) {
+        // Why a group has no instance is worth a note, never the whole status.
+        activityProblems.push(`${c.name}: why its group has no instance is unknown: ${(err as Error).message.split('\n')[0]}`);
+      }
     }),
   );
-  return { region: session.region, bucket, instances, groups, activities };
+  return { region: session.region, bucket, instances, groups, activities, activityProblems };
 }
 
 function tag(i: Instance, key: string): string | undefined {

@@ -52,20 +52,35 @@ export interface ServiceQuota {
  * @see https://docs.aws.amazon.com/general/latest/gr/servicequotas.html
  */
 export async function listServiceQuotas(target: CallTarget, serviceCode: string): Promise<ServiceQuota[]> {
-  const { ServiceQuotasClient, ListServiceQuotasCommand } = await import('@aws-sdk/client-service-quotas');
+  const { ServiceQuotasClient, ListServiceQuotasCommand, ListAWSDefaultServiceQuotasCommand } = await import('@aws-sdk/client-service-quotas');
   const client = new ServiceQuotasClient(clientConfig(target));
-  const quotas: ServiceQuota[] = [];
-  try {
+  type Page = { Quotas?: { QuotaCode?: string; QuotaName?: string; Value?: number }[]; NextToken?: string };
+  const all = async (page: (token: string | undefined) => Promise<Page>): Promise<ServiceQuota[]> => {
+    const quotas: ServiceQuota[] = [];
     let token: string | undefined;
     do {
-      const page = await client.send(new ListServiceQuotasCommand({ ServiceCode: serviceCode, MaxResults: 100, NextToken: token }));
-      for (const q of page.Quotas ?? []) {
+      const p = await page(token);
+      for (const q of p.Quotas ?? []) {
         if (q.QuotaCode && q.QuotaName) quotas.push({ QuotaCode: q.QuotaCode, QuotaName: q.QuotaName, ...(typeof q.Value === 'number' ? { Value: q.Value } : {}) });
       }
-      token = page.NextToken || undefined;
+      token = p.NextToken || undefined;
     } while (token);
+    return quotas;
+  };
+  try {
+    const applied = await all((token) => client.send(new ListServiceQuotasCommand({ ServiceCode: serviceCode, MaxResults: 100, NextToken: token })));
+    // "If the applied value isn't available for a quota, the quota is not retrieved": a new account's G and P
+    // spot quotas may be missing from the applied list, so the defaults (0 vCPUs there) fill the gaps.
+    // @see https://docs.aws.amazon.com/servicequotas/2019-06-24/apireference/API_ListAWSDefaultServiceQuotas.html
+    let defaults: ServiceQuota[] = [];
+    try {
+      defaults = await all((token) => client.send(new ListAWSDefaultServiceQuotasCommand({ ServiceCode: serviceCode, MaxResults: 100, NextToken: token })));
+    } catch {
+      // The applied values are what matters; without the defaults a missing quota is a warning.
+    }
+    const known = new Set(applied.map((q) => q.QuotaCode));
+    return [...applied, ...defaults.filter((q) => !known.has(q.QuotaCode))];
   } finally {
     client.destroy();
   }
-  return quotas;
 }

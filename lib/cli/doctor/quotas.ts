@@ -124,9 +124,28 @@ export function increaseCommand(code: string, vcpus: number, region: string): st
   return `aws service-quotas request-service-quota-increase --service-code ec2 --quota-code ${code} --desired-value ${vcpus} --region ${region}`;
 }
 
-/** One check line per quota the sweep uses (and one per type no quota covers). */
+/**
+ * Whether some type of the config fits its quota in some market it may launch in: a spot-then-on-demand config
+ * that cannot launch on spot is moved to on-demand by the budget guard after two failed launches, and a config
+ * launches any of its types. A quota Service Quotas does not report counts as fitting (a warning says so).
+ */
+function canLaunch(config: SweepSpec['configs'][number], quotas: readonly ServiceQuota[]): boolean {
+  return quotaMarkets(config.market).some((market) =>
+    config.instanceTypes.some((type) => {
+      const quota = quotaFor(type, market, quotas);
+      return quota === undefined || typeof quota.Value !== 'number' || quota.Value >= vcpus(type);
+    }),
+  );
+}
+
+/**
+ * One check line per quota the sweep uses (and one per type no quota covers). A blocker only when a config has
+ * no type in any of its markets that its quota allows; a quota short of some types, or of every config at once,
+ * is a warning.
+ */
 export function quotaChecks(spec: SweepSpec, quotas: readonly ServiceQuota[], region: string): Check[] {
   const { needs, uncovered } = sweepQuotaNeeds(spec, quotas);
+  const stuck = new Set(spec.configs.filter((c) => !canLaunch(c, quotas)).map((c) => c.name));
   const out = needs.map((n): Check => {
     const name = `quota ${n.market} ${n.quotaCode}`;
     const what = `"${n.quotaName}" (${n.quotaCode}) is ${n.limitVcpus ?? 'not reported'} vCPUs in ${region}; the sweep needs ${n.neededVcpus} at once (${n.configs.join(', ')}; largest type ${n.largestType}, ${n.largestVcpus} vCPUs)`;
@@ -134,7 +153,11 @@ export function quotaChecks(spec: SweepSpec, quotas: readonly ServiceQuota[], re
     if (n.limitVcpus === undefined) return check(name, 'warn', `${what}.`, `check it in the Service Quotas console; if it is below ${n.neededVcpus}, ${ask}.`);
     if (n.limitVcpus < n.largestVcpus) {
       const zero = n.limitVcpus === 0 ? ' (0 is the default of a new account)' : '';
-      return check(name, 'blocker', `${what}: no ${n.largestType} can launch${zero}.`, `${ask}.`);
+      const blocked = n.configs.filter((c) => stuck.has(c));
+      if (blocked.length > 0) {
+        return check(name, 'blocker', `${what}: no ${n.largestType} can launch${zero}, and config ${blocked.join(', ')} has no type or market its quotas allow.`, `${ask}.`);
+      }
+      return check(name, 'warn', `${what}: no ${n.largestType} can launch${zero}; ${n.configs.join(', ')} can still launch a smaller type or in its other market.`, `${ask}.`);
     }
     if (n.limitVcpus < n.neededVcpus) return check(name, 'warn', `${what}: not every config can run at once; the others wait for capacity.`, `${ask}.`);
     return check(name, 'ok', `${what}.`);
