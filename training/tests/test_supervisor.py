@@ -338,8 +338,6 @@ def test_the_child_keeps_the_instance_lock_so_a_rerun_cannot_take_it_while_the_c
         pid_file=tmp_path / "child.pid",
     )
     done = threading.Thread(target=sup.run)
-    done.start()
-    wait_for(lambda: sup.proc is not None and (tmp_path / "child.pid").exists(), "the child started")
 
     def taken_by_a_rerun() -> bool:
         other = os.open(lock_file, os.O_WRONLY)
@@ -351,8 +349,10 @@ def test_the_child_keeps_the_instance_lock_so_a_rerun_cannot_take_it_while_the_c
         finally:
             os.close(other)
 
-    os.close(fd)  # the runner's copy is gone
-    try:
+    done.start()
+    try:  # whatever fails, the child is let go: it must not outlive the test
+        wait_for(lambda: sup.proc is not None and (tmp_path / "child.pid").exists(), "the child started")
+        os.close(fd)  # the runner's copy is gone
         assert not taken_by_a_rerun(), "the lock went with the runner although its child still runs"
     finally:
         release.write_text("")
