@@ -18,7 +18,7 @@ from test_user_script import make_code, script_job
 import contract
 from spot_runner.setup_times import PHASES_ENV, FirstStepWatch, boot_time, bootstrap_phases
 
-SLOW_PIP_SECONDS = 0.6
+SLOW_PIP_SECONDS = 2.0  # well above what a loaded CI machine takes for the metadata phase (0.6 s seen)
 
 RECORDING_PYTHON = r"""
 import json, os, sys, time
@@ -67,7 +67,7 @@ def test_bootstrap_times_every_phase_into_a_file_the_runner_gets_by_env(tmp_path
     seconds = {p["name"]: p["seconds"] for p in phases}
     assert all(isinstance(s, (int, float)) and s >= 0 for s in seconds.values())
     assert seconds["requirements"] >= SLOW_PIP_SECONDS, "the requirements phase was not measured"
-    assert seconds["metadata"] < SLOW_PIP_SECONDS
+    assert seconds["metadata"] < seconds["requirements"], "the phases were not told apart"
     assert bootstrap_phases({PHASES_ENV: handed["path"]}) == phases
 
 
