@@ -2,8 +2,10 @@ import * as path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import type { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import type { CloudFormationClient } from '@aws-sdk/client-cloudformation';
+import type { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { S3Client } from '@aws-sdk/client-s3';
+import type { SSMClient } from '@aws-sdk/client-ssm';
 import { FOUNDATION_STACK, STACK_OUTPUTS, sweepStackName } from '../contract';
 import { SweepSpec } from '../spec/types';
 import { S3AccessDenied, s3Store, SweepStore } from '../store';
@@ -35,7 +37,8 @@ export interface AwsOptions {
   readonly bucket?: string;
 }
 
-type ServiceId = 'S3' | 'CLOUDFORMATION' | 'AUTO_SCALING' | 'EC2';
+/** SDK service ids, as AWS_ENDPOINT_URL_<id> names them. @see https://docs.aws.amazon.com/sdkref/latest/guide/ss-endpoints-table.html */
+type ServiceId = 'S3' | 'CLOUDFORMATION' | 'AUTO_SCALING' | 'EC2' | 'SSM' | 'CLOUDWATCH' | 'STS' | 'SERVICE_QUOTAS';
 
 /**
  * The AWS clients of one CLI run, built from the environment the CLI was given (so tests pass their
@@ -62,7 +65,12 @@ export class AwsSession {
     return new AwsSession(region, env);
   }
 
-  private config(service: ServiceId): Record<string, unknown> {
+  /**
+   * The configuration every client of this session gets: its region, the profile or keys of its environment,
+   * and the endpoint from AWS_ENDPOINT_URL_<service> else AWS_ENDPOINT_URL. Public for clients made per call
+   * (doctor's STS and Service Quotas).
+   */
+  clientConfig(service: ServiceId): Record<string, unknown> {
     const env = this.env;
     const endpoint = env[`AWS_ENDPOINT_URL_${service}`] ?? env.AWS_ENDPOINT_URL;
     return {
@@ -77,7 +85,7 @@ export class AwsSession {
   }
 
   private client<T>(service: ServiceId, make: (config: Record<string, unknown>) => T): T {
-    if (!this.cache.has(service)) this.cache.set(service, make(this.config(service)));
+    if (!this.cache.has(service)) this.cache.set(service, make(this.clientConfig(service)));
     return this.cache.get(service) as T;
   }
 
@@ -100,6 +108,14 @@ export class AwsSession {
 
   ec2(): EC2Client {
     return this.client('EC2', (c) => new (require('@aws-sdk/client-ec2') as typeof import('@aws-sdk/client-ec2')).EC2Client(c));
+  }
+
+  ssm(): SSMClient {
+    return this.client('SSM', (c) => new (require('@aws-sdk/client-ssm') as typeof import('@aws-sdk/client-ssm')).SSMClient(c));
+  }
+
+  cloudWatch(): CloudWatchClient {
+    return this.client('CLOUDWATCH', (c) => new (require('@aws-sdk/client-cloudwatch') as typeof import('@aws-sdk/client-cloudwatch')).CloudWatchClient(c));
   }
 
   /** Releases the clients' sockets so the process can exit. */

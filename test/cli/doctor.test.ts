@@ -10,7 +10,7 @@ import { AwsSession } from '../../lib/cli/aws';
 import { runDoctor } from '../../lib/cli/doctor/run';
 import { quotaChecks, quotaFor, quotaHeadroom, sweepQuotaNeeds } from '../../lib/cli/doctor/quotas';
 import { ServiceQuota } from '../../lib/cli/doctor/identity-quotas';
-import { closeDeps, DoctorDeps, sessionDeps } from '../../lib/cli/doctor/types';
+import { DoctorDeps, sessionDeps } from '../../lib/cli/doctor/types';
 import { EXIT } from '../../lib/cli/main';
 import { FOUNDATION_STACK } from '../../lib/contract';
 import { loadSpec } from '../../lib/spec/load';
@@ -232,7 +232,6 @@ describe('spot-sweep doctor', () => {
         fix: expect.stringMatching(/npx cdk deploy SpotSweep-Foundation/),
       });
     } finally {
-      closeDeps(deps);
       session.close();
     }
   });
@@ -246,7 +245,6 @@ describe('spot-sweep doctor', () => {
       expect(checks[0]).toMatchObject({ name: 'credentials', result: 'blocker', finding: expect.stringMatching(/AWS refused the credentials \(InvalidClientTokenId/) });
       expect(checks.slice(1).every((c) => c.result === 'skipped')).toBe(true);
     } finally {
-      closeDeps(deps);
       session.close();
     }
   });

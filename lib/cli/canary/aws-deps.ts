@@ -11,7 +11,8 @@ import { findPython } from '../commands/local';
 import { start } from '../commands/start';
 import { stop } from '../commands/stop';
 import { CliIo } from '../io';
-import { Headroom, quotaHeadroom, quotaSource } from '../doctor/quotas';
+import { Headroom, quotaHeadroom } from '../doctor/quotas';
+import { serviceQuotas } from '../doctor/types';
 import { CanaryDeps, GpuDatapoints, InstancePick } from './deps';
 import { CANARY_DATA_ARGS } from './spec';
 
@@ -182,25 +183,6 @@ export async function listKeys(session: AwsSession, bucket: string, prefix: stri
 }
 
 /**
- * The CloudWatch client, configured as AwsSession configures its own (region, credentials, endpoint from
- * AWS_ENDPOINT_URL_CLOUDWATCH or AWS_ENDPOINT_URL).
- * @see https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html
- */
-function cloudWatch(session: AwsSession, env: NodeJS.ProcessEnv): CloudWatchClient {
-  const { CloudWatchClient: Client } = require('@aws-sdk/client-cloudwatch') as typeof import('@aws-sdk/client-cloudwatch');
-  const endpoint = env.AWS_ENDPOINT_URL_CLOUDWATCH ?? env.AWS_ENDPOINT_URL;
-  return new Client({
-    region: session.region,
-    maxAttempts: 3,
-    ...(env.AWS_PROFILE ? { profile: env.AWS_PROFILE } : {}),
-    ...(env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
-      ? { credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, sessionToken: env.AWS_SESSION_TOKEN } }
-      : {}),
-    ...(endpoint ? { endpoint } : {}),
-  });
-}
-
-/**
  * GPU utilisation of the group as the idle alarm reads it (lib/monitoring/metrics.ts gpuUtilizationMetric:
  * CWAgent, nvidia_smi_utilization_gpu, the group dimension only, Average over 60 s, no unit). Without a
  * Unit, GetMetricStatistics returns the data "collected with any unit ... along with the corresponding
@@ -245,7 +227,6 @@ async function runVerb(command: Command<OptionTable>, args: string[], io: CliIo)
 
 /** The canary's real dependencies: AWS through the session, the project's CDK CLI, the venv's Python. */
 export function awsCanaryDeps(session: AwsSession, io: CliIo, cdk: CdkRunner = spawnCdk(io.env, session.region)): CanaryDeps {
-  let cw: CloudWatchClient | undefined;
   // The bucket is known once the foundation is (the canary may deploy it first); the store reads it.
   let artifacts: { bucket: string; store: SweepStore } | undefined;
   const current = (): { bucket: string; store: SweepStore } => {
@@ -254,7 +235,7 @@ export function awsCanaryDeps(session: AwsSession, io: CliIo, cdk: CdkRunner = s
   };
   const region = ['--region', session.region];
   return {
-    pickInstanceType: (candidates) => pickOfferedType(session, candidates, (types) => quotaHeadroom(quotaSource(session, io.env), types, 'spot')),
+    pickInstanceType: (candidates) => pickOfferedType(session, candidates, (types) => quotaHeadroom(serviceQuotas(session), types, 'spot')),
     foundationBucket: async () => {
       const name = await foundationBucket(session);
       if (name !== undefined) artifacts = { bucket: name, store: s3Store({ client: session.s3(), bucket: name, explain: explainAwsError }) };
@@ -268,7 +249,7 @@ export function awsCanaryDeps(session: AwsSession, io: CliIo, cdk: CdkRunner = s
     listKeys: (prefix) => listKeys(session, current().bucket, prefix),
     stop: (specFile, waitSeconds) => runVerb(stop as unknown as Command<OptionTable>, [specFile, '--wait', String(waitSeconds), '--reason', 'spot-sweep canary: a stop mid-training', ...region], io),
     start: (specFile) => runVerb(start as unknown as Command<OptionTable>, [specFile, '--reason', 'spot-sweep canary: resume from the checkpoint', ...region], io),
-    gpuDatapoints: (group, from, to) => gpuDatapoints((cw ??= cloudWatch(session, io.env)), group, from, to),
+    gpuDatapoints: (group, from, to) => gpuDatapoints(session.cloudWatch(), group, from, to),
     group: async (name) => {
       const { DescribeAutoScalingGroupsCommand } = await import('@aws-sdk/client-auto-scaling');
       const r = await aws('Auto Scaling DescribeAutoScalingGroups', () => session.autoScaling().send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [name] })));

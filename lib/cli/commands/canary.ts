@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { Command, OptionTable } from '../args';
+import { AWS_OPTIONS, Command, OptionTable } from '../args';
 import { AwsSession } from '../aws';
 import { awsCanaryDeps } from '../canary/aws-deps';
 import { DEFAULT_TIMEOUTS } from '../canary/deps';
@@ -7,7 +7,8 @@ import { runCanary } from '../canary/run';
 
 const options = {
   keep: { type: 'boolean', help: 'leave the canary stack and its data set deployed for a look (the destroy command is printed)' },
-  region: { type: 'string', value: 'REGION', help: 'AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, then your profile)' },
+  // The AWS verbs' --region; not their --bucket: the canary finds (or deploys) the foundation itself.
+  region: AWS_OPTIONS.region,
 } as const satisfies OptionTable;
 
 /**

@@ -58,7 +58,7 @@ its result (ok, warn, BLOCKER, skipped), what it found and the fix.`,
     const spec = loadSpec(positionals[0]);
     const session = await AwsSession.open(o, io.env);
     // Loaded when run: the checks pull in SDK clients every other verb would otherwise load too.
-    const { closeDeps, sessionDeps } = require('../doctor/types') as typeof import('../doctor/types');
+    const { sessionDeps } = require('../doctor/types') as typeof import('../doctor/types');
     const { runDoctor } = require('../doctor/run') as typeof import('../doctor/run');
     const deps = sessionDeps(session, io.env);
     try {
@@ -74,7 +74,6 @@ its result (ok, warn, BLOCKER, skipped), what it found and the fix.`,
       io.out(o.json ? `${JSON.stringify(doc, null, 2)}\n` : formatDoctor(doc, wantsColour(io)));
       return doc.blockers > 0 ? EXIT_CODES.cli.blocked : EXIT_CODES.cli.ok;
     } finally {
-      closeDeps(deps);
       session.close();
     }
   },

@@ -192,7 +192,7 @@ export async function accountChecks(spec: SweepSpec, env: NodeJS.ProcessEnv, off
     return { checks: [], skipped: (err as Error).message.replace(/\.$/, '') };
   }
   // Loaded only here: the checks pull in SDK clients an offline plan never needs.
-  const { closeDeps, sessionDeps } = require('../doctor/types') as typeof import('../doctor/types');
+  const { sessionDeps } = require('../doctor/types') as typeof import('../doctor/types');
   const { amiChecks } = require('../doctor/ami') as typeof import('../doctor/ami');
   const { quotaLines } = require('../doctor/run') as typeof import('../doctor/run');
   const deps = sessionDeps(session, env);
@@ -205,7 +205,6 @@ export async function accountChecks(spec: SweepSpec, env: NodeJS.ProcessEnv, off
     return { region: session.region, checks: r.flat() };
   } finally {
     clearTimeout(timer);
-    closeDeps(deps);
     session.close();
   }
 }

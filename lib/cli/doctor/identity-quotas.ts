@@ -1,20 +1,12 @@
-import type { AwsCredentialIdentityProvider } from '@smithy/types';
-
 /**
  * The two read-only calls doctor makes besides the session's own clients: STS GetCallerIdentity and Service
- * Quotas ListServiceQuotas, with the credentials and region of the session's other clients (same profile,
- * keys and region), each client loaded only when doctor runs.
+ * Quotas ListServiceQuotas. Each takes the client configuration of the session (AwsSession.clientConfig:
+ * the same region, profile or keys, and endpoint variables as its other clients), and its client is loaded
+ * only when doctor runs and destroyed after the call.
  */
 
-/** Where and as whom the call is made. */
-export interface CallTarget {
-  readonly region: string;
-  readonly credentials: AwsCredentialIdentityProvider;
-  /** An emulator's base URL; else the service's regional endpoint. */
-  readonly endpoint?: string;
-}
-
-const clientConfig = (t: CallTarget) => ({ region: t.region, credentials: t.credentials, maxAttempts: 3, ...(t.endpoint ? { endpoint: t.endpoint } : {}) });
+/** An SDK client configuration (AwsSession.clientConfig). */
+type ClientConfig = Record<string, unknown>;
 
 /** STS GetCallerIdentity: whose credentials these are. */
 export interface CallerIdentity {
@@ -27,9 +19,9 @@ export interface CallerIdentity {
  * its answer, so a failure here means the credentials themselves.
  * @see https://docs.aws.amazon.com/STS/latest/APIReference/API_GetCallerIdentity.html
  */
-export async function getCallerIdentity(target: CallTarget): Promise<CallerIdentity> {
+export async function getCallerIdentity(config: ClientConfig): Promise<CallerIdentity> {
   const { STSClient, GetCallerIdentityCommand } = await import('@aws-sdk/client-sts');
-  const client = new STSClient(clientConfig(target));
+  const client = new STSClient(config);
   try {
     const r = await client.send(new GetCallerIdentityCommand({}));
     return { account: r.Account ?? '?', arn: r.Arn ?? '?' };
@@ -51,9 +43,9 @@ export interface ServiceQuota {
  * @see https://docs.aws.amazon.com/servicequotas/2019-06-24/apireference/API_ListServiceQuotas.html
  * @see https://docs.aws.amazon.com/general/latest/gr/servicequotas.html
  */
-export async function listServiceQuotas(target: CallTarget, serviceCode: string): Promise<ServiceQuota[]> {
+export async function listServiceQuotas(config: ClientConfig, serviceCode: string): Promise<ServiceQuota[]> {
   const { ServiceQuotasClient, ListServiceQuotasCommand, ListAWSDefaultServiceQuotasCommand } = await import('@aws-sdk/client-service-quotas');
-  const client = new ServiceQuotasClient(clientConfig(target));
+  const client = new ServiceQuotasClient(config);
   type Page = { Quotas?: { QuotaCode?: string; QuotaName?: string; Value?: number }[]; NextToken?: string };
   const all = async (page: (token: string | undefined) => Promise<Page>): Promise<ServiceQuota[]> => {
     const quotas: ServiceQuota[] = [];

@@ -1,8 +1,7 @@
 import { INSTANCES } from '../../cost/instances';
 import { Market, SweepSpec } from '../../spec/types';
-import { AwsSession } from '../aws';
 import { ServiceQuota } from './identity-quotas';
-import { Check, check, QuotaSource, serviceQuotas } from './types';
+import { Check, check, QuotaSource } from './types';
 
 /**
  * EC2 vCPU quotas per instance family, from Service Quotas, against what a sweep needs at once.
@@ -185,7 +184,7 @@ export interface Headroom {
 /**
  * Whether one instance of each type fits its vCPU quota of `market` ('spot-then-on-demand' asks the spot
  * quota: that is where such a config launches first). For callers that choose a type the account can launch,
- * e.g. the cheapest of a list: `[...await quotaHeadroom(quotaSource(session, env), ['g4dn.xlarge', 'g5.xlarge'], 'spot')]
+ * e.g. the cheapest of a list: `[...await quotaHeadroom(serviceQuotas(session), ['g4dn.xlarge', 'g5.xlarge'], 'spot')]
  * .find(([, h]) => h.ok)`. It reads the applied values only, not current usage.
  */
 export async function quotaHeadroom(source: QuotaSource, instanceTypes: readonly string[], market: Market): Promise<Map<string, Headroom>> {
@@ -208,9 +207,4 @@ export async function quotaHeadroom(source: QuotaSource, instanceTypes: readonly
       ];
     }),
   );
-}
-
-/** Service Quotas through a CLI session (its credentials and region). */
-export function quotaSource(session: AwsSession, env: NodeJS.ProcessEnv): QuotaSource {
-  return serviceQuotas(session, env);
 }

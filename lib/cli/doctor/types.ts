@@ -38,41 +38,25 @@ export interface DoctorDeps {
 }
 
 /**
- * The deps of a real run: the session's clients, and SSM, STS and Service Quotas with the same credentials
- * (the session's provider chain) and region. Endpoints from AWS_ENDPOINT_URL_<SERVICE ID> else
- * AWS_ENDPOINT_URL, as the SDKs read them (service ids SSM, STS, "Service Quotas").
+ * The deps of a real run: the session's clients (SSM among them), and STS and Service Quotas with the same
+ * configuration (AwsSession.clientConfig: region, credentials, AWS_ENDPOINT_URL_<service id> else
+ * AWS_ENDPOINT_URL, as the SDKs read them). session.close() releases them all.
  * @see https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html
- * @see https://docs.aws.amazon.com/sdkref/latest/guide/ss-endpoints-table.html
  */
 export function sessionDeps(session: AwsSession, env: NodeJS.ProcessEnv): DoctorDeps {
-  const ec2 = session.ec2();
-  const credentials = ec2.config.credentials;
-  const { SSMClient: Client } = require('@aws-sdk/client-ssm') as typeof import('@aws-sdk/client-ssm');
   return {
     region: session.region,
     env,
     cloudFormation: session.cloudFormation(),
-    ec2,
+    ec2: session.ec2(),
     s3: session.s3(),
-    ssm: new Client({ region: session.region, credentials, maxAttempts: 3, ...(endpointOf(env, 'SSM') ? { endpoint: endpointOf(env, 'SSM') } : {}) }),
-    sts: { callerIdentity: () => getCallerIdentity(callTarget(session, env, 'STS')) },
-    quotas: serviceQuotas(session, env),
+    ssm: session.ssm(),
+    sts: { callerIdentity: () => getCallerIdentity(session.clientConfig('STS')) },
+    quotas: serviceQuotas(session),
   };
 }
 
-const endpointOf = (env: NodeJS.ProcessEnv, id: string): string | undefined => env[`AWS_ENDPOINT_URL_${id}`] ?? env.AWS_ENDPOINT_URL;
-
-function callTarget(session: AwsSession, env: NodeJS.ProcessEnv, id: string) {
-  const endpoint = endpointOf(env, id);
-  return { region: session.region, credentials: session.ec2().config.credentials, ...(endpoint ? { endpoint } : {}) };
-}
-
 /** Service Quotas with the session's credentials and region. */
-export function serviceQuotas(session: AwsSession, env: NodeJS.ProcessEnv): QuotaSource {
-  return { list: (serviceCode) => listServiceQuotas(callTarget(session, env, 'SERVICE_QUOTAS'), serviceCode) };
-}
-
-/** Releases the client sessionDeps made beyond the session's own (session.close() releases the rest). */
-export function closeDeps(deps: DoctorDeps): void {
-  deps.ssm.destroy();
+export function serviceQuotas(session: AwsSession): QuotaSource {
+  return { list: (serviceCode) => listServiceQuotas(session.clientConfig('SERVICE_QUOTAS'), serviceCode) };
 }
