@@ -341,6 +341,12 @@ def wait_for(predicate, what: str, timeout: float = 60, proc: subprocess.Popen |
     raise AssertionError(f"timed out waiting for {what}")
 
 
+# Trainer settings for a job that runs until it is stopped (stop, notice, deadline), checkpointing often.
+LONG_TRAIN = {"epochs": 400, "batchSize": 16, "checkpointMinutes": 0.005}
+# The runner's spot-notice and lifecycle poll, fast enough for a test.
+FAST_POLL = {"SPOT_SWEEP_SPOT_POLL_SECONDS": "0.2"}
+
+
 def wait_until(predicate, timeout: float = 5.0) -> bool:
     """Poll ``predicate`` every 10 ms for up to ``timeout`` s; its last answer (for a poller's own tests,
     where waiting too long is the finding, not a setup failure)."""

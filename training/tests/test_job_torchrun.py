@@ -13,13 +13,12 @@ from pathlib import Path
 
 import pytest
 from conftest import make_relevance_negative
-from jobkit import imds, local_job, run_job, start_job_until, states  # noqa: F401 - fixture
+from jobkit import LONG_TRAIN, imds, local_job, run_job, start_job_until, states  # noqa: F401 - fixture
 
 from spot_runner.exits import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, trainer_exit
 from two_tower.progress import status_doc, write_json_atomic
 
 TORCHRUN = {"SPOT_SWEEP_NPROC": "2"}
-LONG_TRAIN = {"epochs": 400, "batchSize": 16, "checkpointMinutes": 0.005}  # runs until stopped
 
 
 def write_status(path: Path, state: str, **fields) -> dict:

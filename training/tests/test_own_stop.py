@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 from jobkit import (  # noqa: F401
+    FAST_POLL,
+    LONG_TRAIN,
     FakeImds,
     imds,
     local_job,
@@ -25,8 +27,6 @@ from jobkit import (  # noqa: F401
 import contract
 from spot_runner.spot_notice import SpotPoller
 
-LONG_TRAIN = {"epochs": 400, "batchSize": 16, "checkpointMinutes": 0.005}  # runs until stopped
-FAST_POLL = {"SPOT_SWEEP_SPOT_POLL_SECONDS": "0.2"}
 EXIT_STOPPED = contract.EXIT_CODES["runner"]["stopped"]
 
 

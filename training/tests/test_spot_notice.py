@@ -9,13 +9,19 @@ import json
 import re
 import time
 
-from jobkit import FakeImds, imds, local_job, start_job_until, states, wait_until  # noqa: F401 - fixture
+from jobkit import (  # noqa: F401 - fixture
+    FAST_POLL,
+    LONG_TRAIN,
+    FakeImds,
+    imds,
+    local_job,
+    start_job_until,
+    states,
+    wait_until,
+)
 
 from spot_runner.exits import EXIT_INTERRUPTED
 from spot_runner.spot_notice import SpotPoller
-
-LONG_TRAIN = {"epochs": 400, "batchSize": 16, "checkpointMinutes": 0.005}  # runs until stopped
-FAST_POLL = {"SPOT_SWEEP_SPOT_POLL_SECONDS": "0.2"}
 
 
 def test_spot_notice_is_reported_once_with_the_instance_action(imds):  # noqa: F811
