@@ -624,33 +624,29 @@ class Runner:
         digest = TRAINER_OUT["checkpointDigestSuffix"]
         saved = sorted(n for n in checkpoints.uploaded if not n.endswith(digest)) if checkpoints else []
         self.upload_log()
+        killed = self.supervisor.kill_note() if self.supervisor else ""  # after the reason, kept verbatim
         asked = self.stop or self.standing_stop()
-        if asked is not None:
+        if asked is not None or self.own is not None:  # a requester's stop wins over the runner's own
             kept = f" Checkpoint {saved[-1]} is kept: `spot-sweep start` resumes from it." if saved else ""
-            killed = self.supervisor.kill_note() if self.supervisor else ""  # after the reason, kept verbatim
-            kept = killed + kept
+            if asked is not None:
+                text, by, request, summary = (
+                    asked.reason,
+                    asked.by,
+                    {"stopRequestId": asked.id},
+                    f"obeyed {asked.describe()}",
+                )
+            else:
+                text, by, request, summary = self.own.reason, self.own.by, {}, self.own.summary
             self.board.set(
                 State.STOPPED,
                 interruptions=interruptions,
-                message=asked.reason + kept,
-                stoppedBy=asked.by,
-                stopRequestId=asked.id,
+                message=text + killed + kept,
+                stoppedBy=by,
+                **request,
             )
-            log(f"STOPPED: obeyed {asked.describe()}")
-            return EXIT_STOPPED
-        if self.own is not None:
-            kept = f" Checkpoint {saved[-1]} is kept: `spot-sweep start` resumes from it." if saved else ""
-            killed = self.supervisor.kill_note() if self.supervisor else ""
-            self.board.set(
-                State.STOPPED,
-                interruptions=interruptions,
-                message=self.own.reason + killed + kept,
-                stoppedBy=self.own.by,
-            )
-            log(f"STOPPED: {self.own.summary}")
+            log(f"STOPPED: {summary}")
             return EXIT_STOPPED
         resume = f"; the next attempt resumes from {saved[-1]}" if saved else ""
-        killed = self.supervisor.kill_note() if self.supervisor else ""
         message = f"attempt {self.board.doc.get('attempts')} interrupted by {reason}{killed}{resume}"
         state = State.STOPPED if reason == "SIGINT" else State.PENDING
         self.board.set(state, interruptions=interruptions, message=message)
