@@ -86,6 +86,10 @@ export const METRICS = names.metrics;
 export type ConfigFile = keyof typeof names.store.configFiles;
 export type SweepFile = keyof typeof names.store.sweepFiles;
 export const CONFIG_FILES = names.store.configFiles;
+/** The trainer's --out inside the job runner's --workdir. */
+export const RUNNER_WORKDIR = names.runnerWorkdir;
+/** The trainer's --out files. */
+export const TRAINER_OUT = names.trainerOut;
 export const SWEEP_FILES = names.store.sweepFiles;
 
 /** Keys of the sweep store (the artifact bucket, or a local directory), relative to its root. */

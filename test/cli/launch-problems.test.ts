@@ -96,8 +96,9 @@ describe('status with a group whose launches fail', () => {
     expect(byName.q.launch).toBeUndefined();
     expect(view.notes).toContain(describeLaunchProblem('o', byName.o.launch!));
     expect(view.notes.filter((n) => /launch/.test(n))).toHaveLength(1);
-    const text = formatStatus(view);
+    const text = formatStatus(view, undefined, 160);
     expect(text).toMatch(/^o\s+PENDING\s+launch failing 42 min\s/m);
+    expect(formatStatus(view)).toMatch(/^o\s+PENDING\s.*\n {2}instance: launch failing 42 min$/m);
     expect(text).toContain(`  - o: no instance for 42 min (over ${CAPACITY_WAIT_MINUTES}): its last 2 launches failed: "You have requested more vCPU capacity`);
     expect(text).toMatch(/Fix: the account's vCPU quota for this instance family is too low/);
   });

@@ -81,6 +81,41 @@ describe('spot-sweep local', () => {
       expect(JSON.parse(readFileSync(path.join(prefix, 'status.json'), 'utf8')).state).toBe('SUCCEEDED');
       expect(existsSync(path.join(prefix, 'train.log'))).toBe(true);
     }
+    // The live view, without a terminal: a line per config and state, the trainer's own lines only in train.log.
+    const before = r.stdout.slice(0, r.stdout.indexOf('Leaderboard of'));
+    expect(before).toMatch(/^\[1\/2\]\s+small\s+SUCCEEDED\s+\d+ s$/m);
+    expect(before).toMatch(/^\[2\/2\]\s+wide\s+SUCCEEDED\s+\d+ s$/m);
+    expect(before).toMatch(/^2\/2 configs done, \d+ s elapsed$/m);
+    expect(before).not.toMatch(/checkpoint:|^progress /m);
+    const lines = before.trim().split('\n');
+    // The sweep line, per config at most its three states (BOOTSTRAPPING, TRAINING, SUCCEEDED), the summary.
+    expect(lines.length).toBeLessThanOrEqual(1 + 2 * 3 + 1);
+    expect(readFileSync(path.join(dir, 'store', 'sweeps', 'local-test', 'small', 'train.log'), 'utf8')).toMatch(/checkpoint: /);
+  });
+
+  test("--verbose shows the runner's and the trainer's own lines instead of the live view", () => {
+    const r = spotSweep(dir, ['local', 'sweep.json', '--store', 'store-verbose', '--config', 'small', '--verbose']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^== \[1\/1\] small: 1,000 examples, 2 folds x 1 epoch\(s\)$/m);
+    expect(`${r.stdout}${r.stderr}`).toMatch(/checkpoint: /);
+    expect(r.stdout).not.toMatch(/^\[1\/1\]\s+small\s+SUCCEEDED/m);
+  });
+
+  test("a config that fails prints its state and the runner's last lines, and the exit code says so", () => {
+    const spec = JSON.parse(readFileSync(path.join(dir, 'sweep.json'), 'utf8'));
+    // Relevance must be an integer: the trainer refuses the data, naming the file and row.
+    mkdirSync(path.join(dir, 'bad-data'), { recursive: true });
+    for (const f of ['query_embeddings.npy', 'query_ids.txt', 'doc_embeddings.npy', 'doc_ids.txt']) writeFileSync(path.join(dir, 'bad-data', f), readFileSync(path.join(dir, 'data', f)));
+    const pairs = readFileSync(path.join(dir, 'data', 'pairs.csv'), 'utf8').split('\n');
+    pairs[1] = pairs[1].replace(/,\d+(,[01])?$/, ',x$1');
+    writeFileSync(path.join(dir, 'bad-data', 'pairs.csv'), pairs.join('\n'));
+    writeFileSync(path.join(dir, 'bad.json'), JSON.stringify({ ...spec, name: 'bad', data: './bad-data', configs: [spec.configs[0]] }));
+    const r = spotSweep(dir, ['local', 'bad.json', '--store', 'store-bad']);
+    expect(r.code).toBe(4);
+    expect(r.stdout).toMatch(/^\[1\/1\]\s+small\s+FAILED/m);
+    expect(r.stdout).toMatch(/^small ended FAILED \(exit 2\); the job runner's last lines \(all of them: .*train\.log\):$/m);
+    expect(r.stdout).toMatch(/^ {2}\| .*pairs\.csv/m);
+    expect(r.stdout).not.toMatch(/Traceback/);
   });
 
   test('a second run does not train again and prints the same leaderboard', () => {

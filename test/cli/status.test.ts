@@ -4,10 +4,11 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { FOUNDATION_STACK } from '../../lib/cli/aws';
-import { foldCell, formatEta, progressBar } from '../../lib/cli/commands/status';
+import { foldCell, formatEta, formatStatus, mergeView, progressBar } from '../../lib/cli/commands/status';
 import { EXIT, main } from '../../lib/cli/main';
 import { groupName, REQUESTERS, SpendJson, storeKeys } from '../../lib/contract';
 import { FOUNDATION_STACK_NAME } from '../../lib/foundation-stack';
+import { validateSpec } from '../../lib/spec/validate';
 import { controlDoc, scriptResults, statusDoc, trainResults } from '../results/fixtures';
 import { cli, clientOptions, deployFoundation, deploySweepStack, Moto, putObjects, startMoto, writeSpec } from './aws-fixture';
 
@@ -106,7 +107,8 @@ describe('status', () => {
   const line = (stdout: string, config: string): string => stdout.split('\n').find((l) => l.startsWith(`${config} `)) ?? '';
 
   test('shows every config: state, progress, fold/epoch from 1, examples/s, ETA, attempts, interruptions, spend from spend.json', async () => {
-    const r = await cli(moto.env, ['status', spec]);
+    // A wide terminal: the widest layout, with the progress bar and attempts and interruptions apart.
+    const r = await cli({ ...moto.env, COLUMNS: '160' }, ['status', spec]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(`Sweep "${SWEEP}" (stack SpotSweep-${SWEEP}, us-east-1, bucket ${BUCKET})`);
@@ -121,13 +123,33 @@ describe('status', () => {
     expect(r.stdout).not.toMatch(/does not fit/);
   });
 
+  test('fits an 80-column terminal: short headers, a percentage, attempts/interruptions in one column, instances folded under their rows', async () => {
+    const r = await cli(moto.env, ['status', spec]);
+    expect(r.code).toBe(0);
+    const table = r.stdout.split('\n\n')[1].split('\n');
+    for (const row of table) expect(row.length).toBeLessThanOrEqual(80);
+    expect(table[0]).toMatch(/^config\s+state\s+done\s+fold\/ep\s+ex\/s\s+ETA\s+att\/int\s+spend$/);
+    expect(line(r.stdout, 'training')).toMatch(/^training\s+TRAINING\s+45%\s+fold 2\/3 ep 1\/2\s+12,346\s+67 min\s+1\/0\s+\$0\.75$/);
+    expect(line(r.stdout, 'best')).toMatch(/^best\s+SUCCEEDED\s+100%\s+fold 3\/3 ep 2\/2\s+-\s+-\s+2\/1\s+\$1\.25$/);
+    expect(table[table.findIndex((l) => l.startsWith('best ')) + 1]).toBe('  instance: none (last: g5.xlarge spot)');
+  });
+
+  test('keeps the instance column when the short layout fits', () => {
+    const spec1 = validateSpec({ name: 'fit', budgetUsd: 1, data: 's3://data-bucket/d/', configs: [{ name: 'a' }] });
+    const status = JSON.stringify(statusDoc('fit', 'a', 'TRAINING', { progress: 0.5 }));
+    const view = mergeView(spec1, { status: [status], control: [undefined] }, { region: 'r', bucket: 'b', instances: new Map(), groups: new Map() });
+    const table = formatStatus(view, undefined, 80).split('\n\n')[1].split('\n');
+    expect(table[0]).toMatch(/^config\s+state\s+instance\s+done\s+fold\/ep/);
+    expect(table).toHaveLength(2);
+  });
+
   test("reads the scaling activities of a group that wants an instance and has none: a launch that succeeded is no problem", async () => {
     const r = await cli(moto.env, ['status', spec, '--json']);
     expect(r.code).toBe(0);
     const waiting = JSON.parse(r.stdout).configs.find((c: { config: string }) => c.config === 'waiting');
     expect(waiting.group).toEqual({ desired: 1, min: 0, max: 1 });
     expect(waiting.launch).toBeUndefined();
-    const text = await cli(moto.env, ['status', spec]);
+    const text = await cli({ ...moto.env, COLUMNS: '160' }, ['status', spec]);
     expect(line(text.stdout, 'waiting')).toMatch(/^waiting\s+PENDING\s+launching\s/);
   });
 

@@ -101,6 +101,8 @@ SCRIPT_RESULTS = CONFIG_FILES["scriptResults"]
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 NPROC_ENV = "SPOT_SWEEP_NPROC"
+# The trainer's --out inside the work directory (names.json runnerWorkdir); `spot-sweep local` reads its status.
+WORK_OUT = contract.NAMES["runnerWorkdir"]["trainerOut"]
 
 
 class Interrupted(Exception):
@@ -237,7 +239,7 @@ class Runner:
 
         with self.writing_work(work / JOB):
             if (work / JOB).is_file() and (work / JOB).read_bytes() != raw:
-                shutil.rmtree(work / "out", ignore_errors=True)
+                shutil.rmtree(work / WORK_OUT, ignore_errors=True)
             (work / JOB).write_bytes(raw)
         log_path = work / LOG
         with self.writing_work(log_path):
@@ -254,7 +256,7 @@ class Runner:
                 fh.write(f"=== attempt {attempts} on {where} at {utcnow()} ===\n")
         # Only now: a log that could not be set up here must not replace the store's, earlier attempts' log.
         self.log_path = log_path
-        self.out = work / "out"
+        self.out = work / WORK_OUT
         with self.writing_work(self.out):
             self.out.mkdir(exist_ok=True)
         if job.get("script"):
@@ -275,7 +277,7 @@ class Runner:
                 self.store.put_bytes(history + key, data)
                 self.store.delete(key)
                 log(f"the previous job's {key} moved to {self.store.describe(history + key)}")
-        shutil.rmtree(work / "out", ignore_errors=True)
+        shutil.rmtree(work / WORK_OUT, ignore_errors=True)
         self.board.doc.update(attempts=0, interruptions=0)
 
     def recover_status(self, digest: str) -> bool:

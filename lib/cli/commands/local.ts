@@ -1,17 +1,18 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
-import { ACTION, EXIT_CODES, REQUESTERS, STATE, storeKeys } from '../../contract';
+import { ACTION, EXIT_CODES, REQUESTERS, RUNNER_WORKDIR, STATE, storeKeys, TRAINER_OUT } from '../../contract';
 import { formatLeaderboard } from '../../results/leaderboard';
 import { closest } from '../../spec/validate';
 import { renderJob, storePrefix } from '../../spec/job';
 import { loadSpec } from '../../spec/load';
-import { SweepSpec } from '../../spec/types';
-import { fileStore, readControl, requestControl, s3Store, SweepStore } from '../../store';
+import { ResolvedConfig, SweepSpec } from '../../spec/types';
+import { fileStore, readControl, readStatus, requestControl, s3Store, SweepStore } from '../../store';
 import { Command, OptionTable, UsageError } from '../args';
 import { explainAwsError } from '../aws';
-import { paintState, painter, wantsColour } from '../io';
+import { CliIo, paintState, painter, wantsColour } from '../io';
+import { ConfigReading, LiveView } from '../live-view';
 import { readLeaderboard } from './results';
 
 /** The repository root (this file is lib/cli/commands/local.ts). */
@@ -83,17 +84,104 @@ function preflight(spec: SweepSpec, specFile: string, only: readonly string[], p
   return problems;
 }
 
-/** Runs one job through the Python job runner (the module instances run); resolves with its exit code. */
-function runJob(python: string, jobUri: string, workdir: string, env: NodeJS.ProcessEnv): Promise<number> {
-  return new Promise((resolve) => {
-    const child = spawn(python, ['-m', 'spot_runner.job', '--job', jobUri, '--workdir', workdir], {
-      env: { ...env, PYTHONPATH: [path.join(REPO, 'training'), env.PYTHONPATH].filter(Boolean).join(path.delimiter) },
-      stdio: 'inherit',
-    });
-    // 127: the shell's "command not found", so the summary says the runner could not start.
-    child.on('error', () => resolve(127));
-    child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 + 15 : 1)));
+/** Lines of a runner's output kept to show when its job does not succeed (all of it is in train.log). */
+const TAIL_LINES = 15;
+
+/** A job runner's run: its exit code and, unless its output went to the terminal, the last lines of it. */
+interface JobRun {
+  readonly code: number;
+  readonly tail: readonly string[];
+}
+
+/**
+ * Runs one job through the Python job runner (the module instances run). `verbose`: its output goes
+ * to the terminal as it comes; otherwise only its last lines are kept (the trainer's per-epoch and
+ * checkpoint lines are in the config's train.log either way: the runner tees them there).
+ */
+function runJob(python: string, jobUri: string, workdir: string, env: NodeJS.ProcessEnv, verbose: boolean): { done: Promise<JobRun> } {
+  const child = spawn(python, ['-m', 'spot_runner.job', '--job', jobUri, '--workdir', workdir], {
+    env: { ...env, PYTHONPATH: [path.join(REPO, 'training'), env.PYTHONPATH].filter(Boolean).join(path.delimiter) },
+    stdio: verbose ? 'inherit' : ['ignore', 'pipe', 'pipe'],
   });
+  const tail: string[] = [];
+  let partial = '';
+  const keep = (chunk: Buffer): void => {
+    const lines = (partial + chunk.toString('utf8')).split(/\r?\n|\r/);
+    partial = lines.pop() ?? '';
+    for (const line of lines) if (line.trim()) tail.push(line);
+    tail.splice(0, Math.max(0, tail.length - TAIL_LINES));
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const done = new Promise<JobRun>((resolve) => {
+    // 127: the shell's "command not found", so the summary says the runner could not start.
+    child.on('error', () => resolve({ code: 127, tail }));
+    child.on('close', (code, signal) => {
+      if (partial.trim()) tail.push(partial);
+      resolve({ code: code ?? (signal ? 128 + 15 : 1), tail: tail.slice(-TAIL_LINES) });
+    });
+  });
+  return { done };
+}
+
+/** examples x epochs x (folds - 1): the work of a built-in config, for the sweep ETA; undefined when unknown. */
+function plannedWork(config: ResolvedConfig): number | undefined {
+  if (config.script || config.examples === null) return undefined;
+  return config.examples * config.train.epochs * (config.train.folds - 1);
+}
+
+/** What the config's files say now: the store's status.json (the runner's) and the trainer's OUT/status.json. */
+async function readProgress(store: SweepStore, sweep: string, config: string, workdir: string): Promise<ConfigReading> {
+  const { status } = await readStatus(store, sweep, config).catch(() => ({ status: undefined }));
+  let trainer: Record<string, unknown> = {};
+  try {
+    trainer = JSON.parse(readFileSync(path.join(workdir, RUNNER_WORKDIR.trainerOut, TRAINER_OUT.status), 'utf8')) as Record<string, unknown>;
+  } catch {
+    // Not written yet (or mid-rename): the next refresh reads it.
+  }
+  const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+  const pick = (key: string): number | undefined => num(trainer[key]) ?? num((status as Record<string, unknown> | undefined)?.[key]);
+  return {
+    state: status?.state,
+    fold: pick('fold'),
+    folds: pick('folds'),
+    epoch: pick('epoch'),
+    epochs: pick('epochs'),
+    progress: pick('progress'),
+    examplesPerSecond: pick('examplesPerSecond'),
+  };
+}
+
+/** Refreshes: a terminal's redraw every second; without one, a look every 2 s (the view prints rarely). */
+const REFRESH_MS = { tty: 1000, plain: 2000 };
+
+/** Runs one config under the live view: reads its progress while the runner runs, then its final state. */
+async function runWithView(
+  view: LiveView,
+  io: CliIo,
+  name: string,
+  run: { done: Promise<JobRun> },
+  read: () => Promise<ConfigReading>,
+): Promise<{ run: JobRun; state: string }> {
+  view.start(name);
+  view.render();
+  let finished = false;
+  const result = run.done.then((r) => {
+    finished = true;
+    return r;
+  });
+  while (!finished) {
+    await Promise.race([result, new Promise((resolve) => setTimeout(resolve, io.isTTY ? REFRESH_MS.tty : REFRESH_MS.plain))]);
+    if (finished) break;
+    view.observe(name, await read());
+    view.render();
+  }
+  const last = await read();
+  const state = last.state ?? 'UNKNOWN';
+  view.observe(name, last);
+  view.finish(name, state);
+  view.render();
+  return { run: await result, state };
 }
 
 /** The store `local` writes to: a directory, or a bucket on a local S3 server. */
@@ -121,6 +209,7 @@ const options = {
   bucket: { type: 'string', value: 'NAME', help: 'the bucket on the --s3-endpoint server' },
   config: { type: 'list', value: 'NAME', help: 'run only this config' },
   python: { type: 'string', value: 'PATH', help: 'a Python with torch and the training requirements (default: $SPOT_SWEEP_PYTHON, then .venv)' },
+  verbose: { type: 'boolean', help: "the job runner's and trainer's own lines (per epoch, per checkpoint) on the terminal instead of the live view" },
 } as const satisfies OptionTable;
 
 /**
@@ -154,7 +243,12 @@ a config stopped earlier (a stop request in its control.json) gets a start reque
     io.out(`Sweep "${spec.name}": ${configs.length} config(s) on this machine, store ${store.describe(storeKeys.sweep(spec.name))}\n`);
 
     const codes = new Map<string, number>();
-    for (const config of configs) {
+    const paint = painter(wantsColour(io));
+    const view = new LiveView(
+      configs.map((c) => ({ name: c.name, work: plannedWork(c) })),
+      { out: io.out, tty: io.isTTY === true, paint, columns: Number(io.env.COLUMNS) || 80 },
+    );
+    for (const [index, config] of configs.entries()) {
       const jobKey = storeKeys.configFile(spec.name, config.name, 'job');
       const job = renderJob(spec, config.name, { store: storePrefix(store.root, spec.name, config.name) });
       await store.write(jobKey, `${JSON.stringify(job, null, 2)}\n`);
@@ -163,15 +257,28 @@ a config stopped earlier (a stop request in its control.json) gets a start reque
       const { control } = await readControl(store, spec.name, config.name);
       if (control?.action === ACTION.stop) {
         await requestControl(store, spec.name, config.name, { action: ACTION.start, by: REQUESTERS.local, reason: 'run with spot-sweep local' });
+        view.release();
         io.out(`${config.name}: control.json held a stop request (by ${control.by} at ${control.at}); wrote a start request so the job runs.\n`);
       }
-      io.out(`\n== ${config.name}: ${config.examples === null ? 'all' : config.examples.toLocaleString('en-US')} examples, ${config.script ? `script ${config.script.entrypoint}` : `${config.train.folds} folds x ${config.train.epochs} epoch(s)`}\n`);
       const workdir = path.resolve('.spot-sweep', 'work', spec.name, config.name);
-      codes.set(config.name, await runJob(python, `${store.root}/${jobKey}`, workdir, { ...io.env, ...store.env }));
+      const run = runJob(python, `${store.root}/${jobKey}`, workdir, { ...io.env, ...store.env }, o.verbose);
+      if (o.verbose) {
+        io.out(`\n== [${index + 1}/${configs.length}] ${config.name}: ${config.examples === null ? 'all' : config.examples.toLocaleString('en-US')} examples, ${config.script ? `script ${config.script.entrypoint}` : `${config.train.folds} folds x ${config.train.epochs} epoch(s)`}\n`);
+        codes.set(config.name, (await run.done).code);
+        continue;
+      }
+      const { run: ran, state } = await runWithView(view, io, config.name, run, () => readProgress(store, spec.name, config.name, workdir));
+      codes.set(config.name, ran.code);
+      if (ran.code !== EXIT_CODES.runner.ok || state !== SUCCEEDED) {
+        // What went wrong, below the view (which goes on under it): the runner's last lines.
+        view.release();
+        io.out(`${config.name} ended ${state} (exit ${ran.code}); the job runner's last lines (all of them: ${store.describe(storeKeys.configFile(spec.name, config.name, 'log'))}):\n`);
+        io.out(ran.tail.map((line) => `  | ${line}\n`).join(''));
+      }
     }
+    if (!o.verbose) view.render(true);
 
     const board = await readLeaderboard(store, spec.name, configs.map((c) => c.name));
-    const paint = painter(wantsColour(io));
     io.out(`\nLeaderboard of "${spec.name}" (wall time ${((Date.now() - started) / 1000).toFixed(0)} s):\n`);
     io.out(formatLeaderboard(board, { paintState: (state, cell) => paintState(paint, state, cell) }));
     io.out(`Results: ${store.describe(storeKeys.configFile(spec.name, '<config>', 'results'))}\n`);

@@ -303,34 +303,75 @@ export function foldCell(s: Partial<StatusJson> | undefined, state: string): str
   return [fold ? `fold ${fold}` : '', epoch ? `ep ${epoch}` : ''].filter(Boolean).join(' ') || '-';
 }
 
-/** The status as text: one row per config, the spend against the budget, then notes. */
-export function formatStatus(v: SweepView, paint: Paint = painter(false)): string {
-  const header = ['config', 'state', 'instance', 'progress', 'fold/epoch', 'examples/s', 'ETA', 'attempts', 'interruptions', 'spend'];
-  const rows = v.configs.map((c) => {
+/** The terminal width `status` lays its table out for, when nothing says otherwise. */
+export const DEFAULT_COLUMNS = 80;
+
+/**
+ * The status as text: one row per config, the spend against the budget, then notes. The table fits
+ * `columns` (a terminal's width; 80 when unknown): the widest layout that fits is used — with a
+ * progress bar and attempts and interruptions apart; else short headers, a percentage and
+ * `attempts/interruptions` in one column; else, in addition, each config's instance on a line of its
+ * own under its row.
+ */
+export function formatStatus(v: SweepView, paint: Paint = painter(false), columns: number = DEFAULT_COLUMNS): string {
+  const cells = v.configs.map((c) => {
     const st = c.status;
     const running = RUNNING_STATES.has(c.state);
     const eps = num(st?.examplesPerSecond);
-    return [
-      c.config,
-      c.state,
-      instanceCell(c),
-      progressBar(num(st?.progress) ?? (c.state === SUCCEEDED ? 1 : undefined)),
-      foldCell(st, c.state),
-      running && eps !== undefined ? Math.round(eps).toLocaleString('en-US') : '-',
-      running ? formatEta(num(st?.etaSeconds)) : '-',
-      String(num(st?.attempts) ?? '-'),
-      String(num(st?.interruptions) ?? '-'),
-      usd(c.spendUsd),
-    ];
+    const progress = num(st?.progress) ?? (c.state === SUCCEEDED ? 1 : undefined);
+    return {
+      config: c.config,
+      state: c.state,
+      instance: instanceCell(c),
+      bar: progressBar(progress),
+      percent: progress === undefined ? '-' : `${(Math.min(1, Math.max(0, progress)) * 100).toFixed(0)}%`,
+      fold: foldCell(st, c.state),
+      eps: running && eps !== undefined ? Math.round(eps).toLocaleString('en-US') : '-',
+      eta: running ? formatEta(num(st?.etaSeconds)) : '-',
+      attempts: String(num(st?.attempts) ?? '-'),
+      interruptions: String(num(st?.interruptions) ?? '-'),
+      spend: usd(c.spendUsd),
+    };
   });
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const fmt = (cells: string[], state?: string): string =>
-    cells
-      .map((cell, i) => (i === 1 && state !== undefined ? paintState(paint, state, cell.padEnd(widths[i])) : cell.padEnd(widths[i])))
-      .join('  ')
-      .trimEnd();
+  type Cells = (typeof cells)[number];
+  type Column = readonly [string, (c: Cells) => string];
+  const config: Column = ['config', (c) => c.config];
+  const state: Column = ['state', (c) => c.state];
+  const instance: Column = ['instance', (c) => c.instance];
+  const rest = (compact: boolean): Column[] => [
+    compact ? ['done', (c) => c.percent] : ['progress', (c) => c.bar],
+    [compact ? 'fold/ep' : 'fold/epoch', (c) => c.fold],
+    [compact ? 'ex/s' : 'examples/s', (c) => c.eps],
+    ['ETA', (c) => c.eta],
+    ...(compact ? [['att/int', (c: Cells) => `${c.attempts}/${c.interruptions}`] as Column] : [['attempts', (c: Cells) => c.attempts] as Column, ['interruptions', (c: Cells) => c.interruptions] as Column]),
+    ['spend', (c) => c.spend],
+  ];
+  const layouts: { columns: Column[]; instanceLine: boolean }[] = [
+    { columns: [config, state, instance, ...rest(false)], instanceLine: false },
+    { columns: [config, state, instance, ...rest(true)], instanceLine: false },
+    { columns: [config, state, ...rest(true)], instanceLine: true },
+  ];
+  const table = (layout: { columns: Column[]; instanceLine: boolean }): { lines: string[]; width: number } => {
+    const rows = cells.map((c) => layout.columns.map(([, cell]) => cell(c)));
+    const widths = layout.columns.map(([h], i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+    const fmt = (row: string[], st?: string): string =>
+      row
+        .map((cell, i) => (i === 1 && st !== undefined ? paintState(paint, st, cell.padEnd(widths[i])) : cell.padEnd(widths[i])))
+        .join('  ')
+        .trimEnd();
+    const lines = [fmt(layout.columns.map(([h]) => h))];
+    rows.forEach((row, i) => {
+      lines.push(fmt(row, cells[i].state));
+      if (layout.instanceLine) lines.push(`  instance: ${cells[i].instance}`);
+    });
+    // Every line's length without colour codes: the table's padded columns, and the instance lines.
+    const width = Math.max(widths.reduce((sum, w) => sum + w, 0) + 2 * (widths.length - 1), ...(layout.instanceLine ? cells.map((c) => `  instance: ${c.instance}`.length) : []));
+    return { lines, width };
+  };
+  const laid = layouts.map(table);
+  const chosen = laid.find((t) => t.width <= columns) ?? laid[laid.length - 1];
   const stamp = v.at.replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
-  const out = [`Sweep "${v.sweep}" (stack ${v.stack}, ${v.region}, bucket ${v.bucket}) at ${stamp}`, '', fmt(header), ...rows.map((r, i) => fmt(r, v.configs[i].state)), ''];
+  const out = [`Sweep "${v.sweep}" (stack ${v.stack}, ${v.region}, bucket ${v.bucket}) at ${stamp}`, '', ...chosen.lines, ''];
   if (v.spendUsd !== undefined) {
     const pct = v.budgetUsd > 0 ? ` (${((v.spendUsd / v.budgetUsd) * 100).toFixed(0)}%)` : '';
     out.push(`Spend: ${usd(v.spendUsd)} of the ${usd(v.budgetUsd)} budget${pct}; at the budget every config is stopped and scaled to zero.`);
@@ -339,6 +380,13 @@ export function formatStatus(v: SweepView, paint: Paint = painter(false)): strin
   }
   if (v.notes.length > 0) out.push('', 'Notes:', ...v.notes.map((n) => `  - ${n}`));
   return `${out.join('\n')}\n`;
+}
+
+/** The width to lay `status` out for: $COLUMNS, else the terminal's, else {@link DEFAULT_COLUMNS}. */
+export function terminalColumns(env: NodeJS.ProcessEnv, isTTY: boolean | undefined): number {
+  const fromEnv = Number(env.COLUMNS);
+  if (Number.isInteger(fromEnv) && fromEnv > 0) return fromEnv;
+  return (isTTY && process.stdout.columns) || DEFAULT_COLUMNS;
 }
 
 const options = {
@@ -378,7 +426,7 @@ The bucket comes from the foundation stack's ArtifactBucketName output (or --buc
           io.out(`${JSON.stringify(view, null, 2)}\n`);
           return EXIT_CODES.cli.ok;
         }
-        const text = formatStatus(view, paint);
+        const text = formatStatus(view, paint, terminalColumns(io.env, io.isTTY));
         // Clear the screen only on a terminal: piped output gets one block per refresh.
         if (o.watch && io.isTTY) io.out(`\x1b[2J\x1b[H${text}`);
         else io.out(o.watch ? `${text}\n` : text);
