@@ -101,7 +101,7 @@ SCRIPT_RESULTS = CONFIG_FILES["scriptResults"]
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 NPROC_ENV = "SPOT_SWEEP_NPROC"
-# The trainer's --out inside the work directory (names.json runnerWorkdir); `spot-sweep local` reads its status.
+# The trainer's --out in the work directory (names.json runnerWorkdir); `spot-sweep local` reads its status.
 WORK_OUT = contract.NAMES["runnerWorkdir"]["trainerOut"]
 
 
