@@ -1,9 +1,7 @@
 import { S3Client } from '@aws-sdk/client-s3';
-import { storeKeys } from '../../lib/contract';
+import { rebuildSweepFiles } from '../../lib/results/sweep-files';
 import { s3Store } from '../../lib/store';
 import { requireEnv } from '../shared/env';
-import { buildLeaderboardDocument } from './collect';
-import { renderReport } from './report';
 
 /**
  * Rebuilds the sweep's leaderboard.json and report.html whenever a results.json lands (an EventBridge
@@ -20,19 +18,7 @@ interface ObjectCreatedEvent {
 }
 
 export async function handler(event: ObjectCreatedEvent = {}): Promise<{ rows: number; problems: number }> {
-  const artifacts = await Promise.all(
-    configs.map(async (config) => ({
-      config,
-      resultsText: await store.read(storeKeys.configFile(sweep, config, 'results')),
-      statusText: await store.read(storeKeys.configFile(sweep, config, 'status')),
-      // A stop request not yet obeyed shows as a note on the config's row.
-      controlText: await store.read(storeKeys.configFile(sweep, config, 'control')),
-    })),
-  );
-  const doc = buildLeaderboardDocument(sweep, artifacts, await store.read(storeKeys.sweepFile(sweep, 'spend')), new Date().toISOString());
-  await store.write(storeKeys.sweepFile(sweep, 'leaderboard'), `${JSON.stringify(doc, null, 2)}\n`);
-  // lib/store gives .html keys their content type (text/html; charset=utf-8), so the report opens in a browser.
-  await store.write(storeKeys.sweepFile(sweep, 'report'), renderReport(doc));
+  const { doc } = await rebuildSweepFiles(store, sweep, configs);
   console.log(JSON.stringify({ level: 'INFO', message: 'leaderboard rebuilt', trigger: event.detail?.object?.key, rows: doc.rows.length, problems: doc.problems }));
   return { rows: doc.rows.length, problems: doc.problems.length };
 }

@@ -91,6 +91,28 @@ describe('spot-sweep local', () => {
     // The sweep line, per config at most its three states (BOOTSTRAPPING, TRAINING, SUCCEEDED), the summary.
     expect(lines.length).toBeLessThanOrEqual(1 + 2 * 3 + 1);
     expect(readFileSync(path.join(dir, 'store', 'sweeps', 'local-test', 'small', 'train.log'), 'utf8')).toMatch(/checkpoint: /);
+    // The same leaderboard.json and report.html as the results Lambda writes on AWS, paths printed.
+    const sweepDir = path.join(dir, 'store', 'sweeps', 'local-test');
+    expect(r.stdout).toContain(`Leaderboard: ${path.join(sweepDir, 'leaderboard.json')}\nReport: ${path.join(sweepDir, 'report.html')}\n`);
+    const board = JSON.parse(readFileSync(path.join(sweepDir, 'leaderboard.json'), 'utf8'));
+    expect(board.rows.map((row: { config: string; rank?: number }) => [row.rank, row.config]).sort()).toEqual([[1, expect.any(String)], [2, expect.any(String)]]);
+    expect(readFileSync(path.join(sweepDir, 'report.html'), 'utf8')).toMatch(/<html[\s\S]*small[\s\S]*wide/);
+  });
+
+  test('results --store reads the local store, as text, as JSON, and copies its report', () => {
+    const text = spotSweep(dir, ['results', 'sweep.json', '--store', 'store']);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/^Leaderboard of "local-test" \(.*store\/sweeps\/local-test\/\):$/m);
+    expect(text.stdout).toMatch(/^1\s+(small|wide)\s+SUCCEEDED\s+0\.\d{4} ± 0\.\d{4}/m);
+    const json = spotSweep(dir, ['results', 'sweep.json', '--store', 'store', '--json']);
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout).rows.map((row: { config: string }) => row.config).sort()).toEqual(['small', 'wide']);
+    const report = spotSweep(dir, ['results', 'sweep.json', '--store', 'store', '--report-file', 'copy.html']);
+    expect(report.stdout).toContain(`Report: ${path.join(dir, 'copy.html')}`);
+    expect(readFileSync(path.join(dir, 'copy.html'), 'utf8')).toBe(readFileSync(path.join(dir, 'store', 'sweeps', 'local-test', 'report.html'), 'utf8'));
+    const missing = spotSweep(dir, ['results', 'sweep.json', '--store', 'no-such-store']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/--store no-such-store: no such directory/);
   });
 
   test("--verbose shows the runner's and the trainer's own lines instead of the live view", () => {

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import { ACTION, EXIT_CODES, REQUESTERS, RUNNER_WORKDIR, STATE, storeKeys, TRAINER_OUT } from '../../contract';
 import { formatLeaderboard } from '../../results/leaderboard';
+import { rebuildSweepFiles } from '../../results/sweep-files';
 import { closest } from '../../spec/validate';
 import { renderJob, storePrefix } from '../../spec/job';
 import { loadSpec } from '../../spec/load';
@@ -13,13 +14,12 @@ import { Command, OptionTable, UsageError } from '../args';
 import { explainAwsError } from '../aws';
 import { CliIo, paintState, painter, wantsColour } from '../io';
 import { ConfigReading, LiveView } from '../live-view';
-import { readLeaderboard } from './results';
+import { DEFAULT_LOCAL_STORE, readLeaderboard } from './results';
 
 /** The repository root (this file is lib/cli/commands/local.ts). */
 const REPO = path.resolve(__dirname, '..', '..', '..');
 
-/** Where `local` keeps the store when neither --store nor --s3-endpoint is given. */
-const DEFAULT_STORE = path.join('.spot-sweep', 'store');
+const DEFAULT_STORE = DEFAULT_LOCAL_STORE;
 
 const SUCCEEDED = STATE.SUCCEEDED;
 
@@ -225,7 +225,10 @@ export const local: Command<typeof options> = {
 Writes each config's job.json to the store (default ${DEFAULT_STORE}, or a bucket on a local S3
 server), runs the configs one after another through the job runner the instances use (python -m
 spot_runner.job; CPU, or the local GPU/MPS), and prints the leaderboard: nDCG@10 mean ± std over
-folds, examples/s, wall time. A config that already succeeded with the same job is not trained again;
+folds, examples/s, wall time; and writes the sweep's leaderboard.json and report.html into the store,
+as the results Lambda does on AWS (spot-sweep results --store reads them). While a config runs, one
+live line per config shows its state, fold/epoch, examples/s and ETA (--verbose: the job runner's and
+trainer's own lines instead; they are in each config's train.log either way). A config that already succeeded with the same job is not trained again;
 a config stopped earlier (a stop request in its control.json) gets a start request first.`,
   positionals: [{ name: 'spec.json', help: 'the sweep spec, e.g. sweeps/demo.json', required: true }],
   options,
@@ -282,6 +285,9 @@ a config stopped earlier (a stop request in its control.json) gets a start reque
     io.out(`\nLeaderboard of "${spec.name}" (wall time ${((Date.now() - started) / 1000).toFixed(0)} s):\n`);
     io.out(formatLeaderboard(board, { paintState: (state, cell) => paintState(paint, state, cell) }));
     io.out(`Results: ${store.describe(storeKeys.configFile(spec.name, '<config>', 'results'))}\n`);
+    // The same leaderboard.json and report.html the results Lambda writes on AWS, into the local store.
+    const { leaderboardKey, reportKey } = await rebuildSweepFiles(store, spec.name, configs.map((c) => c.name));
+    io.out(`Leaderboard: ${store.describe(leaderboardKey)}\nReport: ${store.describe(reportKey)}\n`);
     // Success is the state the runner wrote, not a score: a script config that SUCCEEDED has none.
     const failed = configs.filter((c) => {
       const row = board.rows.find((r) => r.config === c.name);

@@ -1,12 +1,16 @@
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { EXIT_CODES, storeKeys } from '../../contract';
 import { buildLeaderboard, formatLeaderboard, Leaderboard } from '../../results/leaderboard';
 import { loadSpec } from '../../spec/load';
-import { SweepStore } from '../../store';
-import { Command, OptionTable } from '../args';
+import { SweepSpec } from '../../spec/types';
+import { fileStore, SweepStore } from '../../store';
+import { Command, OptionTable, UsageError } from '../args';
 import { AwsSession, openStore } from '../aws';
-import { paintState, painter, wantsColour } from '../io';
+import { CliIo, paintState, painter, wantsColour } from '../io';
+
+/** Where `spot-sweep local` keeps its store when neither --store nor --s3-endpoint is given. */
+export const DEFAULT_LOCAL_STORE = path.join('.spot-sweep', 'store');
 
 /** The configs' results.json, status.json and control.json, merged into the leaderboard. */
 export async function readLeaderboard(store: SweepStore, sweep: string, configs: readonly string[]): Promise<Leaderboard> {
@@ -33,6 +37,7 @@ export interface ResultsJsonOutput {
 }
 
 const options = {
+  store: { type: 'string', value: 'DIR', help: 'read a local store (spot-sweep local --store; default of local: .spot-sweep/store) instead of the bucket; no AWS' },
   open: { type: 'boolean', help: "copy the sweep's report.html from the bucket to --report-file and print its path" },
   'report-file': { type: 'string', value: 'FILE.html', help: 'where --open writes the report, by default ./<sweep>-report.html; implies --open' },
   json: { type: 'boolean', help: 'print the leaderboard rows and problems as one JSON document and nothing else' },
@@ -50,39 +55,49 @@ export const results: Command<typeof options> = {
 The leaderboard from each config's results.json, status.json and control.json in the bucket: nDCG@10
 mean ± std over folds (best first), examples/s and wall time; script-mode configs (no metric
 declared) after the scored ones; failed and unfinished configs with the reason. Works after cdk
-destroy of the sweep. --open copies the sweep's report.html to a local file and prints its path.`,
+destroy of the sweep. --open copies the sweep's report.html to a local file and prints its path.
+--store DIR reads a local store instead (what spot-sweep local wrote), with no AWS at all.`,
   positionals: [{ name: 'spec.json', help: 'the sweep spec the sweep was deployed from', required: true }],
   options,
   aws: true,
   exits: ['ok', 'specError', 'usage', 'aws', 'noReport'],
   async run({ positionals, options: o }, io) {
     const spec = loadSpec(positionals[0]);
+    if (o.store !== undefined) {
+      if (!existsSync(o.store)) throw new UsageError(`--store ${o.store}: no such directory. spot-sweep local writes its store to ${DEFAULT_LOCAL_STORE} (or the --store it was given).`);
+      return show(spec, fileStore(o.store), o, io);
+    }
     const session = await AwsSession.open(o, io.env);
     try {
       const { store } = await openStore(session, o);
-      const board = await readLeaderboard(store, spec.name, spec.configs.map((c) => c.name));
-      const where = store.describe(storeKeys.sweep(spec.name));
-      if (o.json) {
-        const doc: ResultsJsonOutput = { sweep: spec.name, store: where, rows: board.rows, problems: board.problems };
-        io.out(`${JSON.stringify(doc, null, 2)}\n`);
-      } else {
-        const paint = painter(wantsColour(io));
-        io.out(`Leaderboard of "${spec.name}" (${where}):\n${formatLeaderboard(board, { paintState: (state, cell) => paintState(paint, state, cell) })}`);
-      }
-      if (!o.open && o['report-file'] === undefined) return EXIT_CODES.cli.ok;
-      const reportKey = storeKeys.sweepFile(spec.name, 'report');
-      const html = await store.read(reportKey);
-      if (html === undefined) {
-        io.err(`spot-sweep results: ${store.describe(reportKey)} does not exist yet; the results collector writes it when a config's results.json arrives.\n`);
-        return EXIT_CODES.cli.noReport;
-      }
-      const file = path.resolve(o['report-file'] ?? `${spec.name}-report.html`);
-      writeFileSync(file, html);
-      // With --json, stdout holds the document alone: the path goes to stderr.
-      (o.json ? io.err : io.out)(`Report: ${file}\n`);
-      return EXIT_CODES.cli.ok;
+      return await show(spec, store, o, io);
     } finally {
       session.close();
     }
   },
 };
+
+/** Prints the leaderboard of `store` (a bucket, or a local store), and with --open copies its report.html. */
+async function show(spec: SweepSpec, store: SweepStore, o: { open: boolean; 'report-file'?: string; json: boolean }, io: CliIo): Promise<number> {
+  const board = await readLeaderboard(store, spec.name, spec.configs.map((c) => c.name));
+  const where = store.describe(storeKeys.sweep(spec.name));
+  if (o.json) {
+    const doc: ResultsJsonOutput = { sweep: spec.name, store: where, rows: board.rows, problems: board.problems };
+    io.out(`${JSON.stringify(doc, null, 2)}\n`);
+  } else {
+    const paint = painter(wantsColour(io));
+    io.out(`Leaderboard of "${spec.name}" (${where}):\n${formatLeaderboard(board, { paintState: (state, cell) => paintState(paint, state, cell) })}`);
+  }
+  if (!o.open && o['report-file'] === undefined) return EXIT_CODES.cli.ok;
+  const reportKey = storeKeys.sweepFile(spec.name, 'report');
+  const html = await store.read(reportKey);
+  if (html === undefined) {
+    io.err(`spot-sweep results: ${store.describe(reportKey)} does not exist yet; the results collector (spot-sweep local, on this machine) writes it when a config's results.json arrives.\n`);
+    return EXIT_CODES.cli.noReport;
+  }
+  const file = path.resolve(o['report-file'] ?? `${spec.name}-report.html`);
+  writeFileSync(file, html);
+  // With --json, stdout holds the document alone: the path goes to stderr.
+  (o.json ? io.err : io.out)(`Report: ${file}\n`);
+  return EXIT_CODES.cli.ok;
+}

@@ -1,0 +1,34 @@
+import { storeKeys } from '../contract';
+import { SweepStore } from '../store';
+import { buildLeaderboardDocument, LeaderboardDocument } from '../../lambda/results-collector/collect';
+import { renderReport } from '../../lambda/results-collector/report';
+
+/**
+ * The sweep's leaderboard.json and report.html, rebuilt from what every config left in the store
+ * (results.json, status.json, control.json) and the guard's spend.json. One function for the results
+ * Lambda (on AWS, at every results.json) and `spot-sweep local` (at the end of a local sweep), so a
+ * local user reads the same report as an AWS one.
+ */
+export async function rebuildSweepFiles(
+  store: SweepStore,
+  sweep: string,
+  configs: readonly string[],
+  now: Date = new Date(),
+): Promise<{ readonly doc: LeaderboardDocument; readonly leaderboardKey: string; readonly reportKey: string }> {
+  const artifacts = await Promise.all(
+    configs.map(async (config) => ({
+      config,
+      resultsText: await store.read(storeKeys.configFile(sweep, config, 'results')),
+      statusText: await store.read(storeKeys.configFile(sweep, config, 'status')),
+      // A stop request not yet obeyed shows as a note on the config's row.
+      controlText: await store.read(storeKeys.configFile(sweep, config, 'control')),
+    })),
+  );
+  const doc = buildLeaderboardDocument(sweep, artifacts, await store.read(storeKeys.sweepFile(sweep, 'spend')), now.toISOString());
+  const leaderboardKey = storeKeys.sweepFile(sweep, 'leaderboard');
+  const reportKey = storeKeys.sweepFile(sweep, 'report');
+  await store.write(leaderboardKey, `${JSON.stringify(doc, null, 2)}\n`);
+  // lib/store gives .html keys their content type (text/html; charset=utf-8), so the report opens in a browser.
+  await store.write(reportKey, renderReport(doc));
+  return { doc, leaderboardKey, reportKey };
+}
