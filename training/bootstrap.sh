@@ -81,6 +81,9 @@ cw_agent=${SPOT_SWEEP_CW_AGENT:-/opt/aws/amazon-cloudwatch-agent/bin/amazon-clou
 # (`source /opt/pytorch/bin/activate`); older conda-based DLAMIs keep it in /opt/conda/envs/pytorch.
 # @see https://docs.aws.amazon.com/dlami/latest/devguide/appendix-ami-release-notes.html
 pythons=${SPOT_SWEEP_PYTHONS:-/opt/pytorch/bin/python /opt/conda/envs/pytorch/bin/python python3}
+# The Pythons a venv may be built from (first >= 3.10 wins): the python phase's torch venv, and the Python
+# record_outcome reports a failure with. The Amazon Linux 2 base DLAMI (the V100 path) has /usr/bin/python3.10.
+venv_pythons=${SPOT_SWEEP_VENV_PYTHONS:-python3.12 python3.11 python3.10 /usr/bin/python3.10 python3}
 
 usage() {
   echo "usage: bootstrap.sh --job URI [--code-dir DIR] [--workdir DIR] [--wheel-index URL]" \
@@ -273,7 +276,7 @@ record_outcome() {
   # python phase would use are tried first.
   local option=$1 message=$2 py=$python candidate
   if [ -z "$py" ]; then
-    for candidate in $pythons ${SPOT_SWEEP_VENV_PYTHONS:-python3.12 python3.11 python3.10 /usr/bin/python3.10 python3}; do
+    for candidate in $pythons $venv_pythons; do
       command -v "$candidate" >/dev/null 2>&1 || continue
       if "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then py=$candidate; break; fi
     done
@@ -423,7 +426,6 @@ if [ -z "$python" ]; then
   # The venv needs a Python the runner and current torch wheels support (>= 3.10); a plain python3 may be
   # older. The Amazon Linux 2 base DLAMI (the V100 path) names /usr/bin/python3.10 as its Python.
   # @see https://docs.aws.amazon.com/dlami/latest/devguide/aws-deep-learning-ami-base-aml2-2026-01-02.html
-  venv_pythons=${SPOT_SWEEP_VENV_PYTHONS:-python3.12 python3.11 python3.10 /usr/bin/python3.10 python3}
   venv_python=""
   seen=""
   for candidate in $venv_pythons; do
