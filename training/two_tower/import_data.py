@@ -211,7 +211,7 @@ def _write(
         open(tmp / "queries.csv", "w", newline="", encoding="utf-8") as q_fh,
         open(tmp / "docs.csv", "w", newline="", encoding="utf-8") as d_fh,
     ):
-        pairs_w, q_w, d_w = csv.writer(pairs_fh), csv.writer(q_fh), csv.writer(d_fh)
+        pairs_w, q_w, d_w = (csv.writer(fh, lineterminator="\n") for fh in (pairs_fh, q_fh, d_fh))
         pairs_w.writerow(["query_id", "doc_id", "relevance", "weak", "weight"])
         q_w.writerow(["query_id", "text"])
         d_w.writerow(["doc_id", "text"])
