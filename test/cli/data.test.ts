@@ -102,7 +102,8 @@ test('fails when the directory, the URI, the bucket or the credentials are wrong
   expect(badUri.stderr).toContain('is not an s3:// URI; give s3://bucket/prefix/');
   const noBucket = await push(dir, 's3://no-such-bucket-here/x/');
   expect(noBucket.code).toBe(EXIT.aws);
-  expect(noBucket.stderr).toContain('the bucket does not exist');
+  expect(noBucket.stderr).toContain('the bucket no-such-bucket-here does not exist');
+  expect(noBucket.stderr).toContain('aws s3 mb s3://no-such-bucket-here');
   const noCreds = await cli({ PATH: process.env.PATH, HOME: mkdtempSync(path.join(os.tmpdir(), 'home-')), AWS_REGION: 'us-east-1' }, ['data', 'push', dir, `s3://${BUCKET}/x/`]);
   expect(noCreds.code).toBe(EXIT.aws);
   expect(noCreds.stderr).toContain('no AWS credentials');

@@ -5,8 +5,8 @@ import { open } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { EXIT_CODES } from '../../contract';
-import { Command, OptionTable, UsageError } from '../args';
-import { aws, AwsSession } from '../aws';
+import { AWS_OPTIONS, Command, OptionTable, UsageError } from '../args';
+import { aws, AwsSession, AwsSetupError } from '../aws';
 import type { CliIo } from '../io';
 import { findPython } from './local';
 
@@ -75,6 +75,7 @@ function runPython(python: string, args: string[], io: CliIo): Promise<number> {
 
 const pushOptions = {
   'part-mib': { type: 'string', value: 'MIB', default: '64', help: 'multipart part size in MiB (at least 5); files above it go in parts' },
+  region: AWS_OPTIONS.region,
 } as const satisfies OptionTable;
 
 /** The object metadata key holding the file's sha256 (x-amz-meta-sha256): what a rerun compares. */
@@ -103,7 +104,6 @@ Shows a progress bar on a terminal, one line per file otherwise. Then set "data"
     { name: 'URI', help: 's3://bucket/prefix/', required: true },
   ],
   options: pushOptions,
-  aws: true,
   exits: ['ok', 'usage', ['aws', 'no credentials, the bucket missing, or access denied (each named with its fix)']],
   async run({ positionals, options: o }, io) {
     const [dir, uri] = positionals;
@@ -119,6 +119,7 @@ Shows a progress bar on a terminal, one line per file otherwise. Then set "data"
     const session = await AwsSession.open(o, io.env);
     try {
       const s3 = session.s3();
+      await requireBucket(s3, bucket);
       const progress = new Progress(io, files.reduce((n, f) => n + f.size, 0));
       let uploaded = 0;
       for (const file of files) {
@@ -178,19 +179,25 @@ async function head(s3: S3Client, bucket: string, key: string): Promise<{ size: 
   } catch (err) {
     const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
     if (e.name === 'NotFound' || e.name === 'NoSuchKey') return undefined;
-    // HEAD has no body: a missing bucket is a bare 404 too; ask the bucket itself to name it.
-    if (e.$metadata?.httpStatusCode === 404) await requireBucket(s3, bucket);
-    if (e.$metadata?.httpStatusCode === 404) return undefined;
     throw await aws(`S3 HeadObject s3://${bucket}/${key}`, () => Promise.reject(err));
   }
 }
 
+/**
+ * Fails naming the bucket and the fix when it does not exist: HeadBucket answers 404 (a HEAD has no error body
+ * to name it, so every key of a missing bucket would otherwise read as "not uploaded yet").
+ * @see https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadBucket.html
+ */
 async function requireBucket(s3: S3Client, bucket: string): Promise<void> {
   const { HeadBucketCommand } = await import('@aws-sdk/client-s3');
   try {
     await s3.send(new HeadBucketCommand({ Bucket: bucket }));
   } catch (err) {
-    await aws(`S3 HeadBucket ${bucket}`, () => Promise.reject((err as Error).name === 'NotFound' ? Object.assign(err as Error, { name: 'NoSuchBucket' }) : err));
+    const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+    if (e.name === 'NotFound' || e.$metadata?.httpStatusCode === 404) {
+      throw new AwsSetupError(`the bucket ${bucket} does not exist (or not in this region/account): create it (aws s3 mb s3://${bucket}) or fix the s3:// URI.`);
+    }
+    await aws(`S3 HeadBucket ${bucket}`, () => Promise.reject(err));
   }
 }
 
