@@ -109,7 +109,8 @@ def test_fails_when_an_id_has_two_texts(tmp_path, capsys):
     frame = pd.DataFrame({"qid": ["a", "a"], "query": ["x", "y"], "doc": ["d", "e"], "label": [1, 1]})
     frame.to_csv(tmp_path / "in.csv", index=False)
     assert main([str(tmp_path / "in.csv"), "--out", str(tmp_path / "ds"), "--query-id", "qid"]) == 2
-    assert "query id 'a' has another text" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "in.csv, line 3, column qid: query id 'a' has another text than on line 2." in err, err
 
 
 def test_fails_when_the_output_is_not_empty(tmp_path, capsys):

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import re
 import shutil
 import sys
 import tempfile
@@ -325,8 +326,12 @@ def _write(
 
 
 def _line_hint(row: int) -> str:
-    # Resolved to a line (CSV) or row (Parquet) when the error is printed.
-    return f"data row {row + 1}"
+    """A placeholder for data row ``row``'s place, resolved to "line N" (CSV) or "row N" (Parquet) when the
+    error is printed (finding lines takes a scan of the file, done only then)."""
+    return f"<row {row}>"
+
+
+_HINT = re.compile(r"<row (\d+)>")
 
 
 def _places(path: Path, rows: list[int]) -> dict[int, str]:
@@ -379,8 +384,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err.message()}", file=sys.stderr)
         return 2
     except BadRows as err:
-        places = _places(args.file, [r for r, *_ in err.rows])
+        hinted = [int(m) for _, _, problem, _ in err.rows for m in _HINT.findall(problem)]
+        places = _places(args.file, [r for r, *_ in err.rows] + hinted)
         for row, column, problem, fix in err.rows:
+            problem = _HINT.sub(lambda m: places[int(m.group(1))], problem)
             message = UserError(
                 problem, file=str(args.file), where=f"{places[row]}, column {column}", fix=fix
             )
