@@ -5,6 +5,7 @@ import { version } from '../../package.json';
 import { cliExitMeaning, Command, OptionTable, parseCommandLine, renderHelp, usageLine, UsageError } from './args';
 import { AwsSetupError } from './aws';
 import { canary } from './commands/canary';
+import { dataImport, dataPush } from './commands/data';
 import { local } from './commands/local';
 import { doctor } from './commands/doctor';
 import { logs } from './commands/logs';
@@ -21,7 +22,7 @@ export type { CliIo } from './io';
 export const EXIT = EXIT_CODES.cli;
 
 /** Every verb, in the order `spot-sweep --help` lists them. */
-export const COMMANDS: readonly Command[] = [plan, doctor, canary, local, status, logs, results, stop, start].map((c) => c as unknown as Command<OptionTable>);
+export const COMMANDS: readonly Command[] = [plan, doctor, canary, local, status, logs, results, stop, start, dataImport, dataPush].map((c) => c as unknown as Command<OptionTable>);
 
 /** `spot-sweep --help`: the verbs, one line each, and where to read more. */
 export function globalHelp(): string {
@@ -62,13 +63,21 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
   }
   if (verb === '--help' || verb === '-h' || verb === 'help') {
     // `spot-sweep help status` is `spot-sweep status --help`.
-    const about = verb === 'help' && rest[0] !== undefined ? COMMANDS.find((c) => c.name === rest[0]) : undefined;
+    const about = verb === 'help' && rest[0] !== undefined ? COMMANDS.find((c) => c.name === rest.slice(0, 2).join(' ')) ?? COMMANDS.find((c) => c.name === rest[0]) : undefined;
     io.out(about ? renderHelp(about) : globalHelp());
     return EXIT.ok;
   }
   if (verb === '--version' || verb === '-V') {
     io.out(`spot-sweep ${version}\n`);
     return EXIT.ok;
+  }
+  // Two-word verbs (`data import`, `data push`): the first word names the group, the second the verb.
+  const group = COMMANDS.filter((c) => c.name.startsWith(`${verb} `));
+  if (group.length > 0) {
+    const sub = group.find((c) => c.name === `${verb} ${rest[0]}`);
+    if (sub) return runCommand(sub, rest.slice(1), io);
+    io.err(`spot-sweep ${verb}: give one of: ${group.map((c) => c.name).join(', ')}; run spot-sweep ${group[0].name} --help.\n`);
+    return EXIT.usage;
   }
   const command = COMMANDS.find((c) => c.name === verb);
   if (command === undefined) {

@@ -123,7 +123,7 @@ describe('spot-sweep CLI (in process)', () => {
     expect(none.stderr).toMatch(/^Commands:/m);
     const deploy = await run('deploy');
     expect(deploy.code).toBe(EXIT.usage);
-    expect(deploy.stderr).toBe('spot-sweep: unknown command "deploy"; the commands are plan, doctor, canary, local, status, logs, results, stop, start; run spot-sweep --help.\n');
+    expect(deploy.stderr).toBe('spot-sweep: unknown command "deploy"; the commands are plan, doctor, canary, local, status, logs, results, stop, start, data import, data push; run spot-sweep --help.\n');
     const cases: [string[], RegExp][] = [
       [['plan'], /^spot-sweep plan: no spec\.json given \(the sweep spec, e\.g\. sweeps\/demo\.json\)\.$/m],
       [['plan', 'a.json', '--fast'], /^spot-sweep plan: unknown option "--fast"; the options are --offline, --json, --help\.$/m],

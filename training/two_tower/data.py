@@ -1,7 +1,7 @@
 """Load and validate a dataset directory (format in the README), stopping at the first problem with a
 message that names the file, the row or column and the fix.
 
-Layout: ``pairs.csv`` or ``pairs.parquet`` (query_id, doc_id, relevance[, weak]) and either
+Layout: ``pairs.csv`` or ``pairs.parquet`` (query_id, doc_id, relevance[, weak][, weight]) and either
 ``query_embeddings.npy`` + ``query_ids.txt`` + ``doc_embeddings.npy`` + ``doc_ids.txt`` or
 ``queries.csv`` (query_id,text) + ``docs.csv`` (doc_id,text); texts become hashed word uni+bigrams.
 """
@@ -15,7 +15,7 @@ import re
 import warnings
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,9 @@ MAX_EMBEDDING_VALUE = 1e15
 float32's maximum, where a larger one would overflow to inf and end as a NaN loss ("training diverged")."""
 MAX_RELEVANCE = 2**31 - 1
 """Largest relevance accepted: gains and their sums stay exact integers in float64 (graded labels are 0-4)."""
+MAX_WEIGHT = 1e6
+"""Largest sample weight accepted. Weights are relative (the loss is a weighted mean), so nothing needs more;
+the cap keeps a micro-batch's float32 sum of weight x loss far from overflowing to inf."""
 
 _WORD = re.compile(r"\w+")
 _PANDAS_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
@@ -56,6 +59,13 @@ class Dataset:
     relevance: np.ndarray  # int64 [N], >= 0
     weak: np.ndarray  # bool [N]
     files: list[Path]
+    # float32 [N], >= 0: the row's weight in the training loss (the pairs file's optional weight column);
+    # None (a Dataset built in code) means 1 for every row. Evaluation never reads it.
+    weight: np.ndarray | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.weight is None:
+            self.weight = np.ones(len(self.pair_query), dtype=np.float32)
 
     @property
     def num_pairs(self) -> int:
@@ -116,6 +126,7 @@ def load_dataset(data_dir: Path, max_examples: int | None = None) -> Dataset:
         pairs["relevance"].to_numpy(np.int64),
         pairs["weak"].to_numpy(bool),
         files,
+        pairs["weight"].to_numpy(np.float32),
     )
 
 
@@ -137,11 +148,11 @@ def _read_pairs(data_dir: Path, max_examples: int | None) -> tuple[Path, pd.Data
     required = ("query_id", "doc_id", "relevance")
     if csv_path.exists():
         path = csv_path
-        frame = _read_csv(path, required, required, "query_id,doc_id,relevance[,weak]")
+        frame = _read_csv(path, required, required, "query_id,doc_id,relevance[,weak][,weight]")
     elif parquet_path.exists():
         path = parquet_path
         frame = _read_parquet(path)
-        _require_columns(frame, path, required, "query_id,doc_id,relevance[,weak]")
+        _require_columns(frame, path, required, "query_id,doc_id,relevance[,weak][,weight]")
         for column in ("query_id", "doc_id"):
             _reject_first(
                 frame[column].isna(),
@@ -155,7 +166,7 @@ def _read_pairs(data_dir: Path, max_examples: int | None) -> tuple[Path, pd.Data
         raise UserError(
             "no pairs.csv or pairs.parquet.",
             file=str(data_dir),
-            fix="add pairs.csv with the columns query_id,doc_id,relevance (and optional weak).",
+            fix="add pairs.csv with the columns query_id,doc_id,relevance (and optional weak, weight).",
         )
     if len(frame) == 0:
         raise UserError(
@@ -196,6 +207,7 @@ def _read_pairs(data_dir: Path, max_examples: int | None) -> tuple[Path, pd.Data
         frame["weak"] = weak.astype(bool)
     else:
         frame["weak"] = False
+    frame["weight"] = _read_weights(frame, path)
     if not (frame["relevance"] > 0).any():
         raise UserError(
             "no row has relevance > 0, so there is nothing to learn from.",
@@ -203,7 +215,51 @@ def _read_pairs(data_dir: Path, max_examples: int | None) -> tuple[Path, pd.Data
             where="column relevance",
             fix="mark relevant pairs with relevance >= 1.",
         )
+    if not (frame["weight"][frame["relevance"] > 0] > 0).any():
+        raise UserError(
+            "every row with relevance > 0 has weight 0, so there is nothing to learn from.",
+            file=str(path),
+            where="column weight",
+            fix="give the rows to train on a weight > 0 (or leave the column out: every row weighs 1).",
+        )
     return path, frame
+
+
+def _read_weights(frame: pd.DataFrame, path: Path) -> np.ndarray:
+    """The optional ``weight`` column as float32: finite, 0 to MAX_WEIGHT; an empty cell (CSV) or a null
+    (Parquet) is 1, as is every row when there is no such column."""
+    if "weight" not in frame.columns:
+        return np.ones(len(frame), dtype=np.float32)
+    raw = frame["weight"]
+    empty = raw.isna() | (raw.astype(str).str.strip() == "")
+    weight = pd.to_numeric(raw.where(~empty, 1), errors="coerce").astype(np.float64)
+    bad = weight.isna() | ~np.isfinite(weight)
+    fix = f"use a number from 0 to {MAX_WEIGHT:.0e} (empty = 1); a row's weight scales its term in the loss."
+    _reject_first(
+        bad,
+        path,
+        "weight",
+        lambda i: f"weight {quote(raw[i])} is not a finite number ({int(bad.sum()):,} rows like this).",
+        fix,
+    )
+    _reject_first(
+        weight < 0,
+        path,
+        "weight",
+        lambda i: f"weight {quote(raw[i])} is negative ({int((weight < 0).sum()):,} rows like this).",
+        fix,
+    )
+    _reject_first(
+        weight > MAX_WEIGHT,
+        path,
+        "weight",
+        lambda i: (
+            f"weight {quote(raw[i])} is above {MAX_WEIGHT:.0e} "
+            f"({int((weight > MAX_WEIGHT).sum()):,} rows like this)."
+        ),
+        "scale the weights down: only their ratios matter (the loss is a weighted mean).",
+    )
+    return weight.to_numpy(np.float32)
 
 
 def _first_examples(frame: pd.DataFrame, path: Path, examples: int | None) -> pd.DataFrame:

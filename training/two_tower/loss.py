@@ -1,4 +1,5 @@
-"""In-batch softmax loss with temperature, accidental-hit masking and optional logQ correction.
+"""In-batch softmax loss with temperature, accidental-hit masking, optional logQ correction and optional
+per-row sample weights (the pairs file's ``weight`` column).
 
 Always computed in fp32, whatever the autocast precision of the towers.
 """
@@ -50,13 +51,17 @@ def in_batch_softmax_loss(
     temperature: float,
     log_q: torch.Tensor | None = None,
     reduction: str = "mean",
+    weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Cross-entropy (mean or sum over queries) of each query against all documents of the (global) batch.
 
     q: [B, E] normalised query vectors; d_all: [M, E] normalised document vectors (the batch's, gathered over
     ranks; padding rows have doc id -1); labels: [B] column of each query's own document; query_doc: [B] doc
     id of each query's pair; doc_all: [M] doc id of each column; log_q: [M] log sampling probability of each
-    column's document, subtracted from its logits (logQ correction), or None.
+    column's document, subtracted from its logits (logQ correction), or None; weight: [B] sample weight of
+    each query's term (>= 0), or None for 1 each. With weights, "sum" is sum(w * loss) and "mean" the weighted
+    mean sum(w * loss) / sum(w) (0 when every weight is 0). A weight scales the query's own term only: its
+    document stays a negative for the other queries, so weight 0 equals leaving the query out of ``q``.
     """
     logits = (q.float() @ d_all.float().T) / temperature
     if log_q is not None:
@@ -67,4 +72,24 @@ def in_batch_softmax_loss(
     mask[torch.arange(len(labels), device=labels.device), labels] = False
     mask |= (doc_all < 0).unsqueeze(0)
     logits = logits.masked_fill(mask, float("-inf"))
-    return F.cross_entropy(logits, labels, reduction=reduction)
+    if weight is None:
+        return F.cross_entropy(logits, labels, reduction=reduction)
+    weighted = (F.cross_entropy(logits, labels, reduction="none") * weight.float()).sum()
+    return weighted if reduction == "sum" else weighted / _nonzero(weight.float().sum())
+
+
+def _nonzero(total: torch.Tensor) -> torch.Tensor:
+    # A batch whose weights are all 0 has every term 0: divide by 1, not 0 (which would give NaN).
+    return torch.where(total > 0, total, torch.ones_like(total))
+
+
+def pair_weights(weight, device: torch.device) -> torch.Tensor | None:
+    """The dataset's sample weights (float32 [N]) on the device, or None when every one is 1: the loss is then
+    computed exactly as without the column (the same numbers, no extra work)."""
+    return None if (weight == 1).all() else torch.tensor(weight, dtype=torch.float32, device=device)
+
+
+def batch_weight(weight: torch.Tensor | None, rows: torch.Tensor) -> torch.Tensor | int:
+    """What a micro-batch's summed loss is divided by to make it a mean: its row count without weights, else
+    the sum of its rows' weights (1 when that is 0). A tensor then: no device-to-host sync per step."""
+    return len(rows) if weight is None else _nonzero(weight[rows].float().sum())

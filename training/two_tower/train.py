@@ -38,7 +38,7 @@ from .data import Dataset, file_digests, load_dataset
 from .errors import UserError, quote
 from .evaluate import FoldEvaluator
 from .interrupt import StopRequest, install_signal_handlers
-from .loss import gather_with_grad, in_batch_softmax_loss
+from .loss import batch_weight, gather_with_grad, in_batch_softmax_loss, pair_weights
 from .model import TwoTower, training_bytes
 from .progress import Progress, status_doc, write_json_atomic
 from .runtime import Runtime, is_rank0, print0, setup_runtime
@@ -203,6 +203,7 @@ class Trainer:
         self.df = torch.from_numpy(data.doc_features).to(dev)
         self.pq = torch.from_numpy(data.pair_query).to(dev)
         self.pd = torch.from_numpy(data.pair_doc).to(dev)
+        self.pw = pair_weights(data.weight, dev)  # None: every row weighs 1
         self.pair_fold = query_folds(data.query_ids, assignment)[data.pair_query]
         self.evaluator = FoldEvaluator(data, self.qf, self.df, self.pair_fold, rt, config.eval_candidates)
         self.positive = data.relevance > 0
@@ -502,11 +503,13 @@ class Trainer:
         lq = None
         if log_q is not None:
             lq = log_q[doc_all.clamp(min=0)]
+        w = None if self.pw is None else self.pw[local]
         loss_sum = in_batch_softmax_loss(
-            q, d_all, labels, self.pd[local], doc_all, self.config.temperature, lq, reduction="sum"
+            q, d_all, labels, self.pd[local], doc_all, self.config.temperature, lq, reduction="sum", weight=w
         )
-        # Divide by this rank's share of the batch: DDP's gradient mean then equals the single-process mean.
-        return loss_sum / (len(rows) / world)
+        # Divide by this rank's share of the batch (of its weight): DDP's gradient mean then equals the
+        # single-process (weighted) mean.
+        return loss_sum / (batch_weight(self.pw, rows) / world)
 
     def _agree(self, ckpt_due: bool) -> tuple[bool, bool]:
         """All ranks stop or checkpoint at the same step: rank-local flags are OR-ed across ranks."""
