@@ -19,7 +19,10 @@ export function niceTicks(lo: number, hi: number, target = 5): { ticks: number[]
   }
   const raw = (hi - lo) / target;
   const mag = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw)!;
+  // The round step whose number of intervals is nearest the target (ties: the coarser step).
+  const step = [0.5, 1, 2, 5, 10]
+    .map((m) => m * mag)
+    .reduce((best, s) => (Math.abs((hi - lo) / s - target) <= Math.abs((hi - lo) / best - target) ? s : best));
   const start = Math.floor(lo / step + 1e-9) * step;
   const end = Math.ceil(hi / step - 1e-9) * step;
   const ticks: number[] = [];
