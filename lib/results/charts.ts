@@ -60,7 +60,7 @@ export function deltaChart(cmp: SweepComparison): Chart {
   if (rows.length === 0) return { note: leftNote ?? `No config to compare with ${cmp.baseline} yet.` };
   const width = 960;
   const labelW = 200;
-  const right = 110;
+  const right = 170;
   const rowH = 36;
   const top = 16;
   const axisH = 44;
@@ -207,13 +207,20 @@ export function lossChart(cmp: SweepComparison): Chart {
     parts.push(`<text x="${left - 8}" y="${f1(y(t) + 4)}" text-anchor="end" font-size="12" fill="#5d6575">${tickLabel(t, axis.step)}</text>`);
   }
   for (let i = 0; i < folds; i++) parts.push(`<text x="${f1(x(i))}" y="${height - bottom + 18}" text-anchor="middle" font-size="12" fill="#5d6575">fold ${i + 1}</text>`);
+  // End labels, top to bottom, at least 14 px apart so that lines ending close together stay readable.
+  const labelY = new Map<Comparison, number>();
+  let prev = -Infinity;
+  for (const r of [...rows].sort((a, b) => y(a.trainLosses[a.trainLosses.length - 1]) - y(b.trainLosses[b.trainLosses.length - 1]))) {
+    prev = Math.max(prev + 14, y(r.trainLosses[r.trainLosses.length - 1]) + 4);
+    labelY.set(r, prev);
+  }
   rows.forEach((r, k) => {
     const color = palette[k % palette.length];
     const pts = r.trainLosses.map((v, i) => `${f1(x(i))},${f1(y(v))}`).join(' ');
     const last = r.trainLosses.length - 1;
     parts.push(`<g class="loss-line"><polyline points="${pts}" fill="none" stroke="${color}" stroke-width="2"/>`);
     for (const [i, v] of r.trainLosses.entries()) parts.push(`<circle cx="${f1(x(i))}" cy="${f1(y(v))}" r="3" fill="${color}"/>`);
-    parts.push(`<text x="${f1(x(last) + 10)}" y="${f1(y(r.trainLosses[last]) + 4)}" font-size="12" fill="${color}">${escapeText(r.config)}</text></g>`);
+    parts.push(`<text x="${f1(x(last) + 10)}" y="${f1(labelY.get(r)!)}" font-size="12" fill="${color}">${escapeText(r.config)}</text></g>`);
   });
   parts.push('</svg>');
   return { svg: parts.join('\n'), note: 'results.json records only each fold\'s final-epoch train loss; per-epoch curves need a trainer field (folds[].epochLosses).' };

@@ -26,7 +26,7 @@ export interface DecisionInput extends CompareInput {
 const STYLE = `<style>
 .decision table { border-collapse: collapse; width: 100%; font-size: 13px; }
 .decision th, .decision td { border-bottom: 1px solid #dde1e8; padding: 6px 8px; text-align: left; vertical-align: top; }
-.decision th { background: #f3f5f8; } .decision td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.decision td { white-space: normal; overflow-wrap: break-word; } .decision th { background: #f3f5f8; } .decision td.verdict { min-width: 15em; } .decision td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .decision .v-better { color: #17713a; font-weight: 600; } .decision .v-worse { color: #b3261e; font-weight: 600; }
 .decision .v-not-comparable { color: #8a5a00; } .decision .v-baseline { color: #0b3d91; } .decision .note { color: #5d6575; font-size: 13px; }
 </style>`;
@@ -38,7 +38,7 @@ const queries = (qs: readonly number[]): string => (new Set(qs).size === 1 ? Str
 function verdictCell(r: Comparison): string {
   const cls = `v-${r.verdict.replace(/ /g, '-')}`;
   const why = r.why ? `<br><span class="note">${escapeText(r.why)}</span>` : '';
-  return `<td class="${cls}">${escapeText(r.verdict)}${why}</td>`;
+  return `<td class="verdict ${cls}">${escapeText(r.verdict)}${why}</td>`;
 }
 
 function row(r: Comparison, cost: ReadonlyMap<string, number>): string {
@@ -57,8 +57,7 @@ function row(r: Comparison, cost: ReadonlyMap<string, number>): string {
     verdictCell(r),
     `<td class="num">${escapeText(queries(r.testQueries))}</td>`,
     `<td>${escapeText(differs || (r.verdict === 'baseline' ? '(baseline)' : 'none'))}</td>`,
-    `<td>${escapeText(r.instanceType)}</td>`,
-    `<td>${escapeText(r.market)}</td>`,
+    `<td>${escapeText(r.instanceType)}, ${escapeText(r.market)}</td>`,
     `<td class="num">${r.interruptions}</td>`,
     `<td class="num">${usd === undefined ? '–' : `$${usd.toFixed(2)}`}</td>`,
     '</tr>',
@@ -106,7 +105,7 @@ export function renderDecision(input: DecisionInput): { html: string; comparison
     return { html, comparison: cmp };
   }
   const table = `<table>
-<thead><tr><th>config</th><th>nDCG@10 mean ± std</th><th>Δ vs ${escapeText(cmp.baseline)} [95% CI]</th><th>t</th><th>p</th><th>verdict</th><th>test queries per fold</th><th>settings that differ (vs ${escapeText(cmp.baseline)})</th><th>instance type</th><th>market</th><th>interruptions</th><th>cost</th></tr></thead>
+<thead><tr><th>config</th><th>nDCG@10 (mean ± std)</th><th>Δ vs ${escapeText(cmp.baseline)} [95% CI]</th><th>t</th><th>p</th><th>verdict</th><th>test queries / fold</th><th>settings that differ (vs ${escapeText(cmp.baseline)})</th><th>instance type, market</th><th>interruptions</th><th>cost</th></tr></thead>
 <tbody>
 ${cmp.rows.map((r) => row(r, cost)).join('\n')}
 </tbody>

@@ -1,5 +1,5 @@
 import { contenders, contendersChart, costChart, deltaChart, lossChart, niceTicks, tickLabel } from '../../lib/results/charts';
-import { compareConfigs } from '../../lib/results/compare';
+import { compareConfigs, ConfigResults } from '../../lib/results/compare';
 import { text, trainResults } from './fixtures';
 
 const base = [0.9102, 0.903, 0.9112, 0.9076, 0.9108];
@@ -38,7 +38,7 @@ describe('delta chart', () => {
   });
 
   test('leaves out configs that are not comparable and says which', () => {
-    const few = { config: 'few', resultsText: text({ ...trainResults('s', 'few', [0.4, 0.5, 0.45, 0.42, 0.44]), folds: trainResults('s', 'few', [0.4, 0.5, 0.45, 0.42, 0.44]).folds.map((f) => ({ ...f, testQueries: 10 })) }) };
+    const few = { config: 'few', resultsText: text({ ...trainResults('s', 'few', [0.4, 0.5, 0.45, 0.42, 0.44]), folds: (trainResults('s', 'few', [0.4, 0.5, 0.45, 0.42, 0.44]) as ConfigResults['results']).folds.map((f) => ({ ...f, testQueries: 10 })) }) };
     const chart2 = deltaChart(compareConfigs({ configs: [configs[0], configs[2], few] }));
     expect(chart2.note).toBe('Not drawn (not comparable with baseline): few.');
     expect(chart2.svg!.match(/<g class="delta"/g)).toHaveLength(1);

@@ -1,6 +1,9 @@
 import { compareConfigs, pairedDelta } from '../../lib/results/compare';
 import { incompleteBeta, tQuantile, tTwoSidedP } from '../../lib/results/stats';
+import { ConfigResults } from '../../lib/results/compare';
 import { text, trainResults } from './fixtures';
+
+const train = (...args: Parameters<typeof trainResults>): ConfigResults['results'] => trainResults(...args) as ConfigResults['results'];
 import { runDemo } from './demo-run';
 
 jest.setTimeout(300_000);
@@ -46,7 +49,7 @@ describe('pairedDelta', () => {
 describe('compareConfigs on synthetic folds', () => {
   const a = trainResults('s', 'a', [0.5, 0.5, 0.52, 0.49, 0.5]);
   test('fails to pair configs whose folds have other test queries, and says why', () => {
-    const b = trainResults('s', 'b', [0.6, 0.61, 0.6, 0.59, 0.6]);
+    const b = train('s', 'b', [0.6, 0.61, 0.6, 0.59, 0.6]);
     const fewer = { ...b, folds: b.folds.map((f) => ({ ...f, testQueries: 10 })), config: { ...b.config, maxExamples: 400 } };
     const cmp = compareConfigs({ configs: [{ config: 'a', resultsText: text(a) }, { config: 'b', resultsText: text(fewer) }] });
     const row = cmp.rows.find((r) => r.config === 'b')!;
