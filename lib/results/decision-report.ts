@@ -26,7 +26,7 @@ export interface DecisionInput extends CompareInput {
 const STYLE = `<style>
 .decision table { border-collapse: collapse; width: 100%; font-size: 13px; }
 .decision th, .decision td { border-bottom: 1px solid #dde1e8; padding: 6px 8px; text-align: left; vertical-align: top; }
-.decision td { white-space: normal; overflow-wrap: break-word; } .decision th { background: #f3f5f8; } .decision td.verdict { min-width: 15em; } .decision td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.decision td { white-space: normal; overflow-wrap: break-word; } .decision th { background: #f3f5f8; } .decision td.verdict { min-width: 12em; } .decision .scroll { overflow-x: auto; } .decision td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .decision .v-better { color: #17713a; font-weight: 600; } .decision .v-worse { color: #b3261e; font-weight: 600; }
 .decision .v-not-comparable { color: #8a5a00; } .decision .v-baseline { color: #0b3d91; } .decision .note { color: #5d6575; font-size: 13px; }
 </style>`;
@@ -104,12 +104,12 @@ export function renderDecision(input: DecisionInput): { html: string; comparison
     const html = `<section class="decision">${STYLE}<h2>Which config wins</h2><p class="note">No config has train-mode results yet.</p>${cmp.notes.map((n) => `<p class="note">${escapeText(n)}</p>`).join('')}${historyList(input.history ?? [])}</section>`;
     return { html, comparison: cmp };
   }
-  const table = `<table>
-<thead><tr><th>config</th><th>nDCG@10 (mean ± std)</th><th>Δ vs ${escapeText(cmp.baseline)} [95% CI]</th><th>t</th><th>p</th><th>verdict</th><th>test queries / fold</th><th>settings that differ (vs ${escapeText(cmp.baseline)})</th><th>instance type, market</th><th>interruptions</th><th>cost</th></tr></thead>
+  const table = `<div class="scroll"><table>
+<thead><tr><th>config</th><th>nDCG@10 (mean ± std)</th><th>Δ vs ${escapeText(cmp.baseline)} [95% CI]</th><th>t</th><th>p</th><th>verdict</th><th>test queries / fold</th><th>settings that differ</th><th>instance type, market</th><th>inter&shy;rup&shy;tions</th><th>cost</th></tr></thead>
 <tbody>
 ${cmp.rows.map((r) => row(r, cost)).join('\n')}
 </tbody>
-</table>`;
+</table></div>`;
   const html = [
     `<section class="decision">${STYLE}`,
     '<h2>Which config wins, and is the win real?</h2>',
