@@ -168,7 +168,7 @@ export class SweepStack extends Stack {
       })),
     });
     // leaderboard.json and report.html, rebuilt on every new results.json of the sweep.
-    this.results = new ResultsCollector(this, 'Results', { sweepName: spec.name, bucket: foundation.bucket, configs: spec.configs.map((c) => c.name) });
+    this.results = new ResultsCollector(this, 'Results', { sweepName: spec.name, bucket: foundation.bucket, configs: spec.configs.map((c) => c.name), baseline: spec.baseline });
 
     this.dashboard = new SweepDashboard(this, 'Dashboard', {
       sweepName: spec.name,

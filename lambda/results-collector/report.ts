@@ -161,3 +161,13 @@ ${problems}
 </html>
 `;
 }
+
+/**
+ * The report page with the decision section (lib/results/decision-report.ts `renderDecision`) placed
+ * before the config table, where a reader looks for which config wins.
+ */
+export function renderReportWithDecision(doc: LeaderboardDocument, decisionHtml: string): string {
+  const page = renderReport(doc);
+  const at = page.includes('<h2>Configs</h2>') ? '<h2>Configs</h2>' : '</body>';
+  return page.replace(at, () => `${decisionHtml}\n${at}`);
+}

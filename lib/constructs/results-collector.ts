@@ -13,6 +13,11 @@ export interface ResultsCollectorProps {
   readonly bucket: s3.IBucket;
   /** Every config of the sweep: the collector reads each one's results.json, status.json and control.json. */
   readonly configs: readonly string[];
+  /**
+   * The config the report's decision section compares every other config with (the spec's `baseline`).
+   * @default - the first of `configs`
+   */
+  readonly baseline?: string;
 }
 
 /**
@@ -34,7 +39,7 @@ export class ResultsCollector extends Construct {
       name: 'results-collector',
       description: `spot-sweep ${sweep}: rebuild leaderboard.json and report.html from the configs' results`,
       timeout: Duration.minutes(1),
-      environment: { SWEEP: sweep, BUCKET: bucket.bucketName, CONFIGS: JSON.stringify(configs) },
+      environment: { SWEEP: sweep, BUCKET: bucket.bucketName, CONFIGS: JSON.stringify(configs), BASELINE: props.baseline ?? configs[0] },
     });
     const role = this.function.role!;
     const sweepPrefix = storeKeys.sweep(sweep);

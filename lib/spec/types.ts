@@ -102,6 +102,11 @@ export interface SweepSpec {
   readonly name: string;
   readonly description?: string;
   readonly budgetUsd: number;
+  /**
+   * The config every other config is compared with in the report (paired by fold; lib/results/compare.ts).
+   * @default - the first config
+   */
+  readonly baseline: string;
   /** Absolute path of the spec file, or `undefined` when validated from memory. */
   readonly specFile?: string;
   readonly configs: readonly ResolvedConfig[];
@@ -110,7 +115,7 @@ export interface SweepSpec {
 export { sweepStackName } from '../contract';
 
 /** Keys accepted at each level; anything else is an error (a typo must not be ignored). */
-export const SWEEP_KEYS = ['name', 'description', 'budgetUsd', 'data', 'defaults', 'configs'] as const;
+export const SWEEP_KEYS = ['name', 'description', 'budgetUsd', 'data', 'defaults', 'configs', 'baseline'] as const;
 export const DEFAULTS_KEYS = ['instanceTypes', 'market', 'maxRuntimeHours', 'idleMinutes', 'volumeGb', 'allowV100', 'train'] as const;
 export const CONFIG_KEYS = ['name', 'description', 'examples', 'gpus', 'data', 'script', ...DEFAULTS_KEYS] as const;
 export const TRAIN_KEYS = Object.keys(TRAIN_PROPERTIES) as (keyof TrainSettings)[];

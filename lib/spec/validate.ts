@@ -136,11 +136,13 @@ class Checker {
         if (config) configs.push(config);
       });
     }
-    if (this.issues.length > 0 || name === undefined || budgetUsd === undefined) return undefined;
+    const baseline = this.baseline(top.baseline, configs);
+    if (this.issues.length > 0 || name === undefined || budgetUsd === undefined || baseline === undefined) return undefined;
     return {
       name,
       ...(typeof top.description === 'string' ? { description: top.description } : {}),
       budgetUsd,
+      baseline,
       specFile,
       configs,
     };
@@ -431,6 +433,20 @@ class Checker {
       return undefined;
     }
     return path.resolve(this.baseDir, raw);
+  }
+
+  /** `baseline` names one of the configs; absent, the first config is the baseline. */
+  private baseline(raw: unknown, configs: readonly ResolvedConfig[]): string | undefined {
+    const names = configs.map((c) => c.name);
+    if (raw === undefined) return names[0];
+    if (typeof raw === 'string' && names.includes(raw)) return raw;
+    const near = typeof raw === 'string' ? closest(raw, names) : undefined;
+    this.add(
+      'baseline',
+      raw,
+      `must name one of the configs, the one the report compares every other config with${near ? `; did you mean "${near}"?` : ''} Configs: ${names.map((n) => `"${n}"`).join(', ') || '(none valid)'}; or leave it out to compare with the first config.`,
+    );
+    return undefined;
   }
 
   private description(raw: unknown, at: string): void {

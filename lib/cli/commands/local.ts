@@ -286,7 +286,7 @@ a config stopped earlier (a stop request in its control.json) gets a start reque
     io.out(formatLeaderboard(board, { paintState: (state, cell) => paintState(paint, state, cell) }));
     io.out(`Results: ${store.describe(storeKeys.configFile(spec.name, '<config>', 'results'))}\n`);
     // The same leaderboard.json and report.html the results Lambda writes on AWS, into the local store.
-    const { leaderboardKey, reportKey } = await rebuildSweepFiles(store, spec.name, configs.map((c) => c.name));
+    const { leaderboardKey, reportKey } = await rebuildSweepFiles(store, spec.name, configs.map((c) => c.name), { baseline: spec.baseline });
     io.out(`Leaderboard: ${store.describe(leaderboardKey)}\nReport: ${store.describe(reportKey)}\n`);
     // Success is the state the runner wrote, not a score: a script config that SUCCEEDED has none.
     const failed = configs.filter((c) => {

@@ -26,6 +26,7 @@ test('rebuilds leaderboard.json and report.html from every config, with pending 
     BUCKET: 'artifacts',
     // `s` has no files yet: a row without a score, not an error.
     CONFIGS: JSON.stringify(['o', 'p', 'q', 'r', 's']),
+    BASELINE: 'o',
   });
   // Required only now: the handler reads its environment and creates its clients when loaded.
   const { handler } = require('../../../lambda/results-collector/index') as typeof Handler;
@@ -47,5 +48,9 @@ test('rebuilds leaderboard.json and report.html from every config, with pending 
   expect(board.problems).toEqual([expect.stringMatching(/^q\/results\.json: not valid JSON/)]);
   const report = await get(`sweeps/${SWEEP}/report.html`);
   expect(report.ContentType).toBe('text/html; charset=utf-8');
-  expect(await report.Body!.transformToString()).toContain(`<h1>Sweep ${SWEEP}</h1>`);
+  const html = await report.Body!.transformToString();
+  expect(html).toContain(`<h1>Sweep ${SWEEP}</h1>`);
+  // The decision section compares p with the baseline o, with the spend of each as its cost.
+  expect(html).toContain('Each config against the baseline <b>o</b>');
+  expect(html).toMatch(/<tr><td>p<\/td>.*\$6\.50/);
 }, MOTO_TEST_TIMEOUT_MS * 2);
