@@ -34,7 +34,8 @@ def test_host_placement_trains_exactly_the_model_device_placement_does(make_data
     assert "features on the device: --feature-placement device" in log_device
     assert "features on the host: --feature-placement host" in log_host
     for a, b in zip(on_device["folds"], on_host["folds"], strict=True):
-        assert (a["ndcg10"], a["trainLoss"], a["testQueries"]) == (b["ndcg10"], b["trainLoss"], b["testQueries"])
+        for key in ("ndcg10", "trainLoss", "testQueries"):
+            assert a[key] == b[key], key
     assert on_device["ndcg10"] == on_host["ndcg10"]
 
 
@@ -55,7 +56,8 @@ def test_the_host_path_copies_each_batch_one_step_ahead(make_dataset):
     assert torch.equal(d, torch.from_numpy(data.doc_features[data.pair_doc[[0, 5, 7]]]))
     q2, _ = feats.inputs(rows[1], 1)
     assert torch.equal(q2, torch.from_numpy(data.query_features[data.pair_query[[3, 1]]]))
-    assert torch.equal(q, torch.from_numpy(data.query_features[data.pair_query[[0, 5, 7]]]))  # not overwritten
+    # The first batch's tensors were not overwritten by the second's gather.
+    assert torch.equal(q, torch.from_numpy(data.query_features[data.pair_query[[0, 5, 7]]]))
 
 
 def test_auto_placement_on_a_gpu_keeps_features_on_the_host_when_they_do_not_fit(make_dataset):
@@ -128,7 +130,8 @@ def test_under_ddp_a_stop_is_agreed_within_twice_the_check_interval():
         rt = dataclasses.replace(setup_runtime("cpu"), world_size=2)  # distributed: the collective path
         flags = StepFlags(rt)
         seen = [flags.agree(True, False) for _ in range(2 * EVERY)]
-        assert seen[: 2 * EVERY - 1] == [(False, False)] * (2 * EVERY - 1)  # reduced at EVERY, read at 2*EVERY
+        # Reduced at step EVERY, read and acted on at step 2 * EVERY.
+        assert seen[: 2 * EVERY - 1] == [(False, False)] * (2 * EVERY - 1)
         assert seen[-1] == (True, False)
         later = [flags.agree(False, True) for _ in range(EVERY)]
         assert later[-1] == (True, False)  # the previous reduction's flags, read one interval later
