@@ -4,8 +4,8 @@ Writes an embeddings dataset of the requested sizes to disk (every pair a traini
 pairs/10, documents = pairs/4, as the seed's measurement), then measures each phase in a fresh subprocess,
 so one phase's peak does not hide in another's: ``baseline`` (python + torch imported, nothing loaded),
 ``load`` (``data.load_dataset``) and ``train`` (``python -m two_tower.train``, 2 folds x 1 epoch). Each
-phase reports its peak RSS (``ru_maxrss``: what the OOM killer and a cgroup limit count, mmap'd file pages
-included) and the peak of its anonymous memory (``RssAnon`` sampled every 20 ms: the part that cannot be
+phase reports its peak RSS (``VmHWM``: what the OOM killer counts, mmap'd file pages included) and the
+peak of its anonymous memory (``RssAnon`` sampled every 20 ms: the part that cannot be
 dropped from the page cache), and on CUDA the peak GPU memory allocated.
 
 The training phase uses a narrow tower (``--hidden-dim``, default 16) by default: the model is a fixed cost,
@@ -94,6 +94,15 @@ class AnonSampler:
 
 
 def peak_rss_bytes() -> int:
+    """VmHWM on Linux: the peak of this process's own memory map. Not ru_maxrss there: Linux carries it
+    across fork + exec, so a phase would report the parent's peak (the dataset writer's) when larger."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: KiB on Linux, bytes on macOS
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
