@@ -3,8 +3,11 @@ import { GpuModel } from './instances';
 /**
  * Throughput model of the built-in two-tower trainer, per GPU model.
  *
- * ASSUMPTIONS, not measurements on these GPUs. Calibrate from `examplesPerSecond` in the
- * results.json of real runs (replace the number, note the run in the comment). How they were set:
+ * ASSUMPTIONS, not measurements on these GPUs: still unmeasured. Calibrate them with
+ * `python -m two_tower.bench gpu` (training/bench/gpu-check.sh on a GPU machine: the trainer's
+ * examples/s, the config-O-shaped time with evaluation, the plan's estimate against it), or from
+ * `examplesPerSecond` in the results.json of real runs (replace the number, cite the run here).
+ * How they were set:
  * - Work per training example: two towers of 384 -> 512 -> 256 (config O's shape) cost about
  *   1.3 MFLOP forward, ~4 MFLOP with the backward pass, plus the in-batch softmax (~1 MFLOP at
  *   batch 1024): ~5 MFLOP.

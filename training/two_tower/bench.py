@@ -1,5 +1,8 @@
 """``python -m two_tower.bench``: the trainer's speed against a plain per-example DataLoader loop.
 
+Subcommands: ``memory`` (host memory per phase against the feature bytes, bench_memory.py) and ``gpu``
+(every figure of issue 14 from one run, bench_gpu.py; ``--quick`` on a CPU).
+
 Builds a dataset shaped like config O (876K pairs, 384-d embeddings; smaller with --pairs/--dim), then
 prints, from one run: the trainer's examples/s and peak memory, the same model and loss trained through a
 per-example ``Dataset`` + ``DataLoader`` loop (what the users' script most likely does), and the ratio.
@@ -125,7 +128,16 @@ def peak_memory_mib(rt: Runtime) -> tuple[float, str]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20, "process peak RSS"
 
 
+SUBCOMMANDS = {"memory": "bench_memory", "gpu": "bench_gpu"}
+"""``python -m two_tower.bench memory|gpu ...``: the other benchmarks, one module each."""
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in SUBCOMMANDS:
+        import importlib
+
+        return importlib.import_module(f".{SUBCOMMANDS[argv[0]]}", __package__).main(argv[1:])
     from .train import Trainer
 
     p = argparse.ArgumentParser(prog="python -m two_tower.bench", description=__doc__.split("\n\n")[0])

@@ -7,7 +7,10 @@ known only from weak pairs is in the training part of every fold. For fold f, tr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+import pandas as pd
 
 from .errors import UserError
 
@@ -27,9 +30,13 @@ def assign_folds(eval_query_ids: list[str], folds: int, seed: int) -> dict[str, 
     return {ordered[i]: int(pos % folds) for pos, i in enumerate(perm)}
 
 
-def query_folds(query_ids: list[str], assignment: dict[str, int]) -> np.ndarray:
+def query_folds(query_ids: Sequence[str] | pd.Index, assignment: dict[str, int]) -> np.ndarray:
     """Fold of each query row (-1: training in every fold)."""
-    return np.array([assignment.get(q, -1) for q in query_ids], dtype=np.int64)
+    # Vectorised (a dataset may have millions of queries): position of each id among the assigned ones.
+    assigned = pd.Index(list(assignment), dtype="str")
+    folds = np.fromiter(assignment.values(), dtype=np.int64, count=len(assignment))
+    at = assigned.get_indexer(pd.Index(query_ids, dtype="str"))
+    return np.append(folds, -1)[at]  # at -1 (not assigned): the appended -1
 
 
 def split_rows(pair_fold: np.ndarray, weak: np.ndarray, fold: int) -> tuple[np.ndarray, np.ndarray]:

@@ -50,9 +50,14 @@ class Dataset:
     """A validated dataset, ids resolved to row indices."""
 
     kind: str  # "embeddings" or "text"
-    query_ids: list[str]
-    doc_ids: list[str]
-    query_features: np.ndarray  # float32 [Q, D] (embeddings) or int64 [Q, TEXT_MAX_TOKENS] (bucket ids)
+    # Ids in row order, as a pandas Index of str (pyarrow-backed: one buffer, not one Python object per id;
+    # ids[i] is a str, len() and iteration work as on a list, get_indexer resolves ids in bulk).
+    query_ids: pd.Index
+    doc_ids: pd.Index
+    # float32 [Q, D] (embeddings: C-contiguous, memory-mapped from the .npy file when it is float32 already,
+    # so pages are read on use and shared by every process on the machine) or int64 [Q, TEXT_MAX_TOKENS]
+    # (bucket ids).
+    query_features: np.ndarray
     doc_features: np.ndarray
     pair_query: np.ndarray  # int64 [N] row index into query_ids
     pair_doc: np.ndarray  # int64 [N]
@@ -467,7 +472,7 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         ) from None
 
 
-def _read_ids(path: Path) -> list[str]:
+def _read_ids(path: Path) -> pd.Index:
     if not path.exists():
         raise UserError(
             "the id file is missing.",
@@ -481,26 +486,32 @@ def _read_ids(path: Path) -> list[str]:
         raise _not_utf8(path) from None
     except OSError as err:
         raise _unreadable(path, err) from None
-    ids = [line.removesuffix("\r") for line in text.split("\n")]  # "\r": Windows line endings
-    if ids and ids[-1] == "":
-        ids.pop()
-    seen: dict[str, int] = {}
-    for line, value in enumerate(ids, start=1):
-        if value == "":
-            raise UserError(
-                "the line is empty.",
-                file=str(path),
-                where=f"line {line}",
-                fix="write one id on every line, in the row order of the embeddings; no blank lines.",
-            )
-        if value in seen:
-            raise UserError(
-                f"id {quote(value)} appears twice (lines {seen[value]} and {line}).",
-                file=str(path),
-                where=f"line {line}",
-                fix="give every row its own id.",
-            )
-        seen[value] = line
+    lines = text.split("\n")
+    del text
+    if lines and lines[-1] == "":
+        lines.pop()
+    # One pyarrow-backed buffer instead of a list of str; the checks below are vectorised (no dict of ids).
+    ids = pd.Index(lines, dtype="str").str.removesuffix("\r")  # "\r": Windows line endings
+    del lines
+    empty = np.flatnonzero(np.asarray(ids == ""))
+    dup = np.flatnonzero(np.asarray(ids.duplicated()))
+    if len(empty) and (not len(dup) or empty[0] < dup[0]):
+        raise UserError(
+            "the line is empty.",
+            file=str(path),
+            where=f"line {int(empty[0]) + 1}",
+            fix="write one id on every line, in the row order of the embeddings; no blank lines.",
+        )
+    if len(dup):
+        i = int(dup[0])
+        value = ids[i]
+        first = int(np.flatnonzero(np.asarray(ids == value))[0]) + 1
+        raise UserError(
+            f"id {quote(value)} appears twice (lines {first} and {i + 1}).",
+            file=str(path),
+            where=f"line {i + 1}",
+            fix="give every row its own id.",
+        )
     return ids
 
 
@@ -558,13 +569,15 @@ def _load_npy(path: Path, side: str) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            emb = np.load(path, allow_pickle=False)
+            # mmap_mode "c" (copy-on-write): nothing is read until used, and the array stays writable, so
+            # torch.from_numpy takes it without a copy or a warning; it never writes to it.
+            emb = np.load(path, mmap_mode="c", allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
         raise UserError(
             f"not a readable .npy array ({quote(str(err), 160)}).", file=str(path), fix=fix
         ) from None
     _check_embedding_shape(path, side, emb.shape, emb.dtype)
-    return emb
+    return np.asarray(emb)  # a plain ndarray view of the map (np.memmap's subclass would leak into results)
 
 
 def _npy_header(fh) -> tuple[tuple[int, ...], np.dtype] | str | None:
@@ -594,7 +607,7 @@ def _check_embedding_shape(path: Path, side: str, shape: tuple[int, ...], dtype:
         )
 
 
-def _read_embeddings(data_dir: Path, side: str) -> tuple[list[str], np.ndarray, list[Path]]:
+def _read_embeddings(data_dir: Path, side: str) -> tuple[pd.Index, np.ndarray, list[Path]]:
     emb_path, ids_path = data_dir / f"{side}_embeddings.npy", data_dir / f"{side}_ids.txt"
     if not emb_path.exists():
         raise UserError(
@@ -603,27 +616,8 @@ def _read_embeddings(data_dir: Path, side: str) -> tuple[list[str], np.ndarray, 
             fix=f"save a float32 array [n_{side}s, dim] with numpy.save, one row per line of "
             f"{ids_path.name}.",
         )
-    emb = np.ascontiguousarray(_load_npy(emb_path, side), dtype=np.float32)
-    finite = np.isfinite(emb).all(axis=1)
-    if not finite.all():
-        i = int(np.flatnonzero(~finite)[0])
-        raise UserError(
-            f"row {i} (0-based) contains NaN or inf ({int((~finite).sum())} such rows in all).",
-            file=str(emb_path),
-            where=f"row {i}",
-            fix="re-embed those texts or drop them and their pairs.",
-        )
-    huge = np.maximum(emb.max(axis=1), -emb.min(axis=1)) >= MAX_EMBEDDING_VALUE
-    if huge.any():
-        i = int(np.flatnonzero(huge)[0])
-        raise UserError(
-            f"row {i} (0-based) holds {float(np.abs(emb[i]).max()):.3g}, too large to train on: the towers "
-            f"square it (|values| must stay below {MAX_EMBEDDING_VALUE:.0e}; {int(huge.sum())} such rows).",
-            file=str(emb_path),
-            where=f"row {i}",
-            fix="check how the file was written (values like this mostly mean the wrong dtype or damaged "
-            "bytes), or scale the embeddings down.",
-        )
+    emb = _as_float32(_load_npy(emb_path, side))
+    _check_values(emb, emb_path)
     ids = _read_ids(ids_path)
     if len(ids) != emb.shape[0]:
         raise UserError(
@@ -634,6 +628,61 @@ def _read_embeddings(data_dir: Path, side: str) -> tuple[list[str], np.ndarray, 
     return ids, emb, [emb_path, ids_path]
 
 
+CHECK_BLOCK_BYTES = 1 << 26
+"""Bytes of an embedding file checked (or converted) at once: bounds the temporary arrays to this size
+whatever the file's size, instead of a bool and a float copy of the whole array."""
+
+
+def _block_rows(emb: np.ndarray) -> int:
+    return max(1, CHECK_BLOCK_BYTES // max(1, emb.shape[1] * 4))
+
+
+def _as_float32(emb: np.ndarray) -> np.ndarray:
+    """The array as C-contiguous float32: the (memory-mapped) array itself when it is one already, else one
+    converted copy, written block by block (no float64 temporary of the whole array)."""
+    if emb.dtype == np.float32 and emb.flags.c_contiguous:
+        return emb
+    out = np.empty(emb.shape, dtype=np.float32)
+    rows = _block_rows(emb)
+    for start in range(0, emb.shape[0], rows):
+        out[start : start + rows] = emb[start : start + rows]
+    return out
+
+
+def _check_values(emb: np.ndarray, emb_path: Path) -> None:
+    """Refuse NaN/inf and values too large to train on, block by block (the first row and the count)."""
+    rows = _block_rows(emb)
+    bad_first, bad_count, huge_first, huge_count = -1, 0, -1, 0
+    for start in range(0, emb.shape[0], rows):
+        block = emb[start : start + rows]
+        bad = ~np.isfinite(block).all(axis=1)
+        huge = ~bad & (np.maximum(block.max(axis=1), -block.min(axis=1)) >= MAX_EMBEDDING_VALUE)
+        if bad_first < 0 and bad.any():
+            bad_first = start + int(np.flatnonzero(bad)[0])
+        if huge_first < 0 and huge.any():
+            huge_first = start + int(np.flatnonzero(huge)[0])
+        bad_count += int(bad.sum())
+        huge_count += int(huge.sum())
+    if bad_count:
+        i = bad_first
+        raise UserError(
+            f"row {i} (0-based) contains NaN or inf ({bad_count} such rows in all).",
+            file=str(emb_path),
+            where=f"row {i}",
+            fix="re-embed those texts or drop them and their pairs.",
+        )
+    if huge_count:
+        i = huge_first
+        raise UserError(
+            f"row {i} (0-based) holds {float(np.abs(emb[i]).max()):.3g}, too large to train on: the towers "
+            f"square it (|values| must stay below {MAX_EMBEDDING_VALUE:.0e}; {huge_count} such rows).",
+            file=str(emb_path),
+            where=f"row {i}",
+            fix="check how the file was written (values like this mostly mean the wrong dtype or damaged "
+            "bytes), or scale the embeddings down.",
+        )
+
+
 def hash_ngrams(text: str) -> list[int]:
     """Bucket ids (1..TEXT_BUCKETS-1) of the lower-cased word unigrams and bigrams of a text."""
     words = _WORD.findall(text.lower())
@@ -641,7 +690,7 @@ def hash_ngrams(text: str) -> list[int]:
     return [zlib.crc32(g.encode()) % (TEXT_BUCKETS - 1) + 1 for g in grams[:TEXT_MAX_TOKENS]]
 
 
-def _read_texts(path: Path, id_column: str) -> tuple[list[str], np.ndarray, Path]:
+def _read_texts(path: Path, id_column: str) -> tuple[pd.Index, np.ndarray, Path]:
     if not path.exists():
         raise UserError(
             "the text file is missing.", file=str(path), fix=f"write a CSV with the columns {id_column},text."
@@ -662,11 +711,11 @@ def _read_texts(path: Path, id_column: str) -> tuple[list[str], np.ndarray, Path
     for row, text in enumerate(frame["text"]):
         ids = hash_ngrams(text)
         tokens[row, : len(ids)] = ids
-    return frame[id_column].tolist(), tokens, path
+    return pd.Index(frame[id_column], dtype="str"), tokens, path
 
 
-def _resolve(pairs: pd.DataFrame, pairs_path: Path, column: str, ids: list[str], id_file: str) -> np.ndarray:
-    index = pd.Index(ids).get_indexer(pairs[column])
+def _resolve(pairs: pd.DataFrame, pairs_path: Path, column: str, ids: pd.Index, id_file: str) -> np.ndarray:
+    index = ids.get_indexer(pairs[column])
     missing = index < 0
     _reject_first(
         missing,

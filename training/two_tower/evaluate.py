@@ -7,6 +7,7 @@ k + CORPUS_TOPK_MARGIN documents by score, judged ones gaining their relevance, 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import torch
 
 from .cv import split_rows
@@ -19,7 +20,7 @@ NDCG_K = 10
 CORPUS_TOPK_MARGIN = 32
 """--eval-candidates corpus keeps the top k + this many documents per query before trec_eval's tie break."""
 ENCODE_ROWS = 8192  # rows encoded at once: bounds activation memory for large corpora
-SCORE_ROWS = 65536  # (query, document) pairs scored at once
+SCORE_ROWS = 8192  # (query, document) pairs scored at once: 2 x 8192 gathered vectors, a few MB
 TOPK_QUERIES = 256  # queries ranked against the whole corpus at once
 
 
@@ -43,14 +44,47 @@ class FoldEvaluator:
             rt,
         )
         self.candidates = candidates
-        # trec_eval breaks score ties by document id, descending: each document's rank in id order.
-        self.doc_order = np.argsort(
-            np.argsort(np.array(data.doc_ids, dtype=object), kind="stable"), kind="stable"
-        )
+        # trec_eval breaks score ties by document id, descending: each document's rank in id order (ids are
+        # unique; sorted as Python compares str, by code point, without one Python object per id).
+        order = np.asarray(pd.Index(data.doc_ids, dtype="str").argsort())
+        self.doc_order = np.empty(len(order), dtype=np.int64)
+        self.doc_order[order] = np.arange(len(order))
 
     def _encode(self, encode, features: torch.Tensor, rows: np.ndarray) -> torch.Tensor:
-        chunks = np.array_split(rows, max(1, len(rows) // ENCODE_ROWS + 1))
-        return torch.cat([encode(features[torch.from_numpy(c).to(self.rt.device)]).float() for c in chunks])
+        """Vectors of ``rows``, encoded ENCODE_ROWS at a time into one preallocated fp32 tensor (no list of
+        chunks concatenated: that held the vectors twice). ``features`` may be on the device or, with
+        --feature-placement host, in host memory: each chunk is gathered where the features are and cast to
+        the towers' input dtype on the device, as the training step does."""
+        out = None
+        for start in range(0, len(rows), ENCODE_ROWS):
+            chunk = torch.from_numpy(rows[start : start + ENCODE_ROWS]).to(features.device)
+            x = features[chunk].to(self.rt.device, dtype=self.rt.input_dtype(features.dtype))
+            v = encode(x).float()
+            if out is None:
+                out = torch.empty((len(rows), v.shape[1]), dtype=torch.float32, device=self.rt.device)
+            out[start : start + len(v)] = v
+        assert out is not None, "encode called with no rows"
+        return out
+
+    def _score_labeled(
+        self, model: TwoTower, qv: torch.Tensor, q_local: np.ndarray, docs: np.ndarray, d_local: np.ndarray
+    ) -> np.ndarray:
+        """Score of each judged (query, document) pair. The documents are encoded ENCODE_ROWS at a time and
+        only the pairs of those documents scored, so at most one chunk of document vectors is held, not the
+        vectors of every judged document (with millions of documents, more than the features themselves)."""
+        by_doc = np.argsort(d_local, kind="stable")
+        bounds = np.searchsorted(d_local[by_doc], np.arange(0, len(docs) + ENCODE_ROWS, ENCODE_ROWS))
+        scores = np.empty(len(d_local), dtype=np.float32)
+        dev = self.rt.device
+        for k, start in enumerate(range(0, len(docs), ENCODE_ROWS)):
+            dv = self._encode(model.encode_docs, self.df, docs[start : start + ENCODE_ROWS])
+            pairs = by_doc[bounds[k] : bounds[k + 1]]
+            for at in range(0, len(pairs), SCORE_ROWS):
+                p = pairs[at : at + SCORE_ROWS]
+                qi = torch.from_numpy(q_local[p]).to(dev)
+                di = torch.from_numpy(d_local[p] - start).to(dev)
+                scores[p] = (qv[qi] * dv[di]).sum(-1).cpu().numpy()  # row-wise dot products
+        return scores
 
     @torch.no_grad()
     def evaluate(self, model: TwoTower, fold: int) -> tuple[float, int]:
@@ -66,15 +100,8 @@ class FoldEvaluator:
             qv = self._encode(model.encode_queries, self.qf, queries)
             if self.candidates == "labeled":
                 docs, d_local = np.unique(data.pair_doc[test], return_inverse=True)
-                dv = self._encode(model.encode_docs, self.df, docs)
-                qi, di = torch.from_numpy(q_local).to(rt.device), torch.from_numpy(d_local).to(rt.device)
-                scores = torch.cat(  # row-wise dot products, in chunks to bound memory
-                    [
-                        (qv[a] * dv[b]).sum(-1)
-                        for a, b in zip(qi.split(SCORE_ROWS), di.split(SCORE_ROWS), strict=True)
-                    ]
-                )
-                run_q, run_doc, run_score = q_local, docs[d_local], scores.cpu().numpy()
+                scores = self._score_labeled(model, qv, q_local, docs, d_local)
+                run_q, run_doc, run_score = q_local, docs[d_local], scores
                 run_gain = data.relevance[test]
             else:
                 all_docs = np.arange(len(data.doc_ids))

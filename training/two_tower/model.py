@@ -28,7 +28,8 @@ class Tower(nn.Module):
         nn.init.zeros_(self.down.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = x + self.down(F.gelu(self.up(self.norm(x))))
+        # x.float(): features may arrive in bf16/fp16 (runtime.feature_dtype); the residual sum stays fp32.
+        h = x.float() + self.down(F.gelu(self.up(self.norm(x))))
         return F.normalize(h.float(), dim=-1)
 
 

@@ -58,6 +58,7 @@ class Runtime:
     gpu_name: str | None
     gpu_count: int  # GPUs used by this run (0 on CPU)
     reasons: list[str] = field(default_factory=list)
+    compile_mode: str = "default"  # torch.compile mode when compile is on: default | reduce-overhead
 
     @property
     def is_master(self) -> bool:
@@ -66,6 +67,16 @@ class Runtime:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
+
+    @property
+    def feature_dtype(self) -> torch.dtype:
+        """The dtype embedding features are held in on the device: the towers' compute dtype (bf16/fp16
+        under autocast: half the memory, and the first matmul would cast them anyway), else fp32."""
+        return self.amp_dtype or torch.float32
+
+    def input_dtype(self, dtype: torch.dtype) -> torch.dtype:
+        """The dtype features of ``dtype`` take on the device: floats the feature dtype, token ids kept."""
+        return self.feature_dtype if dtype.is_floating_point else dtype
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:
@@ -163,6 +174,8 @@ def setup_runtime(device: str = "auto", precision: str = "auto", compile_mode: s
         use_compile, why = False, f"on {device_type} compiling these small MLPs costs more time than it saves"
     elif not hasattr(torch, "compile") or sys.platform == "win32":
         use_compile, why = False, "torch.compile is not available here"
+    elif compile_mode == "reduce-overhead":
+        use_compile, why = True, "--compile reduce-overhead: fused kernels replayed as CUDA graphs"
     else:
         use_compile, why = True, "CUDA: fuses the towers' matmul + activation + norm kernels"
     reasons.append(f"torch.compile {'on' if use_compile else 'off'}: {why}")
@@ -197,6 +210,7 @@ def setup_runtime(device: str = "auto", precision: str = "auto", compile_mode: s
         gpu_name,
         gpu_count,
         reasons,
+        "reduce-overhead" if compile_mode == "reduce-overhead" and use_compile else "default",
     )
     for line in reasons:
         print0(f"runtime: {line}")

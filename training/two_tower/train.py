@@ -5,8 +5,11 @@ Exit codes (.ci/CONTRACTS.md, ``spot_runner.exits``): 0 success (OUT/results.jso
 saved, rerun with the same --out resumes); 1 unexpected crash. The trainer does not poll the EC2 spot
 interruption notice: the job runner (``spot_runner.job``) does and forwards it as SIGTERM.
 
-Speed: the whole dataset lives on the device as tensors; a batch is an index slice of a per-epoch
-permutation, so a step costs two gathers and the towers, never a Python loop over examples.
+Speed: the whole dataset lives on the device as tensors (the features in the towers' input dtype); a batch
+is an index slice of a per-epoch permutation, so a step costs two gathers and the towers, never a Python loop
+over examples. Where the features do not fit the device they stay in host memory and each batch is copied
+one step ahead (``features.py``, --feature-placement). Under DDP the stop/checkpoint flags are agreed every
+few steps without waiting for the GPU (``stepflags.py``).
 """
 
 from __future__ import annotations
@@ -37,11 +40,13 @@ from .cv import assign_folds, query_folds, split_rows
 from .data import Dataset, file_digests, load_dataset
 from .errors import UserError, quote
 from .evaluate import FoldEvaluator
+from .features import PLACEMENTS, choose_placement, make_features
 from .interrupt import StopRequest, install_signal_handlers
 from .loss import batch_weight, gather_with_grad, in_batch_softmax_loss, pair_weights
 from .model import TwoTower, training_bytes
 from .progress import Progress, status_doc, write_json_atomic
 from .runtime import Runtime, is_rank0, print0, setup_runtime
+from .stepflags import StepFlags
 
 EXIT_FAILED = EXIT_CODES["trainer"]["crashed"]
 EXIT_BAD_INPUT = EXIT_CODES["trainer"]["badInput"]
@@ -143,9 +148,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--compile",
-        choices=("auto", "off"),
+        choices=("auto", "off", "reduce-overhead"),
         default="auto",
-        help="torch.compile the towers: auto = on CUDA only (default), off = never",
+        help="torch.compile the towers: auto = on CUDA only (default), off = never, reduce-overhead = on "
+        "CUDA with CUDA graphs (python -m two_tower.bench gpu measures both)",
+    )
+    p.add_argument(
+        "--feature-placement",
+        choices=PLACEMENTS,
+        default="auto",
+        help="where the features live while training: device (copied once, in the compute dtype), host "
+        "(batches copied one step ahead), or auto (default: device when it fits the free memory, logged)",
     )
     p.add_argument(
         "--progress-seconds", type=float, default=10.0, help="seconds between progress lines (default 10)"
@@ -194,16 +207,18 @@ class Trainer:
         assignment: dict[str, int],
         digests: dict[str, str],
         progress_seconds: float,
+        placement: str = "device",
     ):
         self.config, self.data, self.out, self.rt, self.stop = config, data, out, rt, stop
         self.digests = digests
         self.ckpt_dir = out / TRAINER_OUT["checkpoints"]
         dev = rt.device
-        self.qf = torch.from_numpy(data.query_features).to(dev)
-        self.df = torch.from_numpy(data.doc_features).to(dev)
         self.pq = torch.from_numpy(data.pair_query).to(dev)
         self.pd = torch.from_numpy(data.pair_doc).to(dev)
         self.pw = pair_weights(data.weight, dev)  # None: every row weighs 1
+        self.features = make_features(placement, data, rt, self.pq, self.pd)
+        self.qf, self.df = self.features.query, self.features.doc
+        self.flags = StepFlags(rt)
         self.pair_fold = query_folds(data.query_ids, assignment)[data.pair_query]
         self.evaluator = FoldEvaluator(data, self.qf, self.df, self.pair_fold, rt, config.eval_candidates)
         self.positive = data.relevance > 0
@@ -333,8 +348,10 @@ class Trainer:
             if rt.use_grad_scaler and state["scaler"]:
                 scaler.load_state_dict(state["scaler"])
         if rt.compile:
-            model.query_tower.compile()
-            model.doc_tower.compile()
+            # reduce-overhead: CUDA graphs for the fixed-shape step (a graph per batch shape; opt-in).
+            mode = "reduce-overhead" if rt.compile_mode == "reduce-overhead" else None
+            model.query_tower.compile(mode=mode)
+            model.doc_tower.compile(mode=mode)
         net = (
             DistributedDataParallel(model, device_ids=[rt.local_rank] if rt.device.type == "cuda" else None)
             if rt.distributed
@@ -354,6 +371,15 @@ class Trainer:
                 len(train_rows), generator=torch.Generator().manual_seed(seed_for(cfg.seed, fold, epoch))
             )
             order = train_rows[perm.to(rt.device)]
+            if self.features.placement == "host":  # this rank's rows of each micro-batch, on the host
+                order_host = torch.from_numpy(self.fold_train[fold])[perm]
+                self.features.start_epoch(
+                    order_host,
+                    [
+                        order_host[b * cfg.batch_size : (b + 1) * cfg.batch_size][rt.rank :: rt.world_size]
+                        for b in range(n_batches)
+                    ],
+                )
             # Sum of the epoch's micro-batch losses, carried through checkpoints so a resumed run adds the
             # same numbers in the same order as an uninterrupted one.
             loss_acc = torch.tensor(state["loss_sum"], dtype=torch.float64, device=rt.device)
@@ -363,7 +389,7 @@ class Trainer:
                 boundary = (mb + 1) % cfg.grad_accumulation == 0 or mb == n_batches - 1
                 sync = net.no_sync() if rt.distributed and not boundary else contextlib.nullcontext()
                 with sync:
-                    loss = self._step_loss(net, rows, log_q)
+                    loss = self._step_loss(net, rows, log_q, mb)
                     scaler.scale(loss / cfg.grad_accumulation).backward()
                 loss_acc += loss.detach()
                 state["examples"] += len(rows)
@@ -372,8 +398,8 @@ class Trainer:
                     scaler.step(optimizer)
                     scaler.update()
                     optimizer.zero_grad(set_to_none=True)
-                    stop_now, ckpt_due = self._agree(
-                        time.monotonic() - last_ckpt > cfg.checkpoint_minutes * 60
+                    stop_now, ckpt_due = self.flags.agree(
+                        self.stop.requested, time.monotonic() - last_ckpt > cfg.checkpoint_minutes * 60
                     )
                     if (stop_now or ckpt_due) and mb < n_batches - 1:
                         state["loss_sum"] = self._mean_over_ranks(loss_acc)
@@ -477,14 +503,14 @@ class Trainer:
         self._save(state)
 
     def _step_loss(
-        self, net: torch.nn.Module, rows: torch.Tensor, log_q: torch.Tensor | None
+        self, net: torch.nn.Module, rows: torch.Tensor, log_q: torch.Tensor | None, mb: int
     ) -> torch.Tensor:
         """Loss of one micro-batch; under DDP each rank takes rows[rank::world] and the documents of all ranks
         are gathered, so every rank's softmax sees the whole micro-batch, as a single process would."""
         rt, world = self.rt, self.rt.world_size
         local = rows[rt.rank :: world] if rt.distributed else rows
         with rt.autocast():
-            q, d = net(self.qf[self.pq[local]], self.df[self.pd[local]])
+            q, d = net(*self.features.inputs(local, mb))
         doc_ids = self.pd[rows]
         if rt.distributed:
             width = math.ceil(len(rows) / world)
@@ -510,15 +536,6 @@ class Trainer:
         # Divide by this rank's share of the batch (of its weight): DDP's gradient mean then equals the
         # single-process (weighted) mean.
         return loss_sum / (batch_weight(self.pw, rows) / world)
-
-    def _agree(self, ckpt_due: bool) -> tuple[bool, bool]:
-        """All ranks stop or checkpoint at the same step: rank-local flags are OR-ed across ranks."""
-        flags = [self.stop.requested, ckpt_due]
-        if not self.rt.distributed:
-            return flags[0], flags[1]
-        t = torch.tensor(flags, dtype=torch.int32, device=self.rt.device)
-        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
-        return bool(t[0]), bool(t[1])
 
     def _mean_over_ranks(self, value: torch.Tensor) -> float:
         if self.rt.distributed:
@@ -586,7 +603,9 @@ def check_out(out: Path) -> None:
         os.unlink(probe)
 
 
-def check_memory(config: TrainConfig, data: Dataset, rt: Runtime, job: Path | None) -> None:
+def check_memory(
+    config: TrainConfig, data: Dataset, rt: Runtime, job: Path | None, placement: str = "device"
+) -> None:
     """Refuse, before allocating anything, a model that cannot fit on the device: a hiddenDim within the
     schema's bounds can still need more memory than the machine has, and would otherwise end in an
     out-of-memory crash (or the OOM killer) after the data is loaded."""
@@ -594,8 +613,11 @@ def check_memory(config: TrainConfig, data: Dataset, rt: Runtime, job: Path | No
     if available is None:
         return
     text, batch = data.kind == "text", math.ceil(config.batch_size / rt.world_size)
-    # On CPU the data is already in memory (the tensors share the numpy arrays); on a GPU it is copied there.
+    # On CPU the data is already in memory (the tensors share the numpy arrays); on a GPU it is copied there
+    # (counted as fp32: an upper bound under bf16/fp16), unless the features stay on the host.
     arrays = (data.query_features, data.doc_features, data.pair_query, data.pair_doc)
+    if placement == "host":
+        arrays = arrays[2:]
     resident = 0 if rt.device.type == "cpu" else sum(a.nbytes for a in arrays)
     need = training_bytes(data.input_dim, config.hidden_dim, text, batch) + resident
     if need <= available:
@@ -661,7 +683,7 @@ def run(args: argparse.Namespace, stop: StopRequest) -> int:
     config = config_from_args(args)
     data = load_dataset(args.data, config.max_examples)
     pairs_file = str(data.files[0])
-    eval_queries = sorted({data.query_ids[i] for i in np.unique(data.pair_query[~data.weak])})
+    eval_queries = sorted(data.query_ids[np.unique(data.pair_query[~data.weak])])  # ids are unique
     try:
         assignment = assign_folds(eval_queries, config.folds, config.seed)
     except UserError as err:
@@ -669,7 +691,21 @@ def run(args: argparse.Namespace, stop: StopRequest) -> int:
     digests = file_digests(data.files)
     rt = setup_runtime(args.device, config.precision, args.compile)
     try:
-        check_memory(config, data, rt, args.config)
+        available, source = _available_memory(rt)
+        batch = math.ceil(config.batch_size / rt.world_size)
+        placement, why = choose_placement(
+            args.feature_placement,
+            data,
+            rt,
+            config.hidden_dim,
+            batch,
+            config.folds,
+            config.eval_candidates,
+            available,
+            source,
+        )
+        print0(f"runtime: features on the {placement}: {why} (--feature-placement overrides)")
+        check_memory(config, data, rt, args.config, placement)
         out: Path = args.out
         if rt.is_master:
             print0("config: " + json.dumps(config.to_json()))
@@ -679,7 +715,9 @@ def run(args: argparse.Namespace, stop: StopRequest) -> int:
             )
             write_json_atomic(out / TRAINER_OUT["folds"], dict(sorted(assignment.items())))
         rt.barrier()
-        trainer = Trainer(config, data, out, rt, stop, assignment, digests, args.progress_seconds)
+        trainer = Trainer(
+            config, data, out, rt, stop, assignment, digests, args.progress_seconds, placement=placement
+        )
         trainer.on_data_change = args.on_data_change
         trainer.progress.write_status(TrainerState.TRAINING, message=None)
         results = trainer.run()
