@@ -74,7 +74,7 @@ def test_parquet_input_with_id_columns_and_a_weak_flag(tmp_path):
     ]
     assert main([str(tmp_path / "in.parquet"), "--out", str(out), *args]) == 0
     data = load_dataset(out)
-    assert data.query_ids == ["a", "b"] and data.doc_ids == ["1", "2"]
+    assert list(data.query_ids) == ["a", "b"] and list(data.doc_ids) == ["1", "2"]
     assert data.weak.tolist() == [False, True, False]
     assert (data.weight == 1).all()
 
