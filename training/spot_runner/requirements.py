@@ -159,10 +159,17 @@ def _layer(python: str, venv_python: Path) -> None:
 
 
 def _resolve(venv_python: Path, req: Path, code_dir: Path, report: Path) -> list[str]:
-    """``name==version`` of every package the venv lacks for ``req`` (what the job Python has is skipped)."""
+    """Every package the venv lacks for ``req`` (what the job Python has is skipped): ``name==version``, or
+    the local file or directory it comes from (``./mypkg`` in the file), which no index holds."""
     _pip(venv_python, ["install", "--dry-run", "--quiet", "--report", str(report), "-r", str(req)], code_dir)
     doc = json.loads(report.read_text())
-    return [f"{i['metadata']['name']}=={i['metadata']['version']}" for i in doc.get("install", [])]
+    pinned = []
+    for item in doc.get("install", []):
+        url = item.get("download_info", {}).get("url", "")
+        local = url.startswith("file://") and not item.get("download_info", {}).get("archive_info")
+        meta = item["metadata"]
+        pinned.append(url if local else f"{meta['name']}=={meta['version']}")
+    return pinned
 
 
 def _index_options(req: Path) -> list[str]:
