@@ -1,5 +1,6 @@
-"""Script mode on a par with the built-in trainer (issue 12): a declared metric, the script's own requirements,
-the launcher, jobs without data, the machine's facts, and resuming from the script's own checkpoint."""
+"""Script mode on a par with the built-in trainer (issue 12): a declared metric, the script's own
+requirements, the launcher, jobs without data, the machine's facts, and resuming from the script's own
+checkpoint."""
 
 from __future__ import annotations
 
