@@ -85,7 +85,7 @@ export class SweepStack extends Stack {
     this.deployLogs = new logs.LogGroup(this, 'DeployLogs', { retention: logs.RetentionDays.ONE_WEEK, removalPolicy: RemovalPolicy.DESTROY });
     const jobParameters: ssm.StringParameter[] = [];
     for (const config of spec.configs) {
-      const data = this.dataLocation(spec, config, root, dataUploads, external);
+      const data = config.data === null ? null : this.dataLocation(spec, config, config.data, root, dataUploads, external);
       const scriptCode = this.scriptCodeLocation(config, instanceReads, external);
       const job = renderJob(spec, config.name, { store: storePrefix(root, spec.name, config.name), data, code: scriptCode });
       jobParameters.push(this.jobParameter(spec.name, config.name, job));
@@ -200,28 +200,29 @@ export class SweepStack extends Stack {
   private dataLocation(
     spec: SweepSpec,
     config: ResolvedConfig,
+    dataDir: string,
     root: string,
     uploads: Map<string, string>,
     external: { bucket: string; prefix: string }[],
   ): string {
-    if (config.data.startsWith('s3://')) {
-      external.push(splitS3Uri(config.data));
-      return config.data;
+    if (dataDir.startsWith('s3://')) {
+      external.push(splitS3Uri(dataDir));
+      return dataDir;
     }
-    let prefix = uploads.get(config.data);
+    let prefix = uploads.get(dataDir);
     if (prefix === undefined) {
-      const fromSpec = specRelative(spec, config.data);
+      const fromSpec = specRelative(spec, dataDir);
       // The slug's readable part is the last named folder of the spec-relative path (`.` and `..` name a
       // directory of the checkout, which differs between clones).
       const named = fromSpec.split(/[\\/]/).filter((p) => p !== '' && p !== '.' && p !== '..').pop() ?? '';
       const slug = `${named.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '') || 'data'}-${createHash('sha256').update(fromSpec).digest('hex').slice(0, 8)}`;
       prefix = `${storeKeys.datasets(spec.name)}${slug}/`;
-      if (existsSync(config.data)) {
-        uploads.set(config.data, prefix);
+      if (existsSync(dataDir)) {
+        uploads.set(dataDir, prefix);
       } else {
         Annotations.of(this).addWarningV2(
           'spot-sweep:localDataMissing',
-          `config "${config.name}": data directory ${config.data} does not exist, so nothing is uploaded; the job reads ${root}/${prefix}. ` +
+          `config "${config.name}": data directory ${dataDir} does not exist, so nothing is uploaded; the job reads ${root}/${prefix}. ` +
             'Create the directory before deploying, upload the data there yourself, or point "data" at an s3:// URI.',
         );
       }

@@ -463,7 +463,7 @@ describe('stable ids: a spec synthesizes the same from any directory', () => {
 });
 
 describe('example specs', () => {
-  test.each(['seed-plan', 'demo'])('sweeps/%s.json synthesizes nag-clean, one group per config', (name) => {
+  test.each(['seed-plan', 'demo', 'own-script'])('sweeps/%s.json synthesizes nag-clean, one group per config', (name) => {
     const spec = loadSpec(path.join(ROOT, 'sweeps', `${name}.json`));
     const { app, template } = build(spec);
     template.resourceCountIs('AWS::AutoScaling::AutoScalingGroup', spec.configs.length);
@@ -473,6 +473,15 @@ describe('example specs', () => {
     const parameters = Object.values(template.toJSON().Parameters ?? {}) as { Default?: string }[];
     expect(parameters.map((p) => p.Default)).not.toContain(DLAMI_PARAMETERS.volta);
     expect(parameters.map((p) => p.Default)).toContain(DLAMI_PARAMETERS.modern);
+  });
+
+  test('sweeps/own-script.json: the local code directory becomes an asset the job reads, and its job has no data', () => {
+    const spec = loadSpec(path.join(ROOT, 'sweeps', 'own-script.json'));
+    const { template } = build(spec);
+    const job = Object.values(template.findResources('AWS::SSM::Parameter')).find((p) => JSON.stringify(p).includes('own-script'));
+    const text = JSON.stringify(job);
+    expect(text).toContain('\\"data\\":null');
+    expect(text).toMatch(/\.zip/);
   });
 
   test('fails when the spec has no configs', () => {

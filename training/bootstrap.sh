@@ -508,6 +508,9 @@ done_phase
 begin run
 runner_started=1
 export "$SPOT_SWEEP_ENV_SETUP_PHASES=$phases_file"
+# A script's own requirements (script.requirements) are installed by the runner through the same wheel
+# cache, under script/<digest>/ (spot_runner/requirements.py).
+export SPOT_SWEEP_WHEEL_CACHE="$wheel_cache"
 PYTHONPATH="$code_dir${PYTHONPATH:+:$PYTHONPATH}" "$python" -m spot_runner.job --job "$job_uri" --workdir "$workdir" \
   ${job_deadline:+--deadline "$job_deadline"} &
 runner_pid=$!

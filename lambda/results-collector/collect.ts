@@ -10,8 +10,6 @@ export interface SweepSpend {
 }
 
 export interface LeaderboardEntry extends LeaderboardRow {
-  /** 1 = best mean nDCG@10; absent for unscored rows. */
-  readonly rank?: number;
   /** Spend so far, from the guard's spend.json (status.json is the job runner's and carries no spend). */
   readonly spendUsd?: number;
 }
@@ -57,11 +55,7 @@ export function buildLeaderboardDocument(
   const board = buildLeaderboard(artifacts);
   const problems = [...board.problems];
   const spend = parseSpend(spendText, problems);
-  let rank = 0;
-  const rows = board.rows.map((r): LeaderboardEntry => ({
-    ...r,
-    rank: r.ndcgMean !== undefined ? ++rank : undefined,
-    spendUsd: spend.byConfig[r.config],
-  }));
+  // Each row's rank is within its metric (lib/results/leaderboard.ts): a script's own metric ranks apart.
+  const rows = board.rows.map((r): LeaderboardEntry => ({ ...r, spendUsd: spend.byConfig[r.config] }));
   return { version: 1, sweep, generatedAt, totalSpendUsd: spend.totalUsd, budgetUsd: spend.budgetUsd, rows, problems };
 }

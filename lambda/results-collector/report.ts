@@ -1,12 +1,14 @@
 import { storeKeys } from '../../lib/contract';
+import { BUILT_IN_METRIC } from '../../lib/results/leaderboard';
 import { LeaderboardDocument, LeaderboardEntry } from './collect';
 
 /**
  * sweeps/<sweep>/report.html: one self-contained page (inline CSS and SVG, no script, no request to
  * anywhere), so it opens from S3, a laptop's disk or an e-mail attachment alike. Every string that
- * comes from the sweep's files goes through `escapeHtml`. Script-mode configs (the user's own script,
- * no metric declared) are rows without a score, with their result files named in the note; they are
- * not problems and are not charted.
+ * comes from the sweep's files goes through `escapeHtml`. A script-mode config that declares a metric named
+ * nDCG@10 is ranked and charted beside the built-in trainer's configs; one with another metric is ranked
+ * among the configs of that metric (its score cell names it), not charted; one with no metric is a row
+ * without a score, its result files named in the note; none of them is a problem.
  */
 
 /** Escapes text for HTML element content and double- or single-quoted attributes. */
@@ -104,7 +106,7 @@ function row(r: LeaderboardEntry): string {
     `<td class="num">${r.rank ?? '–'}</td>`,
     `<td>${escapeHtml(r.config)}</td>`,
     `<td class="state-${escapeHtml(r.state)}">${escapeHtml(r.state)}</td>`,
-    `<td class="num">${r.ndcgMean === undefined ? (r.mode === 'script' ? 'no metric' : '–') : `${r.ndcgMean.toFixed(4)} ± ${(r.ndcgStd ?? 0).toFixed(4)}`}</td>`,
+    `<td class="num">${escapeHtml(scoreCell(r))}</td>`,
     `<td class="num">${r.folds?.length ?? '–'}</td>`,
     `<td class="num">${r.spendUsd === undefined ? '–' : `$${r.spendUsd.toFixed(2)}`}</td>`,
     `<td class="num">${duration(r.totalSeconds)}</td>`,
@@ -114,6 +116,14 @@ function row(r: LeaderboardEntry): string {
     `<td class="text">${escapeHtml(note(r))}</td>`,
   ];
   return `<tr${r.mode === 'script' ? ' class="mode-script"' : ''}>${cells.join('')}</tr>`;
+}
+
+/** The score cell: nDCG@10 as mean ± std; another metric named, with its direction; a script without one says so. */
+function scoreCell(r: LeaderboardEntry): string {
+  const s = r.score;
+  if (!s) return r.mode === 'script' && r.state === 'SUCCEEDED' ? 'no metric' : '–';
+  const value = `${s.mean.toFixed(4)} ± ${s.std === undefined ? '–' : s.std.toFixed(4)}`;
+  return s.name === BUILT_IN_METRIC && s.higherIsBetter ? value : `${s.name}${s.higherIsBetter ? '' : ' (lower is better)'}: ${value}`;
 }
 
 /** The note cell: what is wrong, then what is worth knowing (a script's files, a pending stop). */
@@ -129,7 +139,7 @@ export function renderReport(doc: LeaderboardDocument): string {
       ? 'Spend: not measured yet (the budget guard has not run).'
       : `Spend so far: $${fixed(doc.totalSpendUsd, 2)}${doc.budgetUsd === undefined ? '' : ` of a $${fixed(doc.budgetUsd, 2)} budget`}.`;
   const scriptNote = doc.rows.some((r) => r.mode === 'script')
-    ? `<p class="note">Script-mode configs run your own script and declare no metric, so they have no score and no place in the chart; their result files are under ${escapeHtml(storeKeys.configFile(doc.sweep, '<config>', 'scriptResults'))} in the bucket.</p>`
+    ? `<p class="note">Script-mode configs run your own script. One that declares a metric (script.metric) named nDCG@10 ranks and is charted with the built-in trainer's configs; another metric ranks among the configs of that metric (rank 1 is the best of each); one without a metric has no score. Their result files are under ${escapeHtml(storeKeys.configFile(doc.sweep, '<config>', 'scriptResults'))} in the bucket.</p>`
     : '';
   const problems =
     doc.problems.length === 0 ? '' : `<h2>Problems</h2>\n<ul class="problems">${doc.problems.map((p) => `<li>${escapeHtml(p)}</li>`).join('')}</ul>`;

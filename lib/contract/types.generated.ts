@@ -180,6 +180,36 @@ export interface JobJson {
      * Glob of the result files, relative to the code root.
      */
     results: string;
+    /**
+     * The score the script reports, read by the job runner from its results file after it succeeds (results.json `metric`); null: the script is listed unscored.
+     */
+    metric: null | {
+      /**
+       * A JSON pointer (RFC 6901) to a value inside the script's results file, e.g. /ndcg@10 or /metrics/mean.
+       */
+      pointer: string;
+      /**
+       * The metric's name; configs whose names match (case-insensitive; ndcg10 and nDCG@10 are ndcg@10, the built-in trainer's) rank together.
+       */
+      name: string;
+      higherIsBetter: boolean;
+      /**
+       * Pointer to an array of per-fold numbers; null: none.
+       */
+      folds: null | string;
+      /**
+       * The results file to read, relative to the code root; null: the single JSON file the results glob collects.
+       */
+      file: string | null;
+    };
+    /**
+     * A pip requirements file in the code (relative to the code root), installed into a venv layered on the job's Python before the script runs (training/spot_runner/requirements.py); null: none.
+     */
+    requirements: string | null;
+    /**
+     * python: one process that sees every GPU; torchrun: one process per GPU (torch.distributed.run --standalone).
+     */
+    launcher: "python" | "torchrun";
   };
 }
 
@@ -446,6 +476,32 @@ export type ResultsJson =
        */
       results: {
         [k: string]: unknown | undefined;
+      };
+      /**
+       * The script's declared metric (job.json script.metric) as read from its results file; null when it declares none. Absent in results of runners before it (read as null).
+       */
+      metric?: null | {
+        /**
+         * As declared (job.json script.metric.name).
+         */
+        name: string;
+        higherIsBetter: boolean;
+        /**
+         * The value at the metric's pointer.
+         */
+        mean: number;
+        /**
+         * Standard deviation of the per-fold values (ddof 1); null with fewer than two folds or none.
+         */
+        std: number | null;
+        /**
+         * The per-fold values at the folds pointer; null when none is declared.
+         */
+        folds: number[] | null;
+        /**
+         * The results file read, relative to the code root.
+         */
+        file: string;
       };
       /**
        * Added by the job runner: where and how the job ran.

@@ -21,13 +21,40 @@ export interface ConfigArtifacts {
 
 export type ResultsMode = ResultsJson['mode'];
 
+/** The built-in trainer's metric, under its one canonical name: script metrics named so rank with it. */
+export const BUILT_IN_METRIC = 'ndcg@10';
+
+/**
+ * The name a metric ranks under: lower case, and every spelling of nDCG@10 (`nDCG@10`, `ndcg10`, `NDCG_10`,
+ * `ndcg-10`) as {@link BUILT_IN_METRIC}. Configs whose canonical names (and directions) match rank together.
+ */
+export function canonicalMetricName(name: string): string {
+  const lower = name.trim().toLowerCase();
+  return /^ndcg[@_-]?10$/.test(lower) ? BUILT_IN_METRIC : lower;
+}
+
+/** A config's score: the built-in trainer's nDCG@10, or the metric a script declared. */
+export interface Score {
+  /** Canonical ({@link canonicalMetricName}): rows with the same name and direction rank together. */
+  readonly name: string;
+  readonly higherIsBetter: boolean;
+  readonly mean: number;
+  /** Over the folds, ddof 1; undefined with fewer than two fold values. */
+  readonly std?: number;
+  readonly folds?: readonly number[];
+}
+
 export interface LeaderboardRow {
   readonly config: string;
   /** SUCCEEDED, FAILED, TRAINING, ... from status.json; `UNKNOWN` when it is missing. */
   readonly state: string;
-  /** results.json's mode: `train` (scored by nDCG@10) or `script` (the user's files, unscored). */
+  /** results.json's mode: `train` (scored by nDCG@10) or `script` (the user's files, scored by the metric it declares). */
   readonly mode?: ResultsMode;
-  /** Mean nDCG@10 over folds; undefined unless the config has a valid train-mode results.json. */
+  /** The score, built-in or the script's declared metric; undefined when there is none. */
+  readonly score?: Score;
+  /** 1 = best among the rows scored by the same metric (name and direction); undefined for unscored rows. */
+  readonly rank?: number;
+  /** Mean nDCG@10 over folds: a train-mode results.json's, or a script's metric named nDCG@10 (higher is better). */
   readonly ndcgMean?: number;
   /** Standard deviation of nDCG@10 over folds (ddof 1, as results.json records). */
   readonly ndcgStd?: number;
@@ -48,7 +75,10 @@ export interface LeaderboardRow {
 }
 
 export interface Leaderboard {
-  /** Scored rows by mean nDCG@10 descending, then succeeded script rows, then the others; ties by name. */
+  /**
+   * Scored rows first, by metric (nDCG@10 first, then the other metric names in order), each metric's rows
+   * best first as its direction says; then succeeded script rows without a metric; then the others; ties by name.
+   */
   readonly rows: readonly LeaderboardRow[];
   /** One line per malformed file, naming the file and field: reported, never fatal. */
   readonly problems: readonly string[];
@@ -118,14 +148,33 @@ export function buildLeaderboard(artifacts: readonly ConfigArtifacts[]): Leaderb
       return { ...base, problem: `results.json is of an earlier job.json (${resultsDigest.slice(0, 19)}…), not of the job now ${state}; not ranked` };
     }
     if (results.mode === SCRIPT_MODE) {
-      // A script declares no metric (yet): its files are the result. Unscored but not a problem.
       const files = results.files;
       if (state !== SUCCEEDED) return { ...base, mode: SCRIPT_MODE, resultFiles: files, problem: unscored() };
-      return { ...base, mode: SCRIPT_MODE, resultFiles: files, note: base.note ?? `script: ${files.length} result file(s), no metric declared` };
+      const metric = results.metric;
+      // No metric declared: its files are the result. Unscored but not a problem.
+      if (!metric) return { ...base, mode: SCRIPT_MODE, resultFiles: files, note: base.note ?? `script: ${files.length} result file(s), no metric declared` };
+      const score: Score = {
+        name: canonicalMetricName(metric.name),
+        higherIsBetter: metric.higherIsBetter,
+        mean: metric.mean,
+        ...(metric.std !== null ? { std: metric.std } : {}),
+        ...(metric.folds !== null ? { folds: metric.folds } : {}),
+      };
+      // Named nDCG@10 (and higher is better): the built-in's metric, so the script ranks and charts beside it.
+      const builtIn = score.name === BUILT_IN_METRIC && score.higherIsBetter;
+      return {
+        ...base,
+        mode: SCRIPT_MODE,
+        resultFiles: files,
+        score,
+        ...(builtIn ? { ndcgMean: score.mean, ndcgStd: score.std, folds: score.folds } : {}),
+        note: base.note ?? `script: ${metric.name} from ${metric.file}`,
+      };
     }
     return {
       ...base,
       mode: TRAIN_MODE,
+      score: { name: BUILT_IN_METRIC, higherIsBetter: true, mean: results.ndcg10.mean, std: results.ndcg10.std, folds: results.folds.map((f) => f.ndcg10) },
       ndcgMean: results.ndcg10.mean,
       ndcgStd: results.ndcg10.std,
       folds: results.folds.map((f) => f.ndcg10),
@@ -134,9 +183,41 @@ export function buildLeaderboard(artifacts: readonly ConfigArtifacts[]): Leaderb
       device: results.hardware.device,
     };
   });
-  const tier = (r: LeaderboardRow): number => (r.ndcgMean !== undefined ? 0 : r.mode === SCRIPT_MODE && r.state === SUCCEEDED ? 1 : 2);
-  rows.sort((x, y) => tier(x) - tier(y) || (tier(x) === 0 ? (y.ndcgMean as number) - (x.ndcgMean as number) : 0) || x.config.localeCompare(y.config));
-  return { rows, problems };
+  const tier = (r: LeaderboardRow): number => (r.score !== undefined ? 0 : r.mode === SCRIPT_MODE && r.state === SUCCEEDED ? 1 : 2);
+  rows.sort((x, y) => tier(x) - tier(y) || (tier(x) === 0 ? byScore(x.score!, y.score!) : 0) || x.config.localeCompare(y.config));
+  const ranks = new Map<string, number>();
+  const ranked = rows.map((r): LeaderboardRow => {
+    if (!r.score) return r;
+    const group = scoreGroup(r.score);
+    const rank = (ranks.get(group) ?? 0) + 1;
+    ranks.set(group, rank);
+    return { ...r, rank };
+  });
+  return { rows: ranked, problems };
+}
+
+/** Rows rank together when their metric has the same name and direction. */
+function scoreGroup(s: Score): string {
+  return `${s.name}\u0000${s.higherIsBetter ? 'max' : 'min'}`;
+}
+
+/** The built-in's metric first, then the others by name (higher-is-better first); within one, best first. */
+function byScore(x: Score, y: Score): number {
+  const gx = scoreGroup(x);
+  const gy = scoreGroup(y);
+  if (gx !== gy) {
+    const builtIn = `${BUILT_IN_METRIC}\u0000max`;
+    return gx === builtIn ? -1 : gy === builtIn ? 1 : gx.localeCompare(gy);
+  }
+  return x.higherIsBetter ? y.mean - x.mean : x.mean - y.mean;
+}
+
+/** A score cell: `0.4482 ± 0.0100` for nDCG@10, `rmse (lower is better) 0.3100 ± 0.0200` for another metric. */
+export function formatScore(s: Score | undefined): string {
+  if (!s) return '-';
+  const value = `${s.mean.toFixed(4)} ± ${s.std === undefined ? '-' : s.std.toFixed(4)}`;
+  if (s.name === BUILT_IN_METRIC && s.higherIsBetter) return value;
+  return `${s.name}${s.higherIsBetter ? '' : ' (lower is better)'} ${value}`;
 }
 
 function duration(seconds: number | undefined): string {
@@ -157,12 +238,11 @@ export interface FormatOptions {
 /** The leaderboard as an aligned text table, with the problems below it. */
 export function formatLeaderboard(board: Leaderboard, options: FormatOptions = {}): string {
   const header = ['rank', 'config', 'state', 'nDCG@10 (mean ± std)', 'examples/s', 'wall time', 'note'];
-  let rank = 0;
   const lines = board.rows.map((r) => [
-    r.ndcgMean !== undefined ? String(++rank) : '-',
+    r.rank !== undefined ? String(r.rank) : '-',
     r.config,
     r.state,
-    r.ndcgMean !== undefined ? `${r.ndcgMean.toFixed(4)} ± ${(r.ndcgStd ?? 0).toFixed(4)}` : '-',
+    formatScore(r.score),
     r.examplesPerSecond !== undefined ? Math.round(r.examplesPerSecond).toLocaleString('en-US') : '-',
     duration(r.totalSeconds),
     [r.problem, r.note].filter(Boolean).join('; ') || (r.interruptions ? `${r.interruptions} interruption(s) survived` : ''),

@@ -13,10 +13,10 @@ export interface JobLocations {
    */
   readonly store: string;
   /**
-   * The data set, as the instance sees it.
+   * The data set, as the instance sees it; `null` for a script config without data.
    * @default - the config's `data` from the spec
    */
-  readonly data?: string;
+  readonly data?: string | null;
   /**
    * The user's code, as the instance sees it (e.g. the uploaded .zip); only used when the config has `script`.
    * @default - the config's `script.codeDir` from the spec
@@ -57,6 +57,9 @@ export function renderJob(spec: SweepSpec, configName: string, locations: JobLoc
           args: [...config.script.args],
           patches: config.script.patches.map((p) => ({ ...p })),
           results: config.script.results,
+          metric: config.script.metric ? { ...config.script.metric } : null,
+          requirements: config.script.requirements,
+          launcher: config.script.launcher,
         }
       : null,
   };

@@ -66,6 +66,27 @@ export interface Patch {
   readonly replace: string;
 }
 
+/** How the job runner starts the script: one process, or one per GPU under torchrun. */
+export type Launcher = NonNullable<JobJson['script']>['launcher'];
+export const LAUNCHERS = jobSchema.$defs.script.properties.launcher.enum as readonly Launcher[];
+
+/**
+ * The score a script reports in its results file (resolved, every default applied), as job.json carries it.
+ * Configs whose metric names match rank together; `ndcg@10` is the built-in trainer's ({@link canonicalMetricName}).
+ */
+export interface ScriptMetric {
+  /** JSON pointer (RFC 6901) to the number in the results file, e.g. `/ndcg@10`. */
+  readonly pointer: string;
+  /** @default - the pointer's last token, unescaped (`/metrics/ndcg@10` -> `ndcg@10`) */
+  readonly name: string;
+  /** @default true */
+  readonly higherIsBetter: boolean;
+  /** JSON pointer to an array of per-fold numbers. @default null (no per-fold values; std is null) */
+  readonly folds: string | null;
+  /** The results file, relative to codeDir. @default null (the single JSON file the results glob collects) */
+  readonly file: string | null;
+}
+
 /** The user's own training script instead of the built-in trainer (resolved). */
 export interface ScriptSettings {
   /** Absolute local directory (after resolution against the spec file's directory) or an s3:// URI. */
@@ -78,9 +99,22 @@ export interface ScriptSettings {
   readonly patches: readonly Patch[];
   /** Glob, relative to codeDir, of the files collected as results. @default "results/**" */
   readonly results: string;
+  /** The score the script reports; `null`: listed without a score. @default null */
+  readonly metric: ScriptMetric | null;
+  /** A pip requirements file inside codeDir, installed before the script runs. @default null (none) */
+  readonly requirements: string | null;
+  /** `python`: one process that sees every GPU; `torchrun`: one process per GPU. @default "python" */
+  readonly launcher: Launcher;
 }
 
-export const SCRIPT_DEFAULTS = { args: [] as readonly string[], patches: [] as readonly Patch[], results: 'results/**' };
+export const SCRIPT_DEFAULTS = {
+  args: [] as readonly string[],
+  patches: [] as readonly Patch[],
+  results: 'results/**',
+  metric: null,
+  requirements: null,
+  launcher: 'python' as Launcher,
+};
 
 /** One config, every default applied. */
 export interface ResolvedConfig extends ConfigDefaults {
@@ -90,8 +124,8 @@ export interface ResolvedConfig extends ConfigDefaults {
   readonly examples: number | null;
   /** GPUs to use; defaults to every GPU of the first instance type. */
   readonly gpus: number;
-  /** `s3://` URI or absolute local directory. */
-  readonly data: string;
+  /** `s3://` URI or absolute local directory; `null` only for a script that brings its own data. */
+  readonly data: string | null;
   readonly train: TrainSettings;
   /** `null` means the built-in two-tower trainer. */
   readonly script: ScriptSettings | null;
@@ -119,5 +153,6 @@ export const SWEEP_KEYS = ['name', 'description', 'budgetUsd', 'data', 'defaults
 export const DEFAULTS_KEYS = ['instanceTypes', 'market', 'maxRuntimeHours', 'idleMinutes', 'volumeGb', 'allowV100', 'train'] as const;
 export const CONFIG_KEYS = ['name', 'description', 'examples', 'gpus', 'data', 'script', ...DEFAULTS_KEYS] as const;
 export const TRAIN_KEYS = Object.keys(TRAIN_PROPERTIES) as (keyof TrainSettings)[];
-export const SCRIPT_KEYS = ['codeDir', 'entrypoint', 'args', 'patches', 'results'] as const;
+export const SCRIPT_KEYS = ['codeDir', 'entrypoint', 'args', 'patches', 'results', 'metric', 'requirements', 'launcher'] as const;
+export const METRIC_KEYS = ['pointer', 'name', 'higherIsBetter', 'folds', 'file'] as const;
 export const PATCH_KEYS = ['file', 'find', 'replace'] as const;

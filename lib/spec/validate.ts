@@ -3,11 +3,15 @@ import jobSchema from '../../training/contract/job.schema.json';
 import { TRAIN_PROPERTIES } from '../contract';
 import { INSTANCES, InstanceInfo, lookupInstance } from '../cost/instances';
 import { SpecError, SpecIssue, show } from './errors';
+import { pointerTokens } from './json-pointer';
 import {
   CONFIG_DEFAULTS,
   CONFIG_KEYS,
   DEFAULTS_KEYS,
   MARKETS,
+  LAUNCHERS,
+  Launcher,
+  METRIC_KEYS,
   Market,
   PATCH_KEYS,
   Patch,
@@ -15,6 +19,7 @@ import {
   SCRIPT_DEFAULTS,
   SCRIPT_KEYS,
   SWEEP_KEYS,
+  ScriptMetric,
   ScriptSettings,
   SweepSpec,
   TRAIN_DEFAULTS,
@@ -49,6 +54,9 @@ const TRAIN_FIXES: Readonly<Record<keyof TrainSettings, string>> = {
   hiddenDim: 'use a whole number, e.g. 512',
   checkpointMinutes: 'use minutes, e.g. 10',
 };
+
+/** A metric name's longest (job.schema.json `$defs.metric`): it is a column label. */
+const METRIC_NAME_MAX = jobSchema.$defs.metric.properties.name.maxLength;
 
 /** The largest budget a spec may set: a typo like 1e300 must not pass (plan would print $Infinity). */
 export const MAX_BUDGET_USD = 1_000_000;
@@ -218,15 +226,18 @@ class Checker {
       examples = this.integer(o.examples, `${at}.examples`, { min: jobSchema.properties.examples.minimum, fix: 'use a whole number of training examples, e.g. 876000, or null for all' }) ?? null;
     }
 
-    let data: string | undefined;
+    // null: a script config that brings its own data (job.json data null; the runner fetches nothing).
+    let data: string | null | undefined;
     if (o.data !== undefined) {
       data = this.data(o.data, `${at}.data`);
     } else if (sweepData === INVALID_DATA) {
       data = undefined;
     } else if (sweepData !== undefined) {
       data = sweepData;
+    } else if (o.script !== undefined && o.script !== null) {
+      data = null;
     } else {
-      this.add(`${at}.data`, undefined, 'no data set: add "data" at the top level (for every config) or in this config, as an s3:// URI or a local directory.', false);
+      this.add(`${at}.data`, undefined, 'no data set: add "data" at the top level (for every config) or in this config, as an s3:// URI or a local directory (only a config with a "script" may go without).', false);
     }
 
     let gpus: number | undefined;
@@ -380,8 +391,59 @@ class Checker {
       if (typeof o.results === 'string' && o.results !== '' && !escapesRoot(o.results)) results = o.results;
       else this.add(`${at}.results`, o.results, 'must be a glob relative to codeDir, without "..", e.g. "results/*.json".');
     }
-    if (this.issues.length > before || codeDir === undefined) return undefined;
-    return { codeDir, entrypoint: o.entrypoint as string, args, patches, results };
+    const metric = o.metric === undefined || o.metric === null ? SCRIPT_DEFAULTS.metric : this.metric(o.metric, `${at}.metric`);
+    let requirements: string | null = SCRIPT_DEFAULTS.requirements;
+    if (o.requirements !== undefined && o.requirements !== null) {
+      if (typeof o.requirements === 'string' && o.requirements !== '' && !escapesRoot(o.requirements)) requirements = o.requirements;
+      else this.add(`${at}.requirements`, o.requirements, 'must be the path of a pip requirements file inside codeDir (relative, without ".."), e.g. "requirements.txt", or null for none.');
+    }
+    let launcher = SCRIPT_DEFAULTS.launcher;
+    if (o.launcher !== undefined) {
+      if (typeof o.launcher === 'string' && (LAUNCHERS as readonly string[]).includes(o.launcher)) launcher = o.launcher as Launcher;
+      else
+        this.add(
+          `${at}.launcher`,
+          o.launcher,
+          'must be "python" (one process that sees every GPU, e.g. a DataParallel script) or "torchrun" (one process per GPU, for a DistributedDataParallel script).',
+        );
+    }
+    if (this.issues.length > before || codeDir === undefined || metric === undefined) return undefined;
+    return { codeDir, entrypoint: o.entrypoint as string, args, patches, results, metric, requirements, launcher };
+  }
+
+  /** `script.metric`: where the script's results file holds its score, every default applied. */
+  private metric(raw: unknown, at: string): ScriptMetric | undefined {
+    const o = this.object(raw, at, METRIC_KEYS, 'metric');
+    if (!o) return undefined;
+    const before = this.issues.length;
+    const pointerRule = 'must be a JSON pointer (RFC 6901) into the results file: "/" then each key, e.g. "/ndcg@10" or "/metrics/mean" (write "~1" for a "/" inside a key, "~0" for "~").';
+    const tokens = typeof o.pointer === 'string' ? pointerTokens(o.pointer) : undefined;
+    if (tokens === undefined || tokens.length === 0) this.add(`${at}.pointer`, o.pointer, pointerRule, o.pointer !== undefined);
+    let name = tokens && tokens.length > 0 ? tokens[tokens.length - 1] : '';
+    if (o.name !== undefined) {
+      if (typeof o.name === 'string' && o.name.trim() !== '' && o.name.length <= METRIC_NAME_MAX) name = o.name;
+      else this.add(`${at}.name`, o.name, `must be the metric's name, 1-${METRIC_NAME_MAX} characters, e.g. "ndcg@10" (configs whose metric names match rank together; "ndcg@10" ranks with the built-in trainer).`);
+    } else if (tokens && tokens.length > 0 && (name === '' || name.length > METRIC_NAME_MAX)) {
+      this.add(`${at}.name`, undefined, `is needed: the pointer's last key ${JSON.stringify(name)} cannot name the metric (1-${METRIC_NAME_MAX} characters); add "name", e.g. "ndcg@10".`, false);
+    }
+    let higherIsBetter = true;
+    if (o.higherIsBetter !== undefined) {
+      if (typeof o.higherIsBetter === 'boolean') higherIsBetter = o.higherIsBetter;
+      else this.add(`${at}.higherIsBetter`, o.higherIsBetter, 'must be true (a larger value is better, e.g. nDCG) or false (smaller is better, e.g. a loss), without quotes.');
+    }
+    let folds: string | null = null;
+    if (o.folds !== undefined && o.folds !== null) {
+      const foldTokens = typeof o.folds === 'string' ? pointerTokens(o.folds) : undefined;
+      if (foldTokens === undefined || foldTokens.length === 0) this.add(`${at}.folds`, o.folds, `${pointerRule.replace('into the results file', 'to the array of per-fold numbers')} Or null for none.`);
+      else folds = o.folds as string;
+    }
+    let file: string | null = null;
+    if (o.file !== undefined && o.file !== null) {
+      if (typeof o.file === 'string' && o.file !== '' && !escapesRoot(o.file)) file = o.file;
+      else this.add(`${at}.file`, o.file, 'must be the results file\'s path inside codeDir (relative, without ".."), e.g. "results/metrics.json"; leave it out to read the single JSON file the results glob collects.');
+    }
+    if (this.issues.length > before) return undefined;
+    return { pointer: o.pointer as string, name, higherIsBetter, folds, file };
   }
 
   private instanceTypes(raw: unknown, at: string): string[] | undefined {
@@ -525,7 +587,7 @@ interface ResolvedDefaults {
   readonly train: Partial<TrainSettings>;
 }
 
-type Level = 'sweep' | 'defaults' | 'config' | 'train' | 'script' | 'patch';
+type Level = 'sweep' | 'defaults' | 'config' | 'train' | 'script' | 'patch' | 'metric';
 
 /** Whether a path the spec gives leaves its root: absolute, or with a `..` part (the job runner checks the same). */
 function escapesRoot(p: string): boolean {

@@ -4,7 +4,7 @@ import { createServer } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CreateBucketCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { contractProblems, REQUESTERS } from '../../lib/contract';
+import { contractProblems, EXIT_CODES, REQUESTERS } from '../../lib/contract';
 import { controlDoc } from '../results/fixtures';
 
 /**
@@ -146,6 +146,40 @@ describe('spot-sweep local', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).not.toMatch(/fold 1\/2 epoch/);
     expect(readFileSync(path.join(dir, 'store', 'sweeps', 'local-test', 'small', 'results.json'), 'utf8')).toBe(before);
+  });
+
+  test('a script config without data whose metric is nDCG@10 ranks beside the built-in trainer; a declared metric it does not write fails the run', () => {
+    mkdirSync(path.join(dir, 'scored-code'), { recursive: true });
+    writeFileSync(
+      path.join(dir, 'scored-code', 'train.py'),
+      ['import json, os', 'os.makedirs("results", exist_ok=True)', 'json.dump({"nDCG@10": 0.99, "folds": [0.98, 1.0]}, open("results/m.json", "w"))'].join('\n'),
+    );
+    const scored = { codeDir: './scored-code', entrypoint: 'train.py', results: 'results/*.json', metric: { pointer: '/nDCG@10', folds: '/folds' } };
+    const mixed = {
+      name: 'mixed',
+      budgetUsd: 1,
+      defaults: { instanceTypes: ['g4dn.xlarge'], train: { folds: 2, epochs: 1, batchSize: 64, hiddenDim: 16 } },
+      configs: [
+        { name: 'builtin', examples: 1000, data: './data' },
+        { name: 'scripted', script: scored },
+      ],
+    };
+    writeFileSync(path.join(dir, 'mixed.json'), JSON.stringify(mixed, null, 2));
+    const r = spotSweep(dir, ['local', 'mixed.json', '--store', 'store']);
+    expect(r.stderr).not.toMatch(/Traceback/);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^1\s+scripted\s+SUCCEEDED\s+0\.9900 ± 0\.0141\s.*script: nDCG@10 from results\/m\.json$/m);
+    expect(r.stdout).toMatch(/^2\s+builtin\s+SUCCEEDED\s+0\.\d{4} ± 0\.\d{4}/m);
+    const job = JSON.parse(readFileSync(path.join(dir, 'store', 'sweeps', 'mixed', 'scripted', 'job.json'), 'utf8'));
+    expect(job.data).toBeNull();
+
+    writeFileSync(
+      path.join(dir, 'mixed-bad.json'),
+      JSON.stringify({ ...mixed, name: 'mixed-bad', configs: [{ name: 'scripted', script: { ...scored, metric: { pointer: '/mrr' } } }] }, null, 2),
+    );
+    const bad = spotSweep(dir, ['local', 'mixed-bad.json', '--store', 'store']);
+    expect(bad.code).toBe(EXIT_CODES.cli.someFailed);
+    expect(bad.stdout).toMatch(/^-\s+scripted\s+FAILED\s.*results\/m\.json holds nothing at the pointer '\/mrr'/m);
   });
 
   test('a script-mode config that succeeds without a score is a success (exit 0), listed without a score and no problem', () => {

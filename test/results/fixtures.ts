@@ -65,4 +65,25 @@ export function scriptResults(sweep: string, config: string, files: readonly str
   return checked('results', { version: 1, mode: 'script', files: [...files], results: null, job: job(sweep, config) } as unknown as ResultsJson);
 }
 
+/** A script-mode results.json whose script declared a metric: as the job runner reads it (std ddof 1 of the folds). */
+export function scriptMetricResults(
+  sweep: string,
+  config: string,
+  metric: { name: string; folds: readonly number[]; higherIsBetter?: boolean; mean?: number },
+): ResultsJson {
+  const folds = [...metric.folds];
+  const mean = metric.mean ?? folds.reduce((a, b) => a + b, 0) / folds.length;
+  const avg = folds.reduce((a, b) => a + b, 0) / folds.length;
+  const std = folds.length > 1 ? Math.sqrt(folds.reduce((a, f) => a + (f - avg) ** 2, 0) / (folds.length - 1)) : null;
+  const file = 'results/metrics.json';
+  return checked('results', {
+    version: 1,
+    mode: 'script',
+    files: [file],
+    results: { score: mean, folds },
+    metric: { name: metric.name, higherIsBetter: metric.higherIsBetter ?? true, mean, std, folds, file },
+    job: job(sweep, config),
+  } as unknown as ResultsJson);
+}
+
 export const text = (doc: unknown): string => JSON.stringify(doc);

@@ -1,6 +1,6 @@
 import { REQUESTERS } from '../../lib/contract';
-import { buildLeaderboard, formatLeaderboard } from '../../lib/results/leaderboard';
-import { controlDoc, scriptResults, statusDoc, text, trainResults } from './fixtures';
+import { buildLeaderboard, canonicalMetricName, formatLeaderboard } from '../../lib/results/leaderboard';
+import { controlDoc, scriptMetricResults, scriptResults, statusDoc, text, trainResults } from './fixtures';
 
 const S = 'board';
 const status = (config: string, state: Parameters<typeof statusDoc>[2], extra: Parameters<typeof statusDoc>[3] = {}): string => text(statusDoc(S, config, state, extra));
@@ -68,6 +68,53 @@ describe('leaderboard', () => {
     expect(out).toMatch(/^1\s+scored\s+SUCCEEDED/m);
     expect(out).toMatch(/^-\s+a-script\s+SUCCEEDED\s+-\s+-\s+-\s+script: 2 result file\(s\), no metric declared$/m);
     expect(out).not.toContain('Problems:');
+  });
+
+  test('a script whose metric is nDCG@10 (any spelling) ranks among the built-in trainer\'s configs, by its mean', () => {
+    const board = buildLeaderboard([
+      { config: 'builtin', resultsText: train('builtin', [0.3, 0.32]), statusText: status('builtin', 'SUCCEEDED') },
+      { config: 'mine', resultsText: text(scriptMetricResults(S, 'mine', { name: 'nDCG@10', folds: [0.35, 0.37, 0.36] })), statusText: status('mine', 'SUCCEEDED', { mode: 'script' }) },
+      { config: 'alias', resultsText: text(scriptMetricResults(S, 'alias', { name: 'ndcg10', folds: [0.1, 0.12] })), statusText: status('alias', 'SUCCEEDED', { mode: 'script' }) },
+    ]);
+    expect(board.rows.map((r) => [r.config, r.rank, r.score?.name])).toEqual([
+      ['mine', 1, 'ndcg@10'],
+      ['builtin', 2, 'ndcg@10'],
+      ['alias', 3, 'ndcg@10'],
+    ]);
+    expect(board.rows[0].ndcgMean).toBeCloseTo(0.36, 10);
+    expect(board.rows[0]).toMatchObject({ mode: 'script', folds: [0.35, 0.37, 0.36], note: 'script: nDCG@10 from results/metrics.json' });
+    expect(board.rows[0].ndcgStd).toBeCloseTo(0.01, 10);
+    expect(board.problems).toEqual([]);
+    const out = formatLeaderboard(board);
+    expect(out).toMatch(/^1\s+mine\s+SUCCEEDED\s+0\.3600 ± 0\.0100/m);
+    expect(out).toMatch(/^2\s+builtin\s+SUCCEEDED\s+0\.3100 ± 0\.0141/m);
+  });
+
+  test('another metric ranks apart, after nDCG@10, best first as its direction says; lower-is-better is named', () => {
+    const board = buildLeaderboard([
+      { config: 'builtin', resultsText: train('builtin', [0.3, 0.32]), statusText: status('builtin', 'SUCCEEDED') },
+      { config: 'loss-a', resultsText: text(scriptMetricResults(S, 'loss-a', { name: 'Val-Loss', folds: [0.5, 0.7], higherIsBetter: false })), statusText: status('loss-a', 'SUCCEEDED', { mode: 'script' }) },
+      { config: 'loss-b', resultsText: text(scriptMetricResults(S, 'loss-b', { name: 'val-loss', folds: [0.2], higherIsBetter: false })), statusText: status('loss-b', 'SUCCEEDED', { mode: 'script' }) },
+      { config: 'unscored', resultsText: text(scriptResults(S, 'unscored')), statusText: status('unscored', 'SUCCEEDED', { mode: 'script' }) },
+    ]);
+    expect(board.rows.map((r) => [r.config, r.rank])).toEqual([
+      ['builtin', 1],
+      ['loss-b', 1],
+      ['loss-a', 2],
+      ['unscored', undefined],
+    ]);
+    expect(board.rows[1].ndcgMean).toBeUndefined();
+    expect(board.rows[1].score).toEqual({ name: 'val-loss', higherIsBetter: false, mean: 0.2, folds: [0.2] });
+    const out = formatLeaderboard(board);
+    expect(out).toMatch(/^1\s+loss-b\s+SUCCEEDED\s+val-loss \(lower is better\) 0\.2000 ± -/m);
+    expect(out).toMatch(/^2\s+loss-a\s+SUCCEEDED\s+val-loss \(lower is better\) 0\.6000 ± 0\.1414/m);
+    expect(out).not.toContain('Problems:');
+  });
+
+  test('canonicalMetricName: every spelling of nDCG@10 is the built-in\'s name; others are lower-cased', () => {
+    expect(['nDCG@10', 'NDCG10', 'ndcg_10', ' ndcg-10 '].map(canonicalMetricName)).toEqual(['ndcg@10', 'ndcg@10', 'ndcg@10', 'ndcg@10']);
+    expect(canonicalMetricName('MRR@100')).toBe('mrr@100');
+    expect(canonicalMetricName('ndcg@100')).toBe('ndcg@100');
   });
 
   test('fails when a results file is malformed or does not fit the schema: a problem naming the file and field, the other configs still rank', () => {

@@ -50,8 +50,29 @@ describe('job.json rendering', () => {
       args: ['--fast'],
       patches: [{ file: 'train.py', find: "device = 'mps'", replace: "device = 'cuda'" }],
       results: 'results/**',
+      metric: null,
+      requirements: null,
+      launcher: 'python',
     });
     expect(renderJob(spec, 'a', { store: 's3://b/sweeps/mine/a/', code: 's3://b/code/mine/a.zip' }).script?.code).toBe('s3://b/code/mine/a.zip');
+  });
+
+  test('renders a script that brings its own data as data null, with its metric, requirements and launcher', () => {
+    const spec = validateSpec(
+      {
+        name: 'mine',
+        budgetUsd: 5,
+        configs: [{ name: 'a', script: { codeDir: 'code', entrypoint: 'train.py', metric: { pointer: '/ndcg@10', folds: '/folds' }, requirements: 'requirements.txt', launcher: 'torchrun' } }],
+      },
+      { specFile: '/w/sweeps/mine.json' },
+    );
+    const job = renderJob(spec, 'a', { store: 'file:///w/store/sweeps/mine/a/' });
+    expect(job.data).toBeNull();
+    expect(job.script).toMatchObject({
+      metric: { pointer: '/ndcg@10', name: 'ndcg@10', higherIsBetter: true, folds: '/folds', file: null },
+      requirements: 'requirements.txt',
+      launcher: 'torchrun',
+    });
   });
 
   test('fails when the config does not exist or the store is not a URI', () => {

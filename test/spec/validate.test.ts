@@ -61,7 +61,16 @@ describe('sweep spec validation', () => {
       { specFile: SPEC_FILE },
     );
     expect(spec.configs[0].data).toBe('/specs/.spot-sweep/demo-data');
-    expect(spec.configs[0].script).toEqual({ codeDir: '/specs/models', entrypoint: 'train.py', args: [], patches: [], results: 'results/**' });
+    expect(spec.configs[0].script).toEqual({
+      codeDir: '/specs/models',
+      entrypoint: 'train.py',
+      args: [],
+      patches: [],
+      results: 'results/**',
+      metric: null,
+      requirements: null,
+      launcher: 'python',
+    });
   });
 
   test('fails when a key is unknown, and suggests the closest known key', () => {
@@ -220,6 +229,75 @@ describe('sweep spec validation', () => {
   test('fails when no data is set for a config', () => {
     const issues = issuesOf((s) => delete s.data);
     expectIssue(issues, 'configs[0].data', /no data set/);
+  });
+
+  test('a script config may go without data: it brings its own (data null)', () => {
+    const spec = validateSpec(
+      { name: 'x', budgetUsd: 5, configs: [{ name: 'own', script: { codeDir: 'code', entrypoint: 'train.py' } }, { name: 'shared', data: 'd', script: { codeDir: 'code', entrypoint: 'train.py' } }] },
+      { specFile: SPEC_FILE },
+    );
+    expect(spec.configs[0].data).toBeNull();
+    expect(spec.configs[1].data).toBe('/specs/sweeps/d');
+  });
+
+  test('fails when a built-in trainer config has no data, even beside a script config without it', () => {
+    const issues = issuesOf((s) => {
+      delete s.data;
+      s.configs.push({ name: 'own', script: { codeDir: 'code', entrypoint: 'train.py' } });
+    });
+    expectIssue(issues, 'configs[0].data', /only a config with a "script" may go without/);
+    expect(issues.find((i) => i.path === 'configs[1].data')).toBeUndefined();
+  });
+
+  test('script.metric: the name defaults to the pointer\'s last key (unescaped), higherIsBetter to true, folds and file to null', () => {
+    const spec = validateSpec({ ...base(), configs: [{ name: 'a', script: { codeDir: 'c', entrypoint: 't.py', metric: { pointer: '/scores/ndcg~110' } } }] }, { specFile: SPEC_FILE });
+    expect(spec.configs[0].script!.metric).toEqual({ pointer: '/scores/ndcg~110', name: 'ndcg/10', higherIsBetter: true, folds: null, file: null });
+    const full = validateSpec(
+      {
+        ...base(),
+        configs: [{ name: 'a', script: { codeDir: 'c', entrypoint: 't.py', metric: { pointer: '/loss', name: 'val loss', higherIsBetter: false, folds: '/folds', file: 'out/m.json' }, requirements: 'req.txt', launcher: 'torchrun' } }],
+      },
+      { specFile: SPEC_FILE },
+    );
+    expect(full.configs[0].script).toMatchObject({ metric: { pointer: '/loss', name: 'val loss', higherIsBetter: false, folds: '/folds', file: 'out/m.json' }, requirements: 'req.txt', launcher: 'torchrun' });
+  });
+
+  test('fails when script.metric, requirements or launcher is wrong, naming each field and the fix at once', () => {
+    const issues = issuesOf(
+      (s) =>
+        (s.configs[0].script = {
+          codeDir: 'c',
+          entrypoint: 't.py',
+          metric: { pointer: 'ndcg@10', higherIsBetter: 'yes', folds: '/a/~2', file: '../m.json', unit: '%' },
+          requirements: '/etc/requirements.txt',
+          launcher: 'mpirun',
+        }),
+    );
+    expectIssue(issues, 'configs[0].script.metric.pointer', /must be a JSON pointer \(RFC 6901\).*"\/ndcg@10"/);
+    expectIssue(issues, 'configs[0].script.metric.higherIsBetter', /must be true .* or false/);
+    expectIssue(issues, 'configs[0].script.metric.folds', /JSON pointer .* per-fold numbers/);
+    expectIssue(issues, 'configs[0].script.metric.file', /inside codeDir .* without "\.\."/);
+    expectIssue(issues, 'configs[0].script.metric.unit', /not a known metric key/);
+    expectIssue(issues, 'configs[0].script.requirements', /pip requirements file inside codeDir/);
+    expectIssue(issues, 'configs[0].script.launcher', /"python" .* or "torchrun"/);
+  });
+
+  test('fails when script.metric has no pointer, or its last key cannot name it and no name is given', () => {
+    expectIssue(
+      issuesOf((s) => (s.configs[0].script = { codeDir: 'c', entrypoint: 't.py', metric: { name: 'ndcg@10' } })),
+      'configs[0].script.metric.pointer',
+      /must be a JSON pointer/,
+    );
+    expectIssue(
+      issuesOf((s) => (s.configs[0].script = { codeDir: 'c', entrypoint: 't.py', metric: { pointer: '/folds/' } })),
+      'configs[0].script.metric.name',
+      /cannot name the metric.*add "name"/,
+    );
+    expectIssue(
+      issuesOf((s) => (s.configs[0].script = { codeDir: 'c', entrypoint: 't.py', metric: { pointer: '/m', name: '' } })),
+      'configs[0].script.metric.name',
+      /must be the metric's name/,
+    );
   });
 
   test('fails when configs is empty', () => {

@@ -85,15 +85,19 @@ from .gpu_metrics import start_gpu_metrics
 from .imds import instance_facts
 from .jobfile import fallback_store, parse_job, script_spec
 from .lease import Lease, LeaseBusy, lease_ttl
+from .machine import script_env
 from .own_stop import Deadline, OwnStop, scale_in_stop
 from .quote import quote
+from .requirements import CACHE_ENV as WHEEL_CACHE_ENV
+from .requirements import install as install_requirements
 from .runlog import JobError, log
+from .script_metric import read_metric
 from .setup_times import FirstStepWatch, SetupClock
 from .spot_notice import SpotPoller
 from .status_board import DIGEST, STATUS, StatusBoard, record_failure
 from .storage import StorageError, open_store, read_object
 from .supervisor import Supervisor, python_command
-from .sync import CHECKPOINTS, CheckpointSync, upload_log
+from .sync import CHECKPOINTS, SCRIPT_CHECKPOINTS, CheckpointSync, upload_log
 from .user_script import ScriptError, apply_patches, collect_results, command, fetch_code
 
 JOB, RESULTS, LOG, FOLDS = (CONFIG_FILES[k] for k in ("job", "results", "log", "folds"))
@@ -542,39 +546,65 @@ class Runner:
     def run_script(self, job: dict) -> int:
         spec = script_spec(job)
         code_dir = self.work / "code"
+        python = sys.executable
         try:
             with self.writing_work(code_dir):
                 with self.setup.phase("fetch-code"):
                     fetch_code(spec, code_dir, self.endpoint)
                 for line in apply_patches(spec, code_dir):
-                    log(line)
-                    with self.log_path.open("a") as fh:
-                        fh.write(line + "\n")
+                    self.note(line)
                 env = self.child_env()
+                env.pop("SPOT_SWEEP_DATA_DIR", None)  # set only when the job has data: never one from outside
                 if job.get("data"):
                     with self.setup.phase("fetch-data"):
                         data = fetch_data(job["data"], self.work / "data", self.endpoint)
                     env["SPOT_SWEEP_DATA_DIR"] = str(data)
-            nproc = self.nproc()
-            cmd = command(spec, code_dir, nproc)
+            if spec.requirements:
+                with self.writing_work(self.work), self.setup.phase("script-requirements"):
+                    python = install_requirements(
+                        code_dir,
+                        spec.requirements,
+                        self.work,
+                        cache_uri=os.environ.get(WHEEL_CACHE_ENV),
+                        endpoint_url=self.endpoint,
+                    )
+            # Launcher python: one process that sees every GPU (a DataParallel script); torchrun: one per GPU.
+            nproc = self.nproc() if spec.launcher == "torchrun" else 1
+            cmd = command(spec, code_dir, nproc, python)
         except ScriptError as e:
-            raise JobError(f"Script mode: {e}") from e
-        # The device is decided in one place, the trainer's runtime; imported here, when a job runs, so that
-        # importing spot_runner never imports torch (`--fail` must work without it).
-        from two_tower.runtime import auto_device
-
-        env["SPOT_SWEEP_DEVICE"] = auto_device()[0]
+            raise JobError(f"Script mode: {e}", e.code) from e
+        sync = CheckpointSync(self.store, self.work / "script-checkpoints", SCRIPT_CHECKPOINTS, nested=True)
+        try:
+            with self.writing_work(sync.local_dir), self.setup.phase("fetch-checkpoint"):
+                shutil.rmtree(
+                    sync.local_dir, ignore_errors=True
+                )  # the store's copy is the one to resume from
+                resumed = sync.fetch()
+        except StorageError as e:
+            raise JobError(
+                f"Checkpoints in {self.store.describe(SCRIPT_CHECKPOINTS)} cannot be fetched: {e}",
+                EXIT_FAILED,
+            ) from e
+        if resumed:
+            self.note(
+                f"resuming: {len(resumed)} checkpoint file(s) from {self.store.describe(SCRIPT_CHECKPOINTS)}"
+            )
+        env.update(script_env(self.facts["instanceType"], job["gpus"]))
         env["SPOT_SWEEP_OUT_DIR"] = str(self.out)
-        env["SPOT_SWEEP_GPUS"] = str(nproc)
-        rc, child = self.supervise(cmd, code_dir, env, lambda: None)
+        env["SPOT_SWEEP_CHECKPOINT_DIR"] = str(sync.local_dir)
+        rc, child = self.supervise(cmd, code_dir, env, sync.sync)
+        # After the script exited, however it ended: a checkpoint it wrote at SIGTERM goes up before the
+        # instance does (the grace period leaves the rest of the spot notice's two minutes for this).
+        sync.sync()
         self.upload_log()
         # A script that was asked to stop and exits 0 anyway has not finished: its results may be partial.
         if child.stop_reason is not None or rc == EXIT_INTERRUPTED:
-            return self.interrupted(child.interruption(rc, f"the script {spec.entrypoint}"), checkpoints=None)
+            return self.interrupted(child.interruption(rc, f"the script {spec.entrypoint}"), checkpoints=sync)
         if rc != EXIT_OK:
             return self.fail(f"The script {spec.entrypoint} {child.ending(rc)}", EXIT_FAILED)
         try:
             files = collect_results(spec, code_dir)
+            metric = read_metric(spec.metric, code_dir, files) if spec.metric else None
         except ScriptError as e:
             return self.fail(f"Script mode: {e}", e.code)
         names = []
@@ -588,13 +618,21 @@ class Runner:
             "mode": Mode.SCRIPT,
             "files": names,
             "results": single,
+            "metric": metric,
             "job": self.job_section(),
         }
         self.store.put_bytes(RESULTS, json.dumps(results, indent=2, allow_nan=False).encode())
         self.upload_log()
         self.board.set(State.SUCCEEDED, progress=1.0, etaSeconds=0)
-        log(f"SUCCEEDED: {len(names)} result file(s) in {self.store.describe(SCRIPT_RESULTS)}")
+        score = f"; {metric['name']} = {metric['mean']:g}" if metric else "; no metric declared"
+        log(f"SUCCEEDED: {len(names)} result file(s) in {self.store.describe(SCRIPT_RESULTS)}{score}")
         return EXIT_OK
+
+    def note(self, line: str) -> None:
+        """A runner line on stderr and in train.log (the story of the attempt, read in the store)."""
+        log(line)
+        with self.log_path.open("a") as fh:
+            fh.write(line + "\n")
 
     # endings ----------------------------------------------------------------------------------------
 
@@ -751,12 +789,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="seconds between uploads of the log, new checkpoints and progress (default 30, "
         "env SPOT_SWEEP_SYNC_SECONDS)",
     )
+    # "A Spot Instance interruption notice is a warning that is issued two minutes before Amazon EC2 stops or
+    # terminates your Spot Instance": the child (trainer or script) gets 100 s of those 120 after SIGTERM, the
+    # notice is polled every 5 s, and the rest is for the runner's last checkpoint and log uploads.
+    # @see https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/spot-instance-termination-notices.html
     p.add_argument(
         "--grace-seconds",
         type=float,
         default=100.0,
-        help="seconds the trainer gets to checkpoint after SIGTERM before it is killed (default 100: "
-        "a spot notice gives two minutes)",
+        help="seconds the trainer or script gets to checkpoint after SIGTERM before it is killed (SIGKILL) "
+        "(default 100: a spot notice gives two minutes, and the last checkpoint upload needs the rest)",
     )
     p.add_argument(
         "--deadline",

@@ -9,7 +9,7 @@ import contract
 from .quote import cut, quote
 from .runlog import JobError
 from .storage import is_s3, split_object_uri
-from .user_script import Patch, ScriptSpec, escapes
+from .user_script import Metric, Patch, ScriptSpec, escapes
 
 _PROPS = contract.schema("job")["properties"]
 JOB_VERSION = _PROPS["version"]["const"]
@@ -137,16 +137,27 @@ def _check_script(script: object, problems: list[str]) -> None:
             _problem(problems, f"script.patches[{i}].file", INSIDE_CODE, p["file"])
         if not isinstance(p.get("replace"), str):
             _problem(problems, f"script.patches[{i}].replace", "must be a string", p.get("replace"))
+    requirements = script.get("requirements")
+    if isinstance(requirements, str) and requirements and escapes(requirements):
+        _problem(problems, "script.requirements", INSIDE_CODE, requirements)
+    metric = script.get("metric")
+    if isinstance(metric, dict) and isinstance(metric.get("file"), str) and escapes(metric["file"]):
+        _problem(problems, "script.metric.file", INSIDE_CODE, metric["file"])
 
 
 def script_spec(job: dict) -> ScriptSpec:
     s = job["script"]
+    m = s["metric"]
+    metric = Metric(m["pointer"], m["name"], m["higherIsBetter"], m["folds"], m["file"]) if m else None
     return ScriptSpec(
         code=s["code"],
         entrypoint=s["entrypoint"],
         args=tuple(s.get("args", [])),
         patches=tuple(Patch(p["file"], p["find"], p["replace"]) for p in s.get("patches", [])),
         results=s["results"],
+        metric=metric,
+        requirements=s["requirements"],
+        launcher=s["launcher"],
     )
 
 

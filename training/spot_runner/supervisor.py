@@ -28,13 +28,14 @@ INSTANCE_LOCK_FD_ENV = "SPOT_SWEEP_INSTANCE_LOCK_FD"
 a daemon that left the job's session (fork, setsid, fork) still carries it in /proc/<pid>/environ."""
 
 
-def python_command(nproc: int, *program: str) -> list[str]:
-    """This Python running ``program`` (``-m module …`` or ``script.py …``), under torchrun with ``nproc``
-    processes when there is more than one (torchrun takes the program in the same two forms)."""
+def python_command(nproc: int, *program: str, python: str | None = None) -> list[str]:
+    """``python`` (default: this one) running ``program`` (``-m module …`` or ``script.py …``), under
+    torchrun with ``nproc`` processes when there is more than one (torchrun takes the program in the same two
+    forms)."""
     launcher = (
         ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"] if nproc > 1 else []
     )
-    return [sys.executable, *launcher, *program]
+    return [python or sys.executable, *launcher, *program]
 
 
 class Supervisor:

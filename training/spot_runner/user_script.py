@@ -23,6 +23,7 @@ import fnmatch
 import os
 import shutil
 import stat
+import sys
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -55,12 +56,28 @@ class Patch:
 
 
 @dataclass(frozen=True)
+class Metric:
+    """job.json ``script.metric``, every default filled in by the spec (lib/spec/validate.ts); read by
+    ``script_metric``."""
+
+    pointer: str
+    name: str
+    higher_is_better: bool
+    folds: str | None
+    file: str | None
+
+
+@dataclass(frozen=True)
 class ScriptSpec:
     code: str
     entrypoint: str
     args: tuple[str, ...]
     patches: tuple[Patch, ...]
     results: str
+    metric: Metric | None = None
+    requirements: str | None = None
+    launcher: str = "python"
+    """``python``: one process that sees every GPU; ``torchrun``: one process per GPU."""
 
 
 def escapes(path: str) -> bool:
@@ -299,8 +316,10 @@ def apply_patches(spec: ScriptSpec, code_dir: Path) -> list[str]:
     return lines
 
 
-def command(spec: ScriptSpec, code_dir: Path, nproc: int) -> list[str]:
-    """The command line: the job's own Python, under torchrun when more than one process is asked for."""
+def command(spec: ScriptSpec, code_dir: Path, nproc: int, python: str | None = None) -> list[str]:
+    """The command line: ``python`` (the job's own, or the requirements venv's) running the entrypoint; with
+    launcher ``torchrun``, under torchrun when more than one process is asked for. Launcher ``python`` is one
+    process whatever ``nproc``: the script sees every GPU and spreads over them itself (DataParallel)."""
     entry = code_dir / spec.entrypoint
     if not entry.resolve().is_relative_to(code_dir.resolve()):
         raise ScriptError(
@@ -312,7 +331,9 @@ def command(spec: ScriptSpec, code_dir: Path, nproc: int) -> list[str]:
             f"script.entrypoint: {quote(spec.entrypoint)} does not exist in the code directory. "
             "Fix: give the entrypoint's path relative to the code root."
         )
-    return python_command(nproc, str(entry), *spec.args)
+    if spec.launcher == "torchrun":
+        return python_command(nproc, str(entry), *spec.args, python=python)
+    return [python or sys.executable, str(entry), *spec.args]
 
 
 def collect_results(spec: ScriptSpec, code_dir: Path) -> list[Path]:

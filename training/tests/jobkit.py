@@ -236,7 +236,13 @@ def job_doc(store: str, data: str | None, **overrides) -> dict:
         "script": None,
     }
     doc.update(overrides)
+    if isinstance(doc["script"], dict):  # the keys job.json always has (lib/spec/job.ts fills them in)
+        doc["script"] = {**SCRIPT_DEFAULTS, **doc["script"]}
     return doc
+
+
+SCRIPT_DEFAULTS = {"metric": None, "requirements": None, "launcher": "python"}
+"""The script keys a test need not spell out: their defaults, as the spec renders them."""
 
 
 def child_env(extra: dict | None = None) -> dict:

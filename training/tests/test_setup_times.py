@@ -113,7 +113,8 @@ def test_script_mode_counts_the_scripts_start_as_its_first_step(tmp_path):
 
     assert done.returncode == 0, done.stderr[-3000:]
     setup = json.loads((store / "results.json").read_text())["job"]["setup"]
-    assert [p["name"] for p in setup["phases"]] == ["fetch-code"]  # no bootstrap here, no data
+    # no bootstrap here, no data; the script's checkpoint directory is fetched (empty on a first attempt)
+    assert [p["name"] for p in setup["phases"]] == ["fetch-code", "fetch-checkpoint"]
     started = re.search(r"\[job (\S+)\] running: ", done.stderr)[1]
     assert int(before) <= parse_iso(setup["firstStepAt"]) <= parse_iso(started)
     assert setup["bootedAt"] is not None and setup["bootToFirstStepSeconds"] > 0

@@ -66,7 +66,7 @@ function preflight(spec: SweepSpec, specFile: string, only: readonly string[], p
   }
   const missing = new Map<string, string[]>();
   for (const c of spec.configs) {
-    if (!c.data.startsWith('s3://') && !existsSync(c.data)) missing.set(c.data, [...(missing.get(c.data) ?? []), c.name]);
+    if (c.data !== null && !c.data.startsWith('s3://') && !existsSync(c.data)) missing.set(c.data, [...(missing.get(c.data) ?? []), c.name]);
   }
   for (const [dir, names] of missing) {
     problems.push(

@@ -6,7 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { buildLeaderboardDocument } from '../../../lambda/results-collector/collect';
 import { escapeHtml, renderReport } from '../../../lambda/results-collector/report';
 import { ConfigArtifacts } from '../../../lib/results/leaderboard';
-import { scriptResults, statusDoc, text, trainResults } from '../../results/fixtures';
+import { scriptMetricResults, scriptResults, statusDoc, text, trainResults } from '../../results/fixtures';
 
 const SWEEP = 'seed-plan';
 /**
@@ -102,7 +102,34 @@ describe('report.html', () => {
     const problems = html.slice(html.indexOf('<h2>Problems</h2>'));
     expect(problems).toContain('q/results.json');
     expect(problems).not.toContain('script');
-    expect(html).toContain('their result files are under sweeps/seed-plan/&lt;config&gt;/results/ in the bucket');
+    expect(html).toContain('Their result files are under sweeps/seed-plan/&lt;config&gt;/results/ in the bucket');
+  });
+
+  test('a script config scored by nDCG@10 is ranked and charted with the built-in configs; another metric is ranked apart, named, not charted', () => {
+    const scored = buildLeaderboardDocument(
+      SWEEP,
+      [
+        ARTIFACTS[0],
+        { config: 'mine', resultsText: text(scriptMetricResults(SWEEP, 'mine', { name: 'nDCG@10', folds: [0.5, 0.52] })), statusText: text(statusDoc(SWEEP, 'mine', 'SUCCEEDED', { mode: 'script' })) },
+        { config: 'rmse', resultsText: text(scriptMetricResults(SWEEP, 'rmse', { name: 'RMSE', folds: [1.5, 1.7], higherIsBetter: false })), statusText: text(statusDoc(SWEEP, 'rmse', 'SUCCEEDED', { mode: 'script' })) },
+      ],
+      undefined,
+      'now',
+    );
+    expect(scored.rows.map((r) => [r.config, r.rank])).toEqual([
+      ['mine', 1],
+      ['o', 2],
+      ['rmse', 1],
+    ]);
+    const page = renderReport(scored);
+    const rows = page.split('\n').filter((l) => l.startsWith('<tr class="mode-script">'));
+    expect(rows[0]).toContain('<td class="num">1</td><td>mine</td>');
+    expect(rows[0]).toContain('0.5100 ± 0.0141');
+    expect(rows[1]).toContain('rmse (lower is better): 1.6000 ± 0.1414');
+    const chart = page.slice(page.indexOf('<svg'), page.indexOf('</svg>'));
+    expect(chart).toContain('>mine</text>');
+    expect(chart).not.toContain('>rmse</text>');
+    expect(page).not.toContain('<h2>Problems</h2>');
   });
 
   test('says so when no config has results yet', () => {
