@@ -111,7 +111,7 @@ afterAll(async () => {
 });
 
 test('status shows the instance each group launched, with its type and market', async () => {
-  const r = await cli(moto.env, ['status', spec]);
+  const r = await cli({ ...moto.env, COLUMNS: '160' }, ['status', spec]);
   expect(r.code).toBe(0);
   expect(r.stdout).toMatch(/^running\s+TRAINING\s+g5\.xlarge on-demand\s+\[######/m);
 });
