@@ -1,5 +1,5 @@
 import { S3Client } from '@aws-sdk/client-s3';
-import { rebuildSweepFiles } from '../../lib/results/sweep-files';
+import { readArtifacts, rebuildSweepFiles } from '../../lib/results/sweep-files';
 import { s3Store } from '../../lib/store';
 import { requireEnv } from '../shared/env';
 
@@ -19,7 +19,7 @@ interface ObjectCreatedEvent {
 }
 
 export async function handler(event: ObjectCreatedEvent = {}): Promise<{ rows: number; problems: number }> {
-  const { doc } = await rebuildSweepFiles(store, sweep, configs, { baseline });
+  const { doc } = await rebuildSweepFiles(store, sweep, await readArtifacts(store, sweep, configs), { baseline });
   console.log(JSON.stringify({ level: 'INFO', message: 'leaderboard rebuilt', trigger: event.detail?.object?.key, rows: doc.rows.length, problems: doc.problems }));
   return { rows: doc.rows.length, problems: doc.problems.length };
 }

@@ -1,30 +1,39 @@
 import { storeKeys } from '../contract';
 import { SweepStore } from '../store';
+import { ConfigArtifacts } from './leaderboard';
 import { buildLeaderboardDocument, LeaderboardDocument } from '../../lambda/results-collector/collect';
 import { renderReportWithDecision } from '../../lambda/results-collector/report';
 import { renderDecision } from './decision-report';
 
 /**
- * The sweep's leaderboard.json and report.html, rebuilt from what every config left in the store
- * (results.json, status.json, control.json) and the guard's spend.json. One function for the results
- * Lambda (on AWS, at every results.json) and `spot-sweep local` (at the end of a local sweep), so a
- * local user reads the same report as an AWS one.
+ * What every config left in the store: results.json, status.json and control.json (a stop request not
+ * yet obeyed shows as a note on the config's row). The one read the leaderboard, the report and the
+ * CLI's tables are built from.
+ */
+export async function readArtifacts(store: SweepStore, sweep: string, configs: readonly string[]): Promise<ConfigArtifacts[]> {
+  return Promise.all(
+    configs.map(async (config) => {
+      const [resultsText, statusText, controlText] = await Promise.all([
+        store.read(storeKeys.configFile(sweep, config, 'results')),
+        store.read(storeKeys.configFile(sweep, config, 'status')),
+        store.read(storeKeys.configFile(sweep, config, 'control')),
+      ]);
+      return { config, resultsText, statusText, controlText };
+    }),
+  );
+}
+
+/**
+ * The sweep's leaderboard.json and report.html, rebuilt from the configs' files ({@link readArtifacts})
+ * and the guard's spend.json. One function for the results Lambda (on AWS, at every results.json) and
+ * `spot-sweep local` (at the end of a local sweep), so a local user reads the same report as an AWS one.
  */
 export async function rebuildSweepFiles(
   store: SweepStore,
   sweep: string,
-  configs: readonly string[],
+  artifacts: readonly ConfigArtifacts[],
   options: { readonly baseline: string; readonly now?: Date },
 ): Promise<{ readonly doc: LeaderboardDocument; readonly leaderboardKey: string; readonly reportKey: string }> {
-  const artifacts = await Promise.all(
-    configs.map(async (config) => ({
-      config,
-      resultsText: await store.read(storeKeys.configFile(sweep, config, 'results')),
-      statusText: await store.read(storeKeys.configFile(sweep, config, 'status')),
-      // A stop request not yet obeyed shows as a note on the config's row.
-      controlText: await store.read(storeKeys.configFile(sweep, config, 'control')),
-    })),
-  );
   const doc = buildLeaderboardDocument(sweep, artifacts, await store.read(storeKeys.sweepFile(sweep, 'spend')), (options.now ?? new Date()).toISOString());
   const leaderboardKey = storeKeys.sweepFile(sweep, 'leaderboard');
   const reportKey = storeKeys.sweepFile(sweep, 'report');

@@ -3,8 +3,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import { ACTION, EXIT_CODES, REQUESTERS, RUNNER_WORKDIR, STATE, storeKeys, TRAINER_OUT } from '../../contract';
-import { formatLeaderboard } from '../../results/leaderboard';
-import { rebuildSweepFiles } from '../../results/sweep-files';
+import { buildLeaderboard, formatLeaderboard } from '../../results/leaderboard';
+import { readArtifacts, rebuildSweepFiles } from '../../results/sweep-files';
 import { closest } from '../../spec/validate';
 import { renderJob, storePrefix } from '../../spec/job';
 import { loadSpec } from '../../spec/load';
@@ -14,12 +14,12 @@ import { Command, OptionTable, UsageError } from '../args';
 import { explainAwsError } from '../aws';
 import { CliIo, paintState, painter, wantsColour } from '../io';
 import { ConfigReading, LiveView } from '../live-view';
-import { DEFAULT_LOCAL_STORE, readLeaderboard } from './results';
+import { DEFAULT_LOCAL_STORE } from './results';
+import { terminalColumns } from './status';
 
 /** The repository root (this file is lib/cli/commands/local.ts). */
 const REPO = path.resolve(__dirname, '..', '..', '..');
 
-const DEFAULT_STORE = DEFAULT_LOCAL_STORE;
 
 const SUCCEEDED = STATE.SUCCEEDED;
 
@@ -187,7 +187,7 @@ async function runWithView(
 /** The store `local` writes to: a directory, or a bucket on a local S3 server. */
 function openLocalStore(o: { store?: string; 's3-endpoint'?: string; bucket?: string }, env: NodeJS.ProcessEnv): SweepStore {
   const endpoint = o['s3-endpoint'];
-  if (endpoint === undefined) return fileStore(o.store ?? DEFAULT_STORE);
+  if (endpoint === undefined) return fileStore(o.store ?? DEFAULT_LOCAL_STORE);
   const client = new S3Client({
     endpoint,
     forcePathStyle: true,
@@ -204,7 +204,7 @@ function openLocalStore(o: { store?: string; 's3-endpoint'?: string; bucket?: st
 }
 
 const options = {
-  store: { type: 'string', value: 'DIR', help: `local store directory (default: ${DEFAULT_STORE})` },
+  store: { type: 'string', value: 'DIR', help: `local store directory (default: ${DEFAULT_LOCAL_STORE})` },
   's3-endpoint': { type: 'string', value: 'URL', help: 'a local S3 server instead of a directory, e.g. http://127.0.0.1:4569 (with --bucket)' },
   bucket: { type: 'string', value: 'NAME', help: 'the bucket on the --s3-endpoint server' },
   config: { type: 'list', value: 'NAME', help: 'run only this config' },
@@ -222,7 +222,7 @@ export const local: Command<typeof options> = {
   name: 'local',
   summary: 'run every config on this machine, then print the leaderboard',
   description: `
-Writes each config's job.json to the store (default ${DEFAULT_STORE}, or a bucket on a local S3
+Writes each config's job.json to the store (default ${DEFAULT_LOCAL_STORE}, or a bucket on a local S3
 server), runs the configs one after another through the job runner the instances use (python -m
 spot_runner.job; CPU, or the local GPU/MPS), and prints the leaderboard: nDCG@10 mean ± std over
 folds, examples/s, wall time; and writes the sweep's leaderboard.json and report.html into the store,
@@ -249,7 +249,7 @@ a config stopped earlier (a stop request in its control.json) gets a start reque
     const paint = painter(wantsColour(io));
     const view = new LiveView(
       configs.map((c) => ({ name: c.name, work: plannedWork(c) })),
-      { out: io.out, tty: io.isTTY === true, paint, columns: Number(io.env.COLUMNS) || 80 },
+      { out: io.out, tty: io.isTTY === true, paint, columns: terminalColumns(io.env, io.isTTY) },
     );
     for (const [index, config] of configs.entries()) {
       const jobKey = storeKeys.configFile(spec.name, config.name, 'job');
@@ -281,12 +281,14 @@ a config stopped earlier (a stop request in its control.json) gets a start reque
     }
     if (!o.verbose) view.render(true);
 
-    const board = await readLeaderboard(store, spec.name, configs.map((c) => c.name));
+    // One read of the configs' files for the table and the report.
+    const artifacts = await readArtifacts(store, spec.name, configs.map((c) => c.name));
+    const board = buildLeaderboard(artifacts);
     io.out(`\nLeaderboard of "${spec.name}" (wall time ${((Date.now() - started) / 1000).toFixed(0)} s):\n`);
     io.out(formatLeaderboard(board, { paintState: (state, cell) => paintState(paint, state, cell) }));
     io.out(`Results: ${store.describe(storeKeys.configFile(spec.name, '<config>', 'results'))}\n`);
     // The same leaderboard.json and report.html the results Lambda writes on AWS, into the local store.
-    const { leaderboardKey, reportKey } = await rebuildSweepFiles(store, spec.name, configs.map((c) => c.name), { baseline: spec.baseline });
+    const { leaderboardKey, reportKey } = await rebuildSweepFiles(store, spec.name, artifacts, { baseline: spec.baseline });
     io.out(`Leaderboard: ${store.describe(leaderboardKey)}\nReport: ${store.describe(reportKey)}\n`);
     // Success is the state the runner wrote, not a score: a script config that SUCCEEDED has none.
     const failed = configs.filter((c) => {

@@ -2,6 +2,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { EXIT_CODES, storeKeys } from '../../contract';
 import { buildLeaderboard, formatLeaderboard, Leaderboard } from '../../results/leaderboard';
+import { readArtifacts } from '../../results/sweep-files';
 import { loadSpec } from '../../spec/load';
 import { SweepSpec } from '../../spec/types';
 import { fileStore, SweepStore } from '../../store';
@@ -14,17 +15,7 @@ export const DEFAULT_LOCAL_STORE = path.join('.spot-sweep', 'store');
 
 /** The configs' results.json, status.json and control.json, merged into the leaderboard. */
 export async function readLeaderboard(store: SweepStore, sweep: string, configs: readonly string[]): Promise<Leaderboard> {
-  const artifacts = await Promise.all(
-    configs.map(async (config) => {
-      const [resultsText, statusText, controlText] = await Promise.all([
-        store.read(storeKeys.configFile(sweep, config, 'results')),
-        store.read(storeKeys.configFile(sweep, config, 'status')),
-        store.read(storeKeys.configFile(sweep, config, 'control')),
-      ]);
-      return { config, resultsText, statusText, controlText };
-    }),
-  );
-  return buildLeaderboard(artifacts);
+  return buildLeaderboard(await readArtifacts(store, sweep, configs));
 }
 
 /** `results --json`: the leaderboard rows (best first) and the problems with the files. */
