@@ -171,3 +171,33 @@ def test_trainer_trains_on_an_imported_weak_scored_dataset(tmp_path):
         )
         == 0
     )
+
+
+def test_synth_table_round_trips_through_import(tmp_path):
+    """The flat table synth writes (texts inline, float weak scores) imports to the same pairs as synth's own
+    text layout: same texts per pair, labels, weak flags, and the scores as the weak rows' weights."""
+    from two_tower.synth import generate
+
+    table = tmp_path / "table.csv"
+    generate(tmp_path / "syn", queries=40, docs=80, weak=2, text=True, table=table, seed=3)
+    flat = pd.read_csv(table)
+    assert flat.columns.tolist() == ["query", "document", "label", "weak_score"]
+    scored = flat["weak_score"].notna()
+    assert scored.sum() == 80 and flat.loc[scored, "weak_score"].between(0.3, 1.0).all()
+    assert flat.loc[scored, "weak_score"].nunique() > 10  # floats, not a constant
+
+    out = tmp_path / "ds"
+    columns = ["--query", "query", "--doc", "document", "--weak-score", "weak_score"]
+    assert main([str(table), "--out", str(out), *columns]) == 0
+    data = load_dataset(out)
+    assert data.num_pairs == len(flat)
+    assert data.relevance.tolist() == flat["label"].tolist()
+    assert data.weak.tolist() == scored.tolist()
+    assert data.weight[scored.to_numpy()].tolist() == pytest.approx(flat.loc[scored, "weak_score"].tolist())
+    assert (data.weight[~scored.to_numpy()] == 1).all()
+    # Each imported pair joins the same two texts synth's own layout joins for that row.
+    syn_pairs = pd.read_csv(tmp_path / "syn" / "pairs.csv")
+    q_text = pd.read_csv(tmp_path / "syn" / "queries.csv").set_index("query_id")["text"]
+    d_text = pd.read_csv(tmp_path / "syn" / "docs.csv").set_index("doc_id")["text"]
+    assert syn_pairs["query_id"].map(q_text).tolist() == flat["query"].tolist()
+    assert syn_pairs["doc_id"].map(d_text).tolist() == flat["document"].tolist()

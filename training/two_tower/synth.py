@@ -10,6 +10,11 @@ relevance 1, and random documents relevance 0 up to ``--candidates`` judged docu
 many weak rows per query (a near document, relevance 1, weak = 1). With ``--text``, queries.csv/docs.csv
 replace the embeddings: documents are bags of words ``d<i>``, queries use the words ``q<pi(i)>`` of their
 target's words under a hidden permutation pi, so no word is shared and the mapping must be learned.
+
+``--table FILE`` (implies ``--text``) also writes the whole dataset as one flat table, the shape users bring:
+``query,document,label,weak_score``, one row per pair, texts inline; a weak row's score is a float in
+[0.3, 1.0) (a labeller's confidence), empty on a judged row. ``spot-sweep data import FILE --query query --doc
+document --label label --weak-score weak_score`` turns it back into the trainer's text layout.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ def generate(
     words: int = 8,
     fmt: str = "csv",
     seed: int = 0,
+    table: Path | None = None,
 ) -> Path:
     rng = np.random.default_rng(seed)
     out = Path(out)
@@ -85,6 +91,8 @@ def generate(
             query_text.append(" ".join(f"q{perm[w]}" for w in ws))
         pd.DataFrame({"query_id": q_ids, "text": query_text}).to_csv(out / "queries.csv", index=False)
         pd.DataFrame({"doc_id": d_ids, "text": doc_text}).to_csv(out / "docs.csv", index=False)
+        if table is not None:
+            write_table(Path(table), pairs, dict(zip(q_ids, query_text, strict=True)), dict(zip(d_ids, doc_text, strict=True)), rng)
     else:
         a = rng.standard_normal((latent, dim)).astype(np.float32) / np.sqrt(latent)
         b = rng.standard_normal((latent, dim)).astype(np.float32) / np.sqrt(latent)
@@ -95,6 +103,22 @@ def generate(
         (out / "query_ids.txt").write_text("\n".join(q_ids) + "\n")
         (out / "doc_ids.txt").write_text("\n".join(d_ids) + "\n")
     return out
+
+
+def write_table(path: Path, pairs: pd.DataFrame, queries: dict, docs: dict, rng: np.random.Generator) -> None:
+    """The flat table (see the module docstring): texts inline, weak rows scored with a float confidence."""
+    weak = pairs["weak"].to_numpy() == 1
+    scores = np.where(weak, np.round(rng.uniform(0.3, 1.0, size=len(pairs)), 3), np.nan)
+    flat = pd.DataFrame(
+        {
+            "query": pairs["query_id"].map(queries),
+            "document": pairs["doc_id"].map(docs),
+            "label": pairs["relevance"],
+            "weak_score": scores,
+        }
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    flat.to_csv(path, index=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,6 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         "--format", choices=("csv", "parquet"), default="csv", help="pairs file format (default csv)"
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--table",
+        type=Path,
+        help="also write the dataset as one flat CSV (query,document,label,weak_score); implies --text",
+    )
     a = p.parse_args(argv)
     out = generate(
         a.out,
@@ -130,11 +159,12 @@ def main(argv: list[str] | None = None) -> int:
         candidates=a.candidates,
         positives=a.positives,
         weak=a.weak,
-        text=a.text,
+        text=a.text or a.table is not None,
         vocab=a.vocab,
         words=a.words,
         fmt=a.format,
         seed=a.seed,
+        table=a.table,
     )
     print(f"synthetic dataset written to {out}")
     return 0
