@@ -92,7 +92,8 @@ def generate(
         pd.DataFrame({"query_id": q_ids, "text": query_text}).to_csv(out / "queries.csv", index=False)
         pd.DataFrame({"doc_id": d_ids, "text": doc_text}).to_csv(out / "docs.csv", index=False)
         if table is not None:
-            write_table(Path(table), pairs, dict(zip(q_ids, query_text, strict=True)), dict(zip(d_ids, doc_text, strict=True)), rng)
+            q_texts = dict(zip(q_ids, query_text, strict=True))
+            write_table(Path(table), pairs, q_texts, dict(zip(d_ids, doc_text, strict=True)), rng)
     else:
         a = rng.standard_normal((latent, dim)).astype(np.float32) / np.sqrt(latent)
         b = rng.standard_normal((latent, dim)).astype(np.float32) / np.sqrt(latent)
