@@ -207,3 +207,18 @@ def test_the_count_comes_from_the_stored_status_and_a_damaged_one_counts_as_none
     }
     assert retries.counts({"retries": {"used": "x"}}, {"max": 1, "onExitCodes": []}) == {"used": 0, "max": 1}
     assert retries.counts({}, None) == {"used": 0, "max": 0}
+
+
+def test_fails_when_job_json_has_no_retries_or_bad_ones_naming_each_field(tmp_path):
+    from spot_runner.jobfile import parse_job
+    from spot_runner.runlog import JobError
+
+    doc = job_doc("file:///tmp/store/", "/tmp/data")
+    del doc["retries"]
+    with pytest.raises(JobError, match=r"'retries' is a required property.*Fix: correct these fields"):
+        parse_job(json.dumps(doc).encode(), "job.json")
+    doc["retries"] = {"max": 11, "onExitCodes": [0], "attempts": 2}
+    with pytest.raises(JobError) as caught:
+        parse_job(json.dumps(doc).encode(), "job.json")
+    for field in ("`retries.max`", "`retries.onExitCodes[0]`", "'attempts' was unexpected"):
+        assert field in caught.value.message
