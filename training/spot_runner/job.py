@@ -427,7 +427,11 @@ class Runner:
         self.lease.confirm()  # lost while the data was fetched: no child, no TRAINING
         if self.deadline.passed():
             raise PastDeadline()
-        self.supervisor = supervisor  # from now on a signal to the runner stops the child
+        previous, self.supervisor = self.supervisor, supervisor  # from now on a signal stops this child
+        if previous is not None and previous.stop_reason is not None:
+            # A retry's run: a signal that came between the failed run's end and now went to the ended child's
+            # supervisor; this run stops at once for it (a spot notice or a stop during a retry wins).
+            supervisor.request_stop(previous.stop_reason)
         self.board.set(State.TRAINING)
         watcher = SpotPoller(
             supervisor.request_stop, on_terminating=lambda: self.stop_on_own(scale_in_stop())
