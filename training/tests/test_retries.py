@@ -5,11 +5,13 @@ bad input is never retried; the count survives a replacement instance; a stop th
 from __future__ import annotations
 
 import json
+import os
+import re
 import signal
 from pathlib import Path
 
 import pytest
-from jobkit import job_doc, run_job, start_job, wait_for
+from jobkit import job_doc, run_job, start_job, start_job_until, wait_for
 
 import contract
 from spot_runner import retries
@@ -222,3 +224,39 @@ def test_fails_when_job_json_has_no_retries_or_bad_ones_naming_each_field(tmp_pa
         parse_job(json.dumps(doc).encode(), "job.json")
     for field in ("`retries.max`", "`retries.onExitCodes[0]`", "'attempts' was unexpected"):
         assert field in caught.value.message
+
+
+def test_the_trainer_killed_mid_fold_is_retried_on_the_same_instance_from_its_checkpoint(
+    tiny_dataset, tmp_path
+):
+    # SIGKILL, as the kernel's OOM killer sends: exit 137 (128 + 9), listed in onExitCodes.
+    store = tmp_path / "store"
+    store.mkdir()
+    doc = job_doc(store.as_uri() + "/", str(tiny_dataset), retries={"max": 1, "onExitCodes": [137]})
+    doc["train"].update(epochs=6, batchSize=16, checkpointMinutes=0.001)
+    (store / "job.json").write_text(json.dumps(doc))
+    work = tmp_path / "work"
+    proc = start_job_until(
+        str(store / "job.json"),
+        work,
+        "checkpoint: ckpt-00000002.pt",
+        "the second checkpoint",
+        "--sync-seconds",
+        "0.2",
+    )
+    os.kill(int((work / "child.pid").read_text()), signal.SIGKILL)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out[-3000:]
+    doc = status(store)
+    assert doc["state"] == "SUCCEEDED" and doc["attempts"] == 2 and doc["retries"] == {"used": 1, "max": 1}
+    [failed] = failures(doc)
+    assert (
+        failed["exitCode"] == 137
+        and "killed by signal 9" in failed["cause"]
+        and "retry 1 of 1" in failed["cause"]
+    )
+    resumed = re.search(r"resume: from fold (\d+) epoch (\d+) step (\d+)", out)
+    assert resumed and resumed[0] != "resume: from fold 1 epoch 1 step 0", (
+        "the retry did not resume from a checkpoint"
+    )
+    assert json.loads((store / "results.json").read_text())["job"]["attempts"] == 2
