@@ -43,7 +43,9 @@ The runner's parts, in this package (``spot_runner``, no torch at import): ``job
 ``sync`` (checkpoints and log into the store), ``supervisor`` (the child process), ``imds`` (instance
 facts), ``spot_notice`` (the spot interruption notice and the group's termination), ``own_stop`` (the
 deadline and the scale-in), ``user_script`` (script mode), ``exits`` (exit
-codes), ``lease`` (lease.json: one runner per config), ``quote`` (values echoed in messages),
+codes), ``retries`` (job.json ``retries``: whether a failed trainer or script runs again, from its checkpoint,
+on this instance; the count is kept in status.json so a replacement continues it), ``lease`` (lease.json: one
+runner per config), ``quote`` (values echoed in messages),
 ``setup_times`` (results.json ``job.setup``: the bootstrap's and the runner's phases, the boot time, the first
 training step). The
 trainer is the ``two_tower`` package, run as a separate process.
