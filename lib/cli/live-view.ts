@@ -36,6 +36,8 @@ export interface ConfigReading {
   /** 0 to 1 over the config's whole run. */
   readonly progress?: number | null;
   readonly examplesPerSecond?: number | null;
+  /** The store's status.json `retries`: restarts after failures used so far, of the job's max. */
+  readonly retries?: { readonly used: number; readonly max: number } | null;
 }
 
 interface Line {
@@ -180,13 +182,15 @@ export class LiveView {
     return `${where}, ${done} done, ${elapsed}, sweep ETA ${eta === undefined ? 'measuring' : formatEta(eta)}`;
   }
 
-  /** One config's line: `[2/4] logq  TRAINING  fold 3/5 ep 1/2  74,600 ex/s  ETA 12 s`. */
+  /** One config's line: `[2/4] logq  TRAINING  retry 1/2  fold 3/5 ep 1/2  74,600 ex/s  ETA 12 s` (retry: only once one was used). */
   configLine(name: string): string {
     const index = this.lines.findIndex((l) => l.name === name);
     const line = this.lines[index];
     const r = line.reading;
     const width = Math.max(...this.lines.map((l) => l.name.length));
     const cells = [`[${index + 1}/${this.lines.length}]`, line.name.padEnd(width), line.state.padEnd(13)];
+    // Right after the state, so that a narrow terminal cuts the progress cells before it.
+    if (r.retries && r.retries.used > 0) cells.push(`retry ${r.retries.used}/${r.retries.max}`);
     const running = line.startedAt !== undefined && line.seconds === undefined;
     if (running) {
       const at = (i: number | null | undefined, n: number | null | undefined) => (typeof n === 'number' ? `${Math.min((i ?? 0) + 1, n)}/${n}` : undefined);

@@ -211,6 +211,21 @@ export interface JobJson {
      */
     launcher: "python" | "torchrun";
   };
+  /**
+   * Restarts of a failed job on the same instance, from its checkpoint when there is one (training/spot_runner/retries.py), like AWS Batch retryStrategy with evaluateOnExit (https://docs.aws.amazon.com/batch/latest/userguide/job_retries.html) but counted as restarts, not attempts: max 2 means at most 3 runs. Spot interruptions are not failures and never use a retry. Exit codes that mean a user mistake or bad input (names.json exitCodes.runner badInput 2, interrupted 75, stopped 76, busy 73) are never retried, whatever onExitCodes says: a rerun would fail the same way, and the status history says why no retry was made.
+   */
+  retries: {
+    /**
+     * Restarts after a failure; 0: none (a failure is final).
+     */
+    max: number;
+    /**
+     * The exit codes of the trainer or script that are retried; empty: any failing exit code (except the never-retried ones above).
+     *
+     * @maxItems 32
+     */
+    onExitCodes: number[];
+  };
 }
 
 // status.schema.json
@@ -236,6 +251,14 @@ export interface StatusJson {
     state: "PENDING" | "BOOTSTRAPPING" | "TRAINING" | "SUCCEEDED" | "FAILED" | "STOPPED";
     at: string;
     attempt: number;
+    /**
+     * Why this state was entered, as a sentence: a failed attempt's error and whether it is retried (retries.py).
+     */
+    cause?: string;
+    /**
+     * The exit code of the trainer or script whose ending this entry records.
+     */
+    exitCode?: number;
   }[];
   updatedAt: string;
   /**
@@ -253,6 +276,13 @@ export interface StatusJson {
   jobDigest?: string;
   attempts: number;
   interruptions: number;
+  /**
+   * Restarts after failures (job.json retries): used so far, of max. Kept across instances, so a replacement continues the count.
+   */
+  retries?: {
+    used: number;
+    max: number;
+  };
   /**
    * The instance type of the current (or last) attempt; `local` off EC2.
    */

@@ -50,6 +50,7 @@ export function renderJob(spec: SweepSpec, configName: string, locations: JobLoc
     maxRuntimeHours: config.maxRuntimeHours,
     examples: config.examples,
     train: { ...config.train },
+    retries: { max: config.retries.max, onExitCodes: [...config.retries.onExitCodes] },
     script: config.script
       ? {
           code: locations.code ?? config.script.codeDir,

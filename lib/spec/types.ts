@@ -5,7 +5,7 @@
  * Plain TypeScript, no CDK imports: the CLI, the CDK app and local mode share it.
  */
 
-import { JobJson, TRAIN_PROPERTIES, TrainSettingsJson } from '../contract';
+import { EXIT_CODES, JobJson, TRAIN_PROPERTIES, TrainSettingsJson } from '../contract';
 import jobSchema from '../../training/contract/job.schema.json';
 
 /** How a config buys its instance. */
@@ -27,6 +27,16 @@ export type TrainSettings = { readonly [K in keyof TrainSettingsJson]-?: NonNull
 /** Every setting's default, from training/contract/train-settings.schema.json. */
 export const TRAIN_DEFAULTS = Object.fromEntries(Object.entries(TRAIN_PROPERTIES).map(([key, p]) => [key, p.default])) as unknown as TrainSettings;
 
+/**
+ * Restarts of a failed job (job.json `retries`, training/spot_runner/retries.py): like AWS Batch's
+ * retryStrategy with evaluateOnExit on the exit code, but `max` counts restarts, not runs.
+ * @see https://docs.aws.amazon.com/batch/latest/userguide/job_retries.html
+ */
+export type RetrySettings = JobJson['retries'];
+
+/** Runner exit codes never retried, whatever onExitCodes says (bad input, another runner, interrupted, stopped). */
+export const NEVER_RETRIED: readonly number[] = (['badInput', 'busy', 'interrupted', 'stopped'] as const).map((k) => EXIT_CODES.runner[k]);
+
 /** Settings shared by every config unless the config overrides them. */
 export interface ConfigDefaults {
   /** Instance types, most preferred first; GPU types from the price table only. @default ["g5.xlarge"] */
@@ -46,6 +56,13 @@ export interface ConfigDefaults {
    * sweep depend on that parameter. @default false
    */
   readonly allowV100: boolean;
+  /**
+   * Restarts of a failed trainer or script on the same instance, from its checkpoint: `max` restarts (0 to
+   * 10) for the exit codes in `onExitCodes` (empty: any failing code). Bad input (exit 2) is never retried;
+   * spot interruptions never use a retry (they resume on a replacement instance as before).
+   * @default {"max": 0, "onExitCodes": []} (no retries)
+   */
+  readonly retries: RetrySettings;
 }
 
 export const CONFIG_DEFAULTS: ConfigDefaults = {
@@ -55,6 +72,7 @@ export const CONFIG_DEFAULTS: ConfigDefaults = {
   idleMinutes: 20,
   volumeGb: 100,
   allowV100: false,
+  retries: { max: 0, onExitCodes: [] },
 };
 
 /** One find/replace applied to a file of the user's script before it runs. */
@@ -150,9 +168,10 @@ export { sweepStackName } from '../contract';
 
 /** Keys accepted at each level; anything else is an error (a typo must not be ignored). */
 export const SWEEP_KEYS = ['name', 'description', 'budgetUsd', 'data', 'defaults', 'configs', 'baseline'] as const;
-export const DEFAULTS_KEYS = ['instanceTypes', 'market', 'maxRuntimeHours', 'idleMinutes', 'volumeGb', 'allowV100', 'train'] as const;
+export const DEFAULTS_KEYS = ['instanceTypes', 'market', 'maxRuntimeHours', 'idleMinutes', 'volumeGb', 'allowV100', 'retries', 'train'] as const;
 export const CONFIG_KEYS = ['name', 'description', 'examples', 'gpus', 'data', 'script', ...DEFAULTS_KEYS] as const;
 export const TRAIN_KEYS = Object.keys(TRAIN_PROPERTIES) as (keyof TrainSettings)[];
 export const SCRIPT_KEYS = ['codeDir', 'entrypoint', 'args', 'patches', 'results', 'metric', 'requirements', 'launcher'] as const;
 export const METRIC_KEYS = ['pointer', 'name', 'higherIsBetter', 'folds', 'file'] as const;
 export const PATCH_KEYS = ['file', 'find', 'replace'] as const;
+export const RETRY_KEYS = Object.keys(jobSchema.$defs.retries.properties) as (keyof RetrySettings)[];

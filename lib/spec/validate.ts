@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import jobSchema from '../../training/contract/job.schema.json';
-import { TRAIN_PROPERTIES } from '../contract';
+import { EXIT_CODES, TRAIN_PROPERTIES } from '../contract';
 import { INSTANCES, InstanceInfo, lookupInstance } from '../cost/instances';
 import { SpecError, SpecIssue, show } from './errors';
 import { pointerTokens } from './json-pointer';
@@ -13,6 +13,9 @@ import {
   Launcher,
   METRIC_KEYS,
   Market,
+  NEVER_RETRIED,
+  RETRY_KEYS,
+  RetrySettings,
   PATCH_KEYS,
   Patch,
   ResolvedConfig,
@@ -201,8 +204,46 @@ class Checker {
       if (typeof o.allowV100 === 'boolean') out.allowV100 = o.allowV100;
       else this.add(`${at}.allowV100`, o.allowV100, 'must be true or false (without quotes); true lets the config list V100 (p3) types.');
     }
+    if (o.retries !== undefined) {
+      out.retries = this.retries(o.retries, `${at}.retries`);
+    }
     if (o.train !== undefined) {
       out.train = this.train(o.train, `${at}.train`);
+    }
+    return out;
+  }
+
+  /** `retries`: max (0-10) and onExitCodes (1-255, never a code that is never retried); bounds from job.schema.json. */
+  private retries(raw: unknown, at: string): Partial<RetrySettings> {
+    const o = this.object(raw, at, RETRY_KEYS, 'retries');
+    if (!o) return {};
+    const rule = jobSchema.$defs.retries.properties;
+    const out: { -readonly [K in keyof RetrySettings]?: RetrySettings[K] } = {};
+    if (o.max !== undefined) {
+      const max = this.integer(o.max, `${at}.max`, { min: rule.max.minimum, max: rule.max.maximum, fix: 'use the number of restarts after a failure, e.g. 2 (0: none)' });
+      if (max !== undefined) out.max = max;
+    }
+    if (o.onExitCodes !== undefined) {
+      const codes = o.onExitCodes;
+      const { minimum: low, maximum: high } = rule.onExitCodes.items;
+      if (!Array.isArray(codes) || codes.length > rule.onExitCodes.maxItems) {
+        this.add(`${at}.onExitCodes`, codes, `must be a list of at most ${rule.onExitCodes.maxItems} exit codes, e.g. [1, 137]; [] retries any failing exit code.`);
+        return out;
+      }
+      let ok = true;
+      codes.forEach((code, i) => {
+        if (typeof code !== 'number' || !Number.isInteger(code) || code < low || code > high) {
+          this.add(`${at}.onExitCodes[${i}]`, code, `must be a whole number from ${low} to ${high} (an exit code of the trainer or script that fails), e.g. 1.`);
+          ok = false;
+        } else if (NEVER_RETRIED.includes(code)) {
+          this.add(`${at}.onExitCodes[${i}]`, code, `is never retried: exit ${code} means ${NEVER_RETRIED_MEANING[code]}, which a rerun would repeat; remove it.`);
+          ok = false;
+        } else if (codes.indexOf(code) !== i) {
+          this.add(`${at}.onExitCodes[${i}]`, code, `repeats onExitCodes[${codes.indexOf(code)}]; list each code once.`);
+          ok = false;
+        }
+      });
+      if (ok) out.onExitCodes = codes as number[];
     }
     return out;
   }
@@ -303,6 +344,7 @@ class Checker {
       idleMinutes: own.idleMinutes ?? defaults.idleMinutes ?? CONFIG_DEFAULTS.idleMinutes,
       volumeGb: own.volumeGb ?? defaults.volumeGb ?? CONFIG_DEFAULTS.volumeGb,
       allowV100: own.allowV100 ?? defaults.allowV100 ?? CONFIG_DEFAULTS.allowV100,
+      retries: { ...CONFIG_DEFAULTS.retries, ...defaults.retries, ...own.retries },
       examples,
       gpus,
       data,
@@ -584,10 +626,19 @@ interface ResolvedDefaults {
   readonly idleMinutes: number;
   readonly volumeGb: number;
   readonly allowV100: boolean;
+  readonly retries: Partial<RetrySettings>;
   readonly train: Partial<TrainSettings>;
 }
 
-type Level = 'sweep' | 'defaults' | 'config' | 'train' | 'script' | 'patch' | 'metric';
+/** What each never-retried exit code means, for the message that refuses it in onExitCodes. */
+const NEVER_RETRIED_MEANING: Readonly<Record<number, string>> = {
+  [EXIT_CODES.runner.badInput]: 'bad input or usage',
+  [EXIT_CODES.runner.busy]: 'another job runner holds the config',
+  [EXIT_CODES.runner.interrupted]: 'interrupted with a checkpoint saved (resumed, not retried)',
+  [EXIT_CODES.runner.stopped]: 'stopped on request',
+};
+
+type Level = 'sweep' | 'defaults' | 'config' | 'train' | 'script' | 'patch' | 'metric' | 'retries';
 
 /** Whether a path the spec gives leaves its root: absolute, or with a `..` part (the job runner checks the same). */
 function escapesRoot(p: string): boolean {

@@ -105,6 +105,20 @@ describe('spot-sweep CLI (in process)', () => {
     expect(r.stdout).toMatch(/Over budget: the estimate \$[\d.]+ exceeds budgetUsd \$1\.00 by \$[\d.]+\./);
   });
 
+  test('plan notes the configs that retry after a failure, and plan --json carries their retries', async () => {
+    const r = await run('plan', fixture('retries.json'), '--offline');
+    expect(r.code).toBe(EXIT.ok);
+    expect(r.stdout).toMatch(/^Retries after a failure: a up to 2x \(exit codes 1, 137\); b up to 1x \(any failing exit code\)\. Each may cost up to one more run, not in the estimate\.$/m);
+    expect(r.stdout).not.toMatch(/\bc up to/);
+    expect((await run('plan', 'sweeps/demo.json', '--offline')).stdout).not.toMatch(/Retries/);
+    const doc = JSON.parse((await run('plan', fixture('retries.json'), '--offline', '--json')).stdout);
+    expect(doc.configs.map((c: { retries: unknown }) => c.retries)).toEqual([
+      { max: 2, onExitCodes: [1, 137] },
+      { max: 1, onExitCodes: [] },
+      { max: 0, onExitCodes: [1, 137] },
+    ]);
+  });
+
   test('fails when the spec file is missing', async () => {
     const r = await run('plan', 'sweeps/missing.json');
     expect(r.code).toBe(EXIT.specError);

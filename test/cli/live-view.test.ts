@@ -93,4 +93,22 @@ describe('the live view of spot-sweep local', () => {
     expect(lines).toHaveLength(3);
     for (const line of lines) expect(line.replace(/\r\x1b\[2K/, '').length).toBeLessThan(60);
   });
+
+  test('a config that restarted after a failure shows retry 1/2 beside its state, within 80 columns', () => {
+    const { view, written } = setup(false);
+    view.start('logq');
+    view.observe('logq', { state: 'TRAINING', retries: { used: 0, max: 2 } });
+    expect(view.configLine('logq')).not.toMatch(/retry/);
+    view.observe('logq', { state: 'TRAINING', retries: { used: 1, max: 2 }, progress: 0.25, fold: 0, folds: 9, epoch: 1, epochs: 3, examplesPerSecond: 74600 });
+    expect(view.configLine('logq')).toMatch(/^\[2\/3\] +logq +TRAINING +retry 1\/2  fold 1\/9 ep 2\/3/);
+    view.render();
+    expect(written.join('')).toMatch(/TRAINING +retry 1\/2/);
+    // On an 80-column terminal the line is cut from its end: the retry stays in sight.
+    const tty = new LiveView([{ name: 'a-long-config-name-of-thirty-chars' }], { out: () => undefined, tty: true, columns: 80 });
+    tty.start('a-long-config-name-of-thirty-chars');
+    tty.observe('a-long-config-name-of-thirty-chars', { state: 'TRAINING', retries: { used: 2, max: 2 }, progress: 0.5, fold: 3, folds: 9, epoch: 1, epochs: 3, examplesPerSecond: 1234567 });
+    const line = tty.configLine('a-long-config-name-of-thirty-chars');
+    expect(line.length).toBeLessThan(80);
+    expect(line).toMatch(/TRAINING +retry 2\/2/);
+  });
 });

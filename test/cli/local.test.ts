@@ -194,6 +194,34 @@ describe('spot-sweep local', () => {
     expect(results).toMatchObject({ mode: 'script', files: ['results/notes.txt', 'results/run.json'] });
   });
 
+  test('a script config that fails once and has retries is run again, shows retry 1/1 and succeeds', () => {
+    const code = path.join(dir, 'flaky');
+    mkdirSync(code);
+    // Fails with exit 3 on its first run (a marker file in the test's folder), succeeds on the second.
+    writeFileSync(
+      path.join(code, 'train.py'),
+      [
+        'import os, pathlib, sys',
+        `marker = pathlib.Path(${JSON.stringify(path.join(dir, 'flaky-ran'))})`,
+        'if not marker.exists():',
+        '    marker.write_text("1")',
+        '    sys.exit(3)',
+        'os.makedirs("results", exist_ok=True)',
+        'open("results/ok.json", "w").write("{}")',
+      ].join('\n'),
+    );
+    const spec = { name: 'retry-test', budgetUsd: 1, defaults: { instanceTypes: ['g4dn.xlarge'], retries: { max: 1 } }, configs: [{ name: 'flaky', script: { codeDir: './flaky', entrypoint: 'train.py', results: 'results/*' } }] };
+    writeFileSync(path.join(dir, 'retry.json'), JSON.stringify(spec));
+    const r = spotSweep(dir, ['local', 'retry.json', '--store', 'store']);
+    expect(r.stderr).not.toMatch(/Traceback/);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/flaky\s+SUCCEEDED\s+retry 1\/1/);
+    const status = JSON.parse(readFileSync(path.join(dir, 'store', 'sweeps', 'retry-test', 'flaky', 'status.json'), 'utf8'));
+    expect(contractProblems('status', status)).toEqual([]);
+    expect(status).toMatchObject({ state: 'SUCCEEDED', attempts: 2, retries: { used: 1, max: 1 } });
+    expect(status.history.filter((h: { state: string }) => h.state === 'FAILED')).toEqual([expect.objectContaining({ attempt: 1, exitCode: 3 })]);
+  });
+
   test('a config stopped earlier gets a start request before it runs', () => {
     const key = path.join(dir, 'store3', 'sweeps', 'own-script', 'mine', 'control.json');
     mkdirSync(path.dirname(key), { recursive: true });

@@ -6,7 +6,7 @@ import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { contractProblems, EXIT_CODES, FINAL_STATES, storeKeys, TRAIN_PROPERTIES } from '../../lib/contract';
-import { loadSpec, renderJob, storePrefix, TRAIN_DEFAULTS } from '../../lib/spec';
+import { loadSpec, renderJob, storePrefix, TRAIN_DEFAULTS, validateSpec } from '../../lib/spec';
 import { python, ROOT } from './python';
 
 const SPECS = readdirSync(path.join(ROOT, 'sweeps')).filter((f) => f.endsWith('.json'));
@@ -67,6 +67,30 @@ print(json.dumps(out))
     expect(p.runnerProblem).toBeUndefined();
     // The trainer resolves the same settings TypeScript rendered (plus maxExamples from `examples`).
     expect(p.trainConfig).toEqual({ ...(r.job.train as object), maxExamples: r.job.examples });
+  });
+
+  test('a job with retries, rendered by TypeScript, fits the schema and the runner reads its policy', () => {
+    const spec = validateSpec(
+      { name: 'retry', budgetUsd: 5, data: 's3://my-bucket/data/', defaults: { retries: { max: 2, onExitCodes: [1, 137] } }, configs: [{ name: 'a' }] },
+      { specFile: path.join(dir, 'retry.json') },
+    );
+    const job = renderJob(spec, 'a', { store: storePrefix('s3://artifact-bucket', 'retry', 'a') });
+    const file = path.join(dir, 'retry--a.json');
+    writeFileSync(file, JSON.stringify(job));
+    expect(contractProblems('job', job)).toEqual([]);
+    const p = python<{ retries: unknown; first: boolean; listedNot: boolean; badInput: string }>(
+      `
+import json, sys
+from pathlib import Path
+from spot_runner import retries
+from spot_runner.jobfile import parse_job
+job = parse_job(Path(sys.argv[1]).read_bytes(), sys.argv[1])
+print(json.dumps({"retries": job["retries"], "first": retries.decide(job["retries"], 137, 0).retry,
+  "listedNot": retries.decide(job["retries"], 3, 0).retry, "badInput": retries.decide(job["retries"], 2, 0).cause}))
+`,
+      [file],
+    );
+    expect(p).toEqual({ retries: { max: 2, onExitCodes: [1, 137] }, first: true, listedNot: false, badInput: expect.stringMatching(/never retried/) });
   });
 
   test('fails when a job breaks the schema: both sides reject the same document', () => {

@@ -22,7 +22,25 @@ describe('job.json rendering', () => {
         seed: 42, temperature: 0.05, logQCorrection: false, evalCandidates: 'labeled', hiddenDim: 512, checkpointMinutes: 10,
       },
       script: null,
+      retries: { max: 0, onExitCodes: [] },
     });
+  });
+
+  test('renders retries from defaults, a config overriding them key by key', () => {
+    const spec = validateSpec(
+      {
+        name: 'mine',
+        budgetUsd: 5,
+        data: 's3://my-bucket/data/',
+        defaults: { retries: { max: 2, onExitCodes: [1, 137] } },
+        configs: [{ name: 'a' }, { name: 'b', retries: { max: 1 } }, { name: 'c', retries: { max: 0 } }],
+      },
+      { specFile: '/w/sweeps/mine.json' },
+    );
+    const store = 'file:///w/store/sweeps/mine/x/';
+    expect(renderJob(spec, 'a', { store }).retries).toEqual({ max: 2, onExitCodes: [1, 137] });
+    expect(renderJob(spec, 'b', { store }).retries).toEqual({ max: 1, onExitCodes: [1, 137] });
+    expect(renderJob(spec, 'c', { store }).retries).toEqual({ max: 0, onExitCodes: [1, 137] });
   });
 
   test('uses the spec data when no data URI is given, and config overrides', () => {

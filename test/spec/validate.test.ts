@@ -105,6 +105,40 @@ describe('sweep spec validation', () => {
     expectIssue(issues, 'configs[0].script.patches[0].regex', /not a known patch key/);
   });
 
+  test('retries default to none; defaults and configs may set them', () => {
+    expect(validateSpec(base(), { specFile: SPEC_FILE }).configs[0].retries).toEqual({ max: 0, onExitCodes: [] });
+    const spec = validateSpec({ ...base(), defaults: { retries: { max: 3 } }, configs: [{ name: 'a', retries: { onExitCodes: [1] } }] }, { specFile: SPEC_FILE });
+    expect(spec.configs[0].retries).toEqual({ max: 3, onExitCodes: [1] });
+  });
+
+  test('fails when retries.max is not a whole number from 0 to 10, listing every problem at once', () => {
+    const issues = issuesOf((s) => {
+      s.defaults.retries = { max: 11 };
+      s.configs[0].retries = { max: 1.5 };
+    });
+    expectIssue(issues, 'defaults.retries.max', /whole number from 0 to 10; use the number of restarts/);
+    expectIssue(issues, 'configs[0].retries.max', /whole number from 0 to 10/);
+  });
+
+  test('fails when an onExitCodes entry is out of range, repeated or a code that is never retried', () => {
+    const issues = issuesOf((s) => {
+      s.configs[0].retries = { max: 2, onExitCodes: [0, 256, 'x', 2, 75, 3, 3] };
+    });
+    expectIssue(issues, 'configs[0].retries.onExitCodes[0]', /whole number from 1 to 255/);
+    expectIssue(issues, 'configs[0].retries.onExitCodes[1]', /whole number from 1 to 255/);
+    expectIssue(issues, 'configs[0].retries.onExitCodes[2]', /whole number from 1 to 255/);
+    expectIssue(issues, 'configs[0].retries.onExitCodes[3]', /never retried: exit 2 means bad input.*remove it/);
+    expectIssue(issues, 'configs[0].retries.onExitCodes[4]', /never retried: exit 75/);
+    expectIssue(issues, 'configs[0].retries.onExitCodes[6]', /repeats onExitCodes\[5\]/);
+    expect(issuesOf((s) => { s.configs[0].retries = { onExitCodes: 1 }; })[0]).toMatchObject({ path: 'configs[0].retries.onExitCodes', message: expect.stringMatching(/must be a list/) });
+  });
+
+  test('fails when retries has an unknown key or is not an object, and suggests the closest key', () => {
+    expectIssue(issuesOf((s) => { s.configs[0].retries = { maxx: 2 }; }), 'configs[0].retries.maxx', /not a known retries key; did you mean "max"/);
+    expectIssue(issuesOf((s) => { s.configs[0].retries = { attempts: 2 }; }), 'configs[0].retries.attempts', /known keys: max, onExitCodes/);
+    expectIssue(issuesOf((s) => { s.configs[0].retries = 2; }), 'configs[0].retries', /must be a JSON object/);
+  });
+
   test('fails when two configs have the same name', () => {
     const issues = issuesOf((s) => s.configs.push({ name: 'a' }));
     expectIssue(issues, 'configs[1].name', /duplicates configs\[0\]\.name/);

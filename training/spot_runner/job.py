@@ -43,7 +43,9 @@ The runner's parts, in this package (``spot_runner``, no torch at import): ``job
 ``sync`` (checkpoints and log into the store), ``supervisor`` (the child process), ``imds`` (instance
 facts), ``spot_notice`` (the spot interruption notice and the group's termination), ``own_stop`` (the
 deadline and the scale-in), ``user_script`` (script mode), ``exits`` (exit
-codes), ``lease`` (lease.json: one runner per config), ``quote`` (values echoed in messages),
+codes), ``retries`` (job.json ``retries``: whether a failed trainer or script runs again, from its checkpoint,
+on this instance; the count is kept in status.json so a replacement continues it), ``lease`` (lease.json: one
+runner per config), ``quote`` (values echoed in messages),
 ``setup_times`` (results.json ``job.setup``: the bootstrap's and the runner's phases, the boot time, the first
 training step). The
 trainer is the ``two_tower`` package, run as a separate process.
@@ -69,6 +71,7 @@ from pathlib import Path
 import contract
 from contract import CONFIG_FILES, RUNNING_STATES, STOP_CAUSES, TRAINER_OUT, Mode, State
 
+from . import retries
 from .clock import utcnow
 from .control import Control, StopRequest
 from .exits import (
@@ -224,6 +227,8 @@ class Runner:
             log(why + ": counted as interrupted")
             board.set(State.PENDING, message=why)
         attempts = int(board.doc.get("attempts") or 0) + 1
+        # The retries used so far come from the store: a replacement instance continues the count.
+        self.retries = retries.counts(board.doc, job["retries"])
         facts = instance_facts()
         self.facts = facts
         self.setup = SetupClock()  # this attempt's: job.setup speaks of the attempt that finished
@@ -235,6 +240,7 @@ class Runner:
             market=facts["market"],
             startedAt=utcnow(),
             mode=Mode.SCRIPT if job.get("script") else Mode.TRAIN,
+            retries=dict(self.retries),
         )
         log(
             f"job {job['sweep']}/{job['config']}: attempt {attempts}, store {self.store.uri}, "
@@ -283,6 +289,7 @@ class Runner:
                 log(f"the previous job's {key} moved to {self.store.describe(history + key)}")
         shutil.rmtree(work / WORK_OUT, ignore_errors=True)
         self.board.doc.update(attempts=0, interruptions=0)
+        self.board.doc.pop("retries", None)  # the new job's retries start at none used
 
     def recover_status(self, digest: str) -> bool:
         """status.json is unreadable (damaged, or written by hand): its bytes go to history/ first. When
@@ -422,7 +429,11 @@ class Runner:
         self.lease.confirm()  # lost while the data was fetched: no child, no TRAINING
         if self.deadline.passed():
             raise PastDeadline()
-        self.supervisor = supervisor  # from now on a signal to the runner stops the child
+        previous, self.supervisor = self.supervisor, supervisor  # from now on a signal stops this child
+        if previous is not None and previous.stop_reason is not None:
+            # A retry's run: a signal that came between the failed run's end and now went to the ended child's
+            # supervisor; this run stops at once for it (a spot notice or a stop during a retry wins).
+            supervisor.request_stop(previous.stop_reason)
         self.board.set(State.TRAINING)
         watcher = SpotPoller(
             supervisor.request_stop, on_terminating=lambda: self.stop_on_own(scale_in_stop())
@@ -491,22 +502,27 @@ class Runner:
             sync.sync()
             self.board.progress(read_json(self.out / TRAINER_OUT["status"]) or {})
 
-        # An earlier attempt's status must not speak for this one (see trainer_exit).
-        (self.out / TRAINER_OUT["status"]).unlink(missing_ok=True)
-        rc, child = self.supervise(cmd, self.work, self.child_env(), tick)
-        sync.sync()
-        self.upload_log()
-        trainer_status = read_json(self.out / TRAINER_OUT["status"])
-        self.board.progress(trainer_status if isinstance(trainer_status, dict) else {})
-        rc, cause = trainer_exit(rc, trainer_status)
-        if rc == EXIT_OK:  # even when a stop came too late to matter: the results are there
-            return self.succeed_trainer()
-        if child.stop_reason is not None or rc == EXIT_INTERRUPTED:
-            return self.interrupted(child.interruption(rc, "the trainer", cause), checkpoints=sync)
-        if rc == EXIT_BAD_INPUT:
-            cause = cause or (child.tail[-1] if child.tail else "the trainer rejected its input")
-            return self.fail(f"The trainer stopped on bad input: {cause}", EXIT_BAD_INPUT)
-        return self.fail(f"The trainer {child.ending(rc)}", EXIT_FAILED)
+        while True:  # one pass per run of the trainer: a retry (retries.py) reruns it from its checkpoint
+            # An earlier attempt's status must not speak for this one (see trainer_exit).
+            (self.out / TRAINER_OUT["status"]).unlink(missing_ok=True)
+            rc, child = self.supervise(cmd, self.work, self.child_env(), tick)
+            sync.sync()
+            self.upload_log()
+            trainer_status = read_json(self.out / TRAINER_OUT["status"])
+            self.board.progress(trainer_status if isinstance(trainer_status, dict) else {})
+            rc, cause = trainer_exit(rc, trainer_status)
+            if rc == EXIT_OK:  # even when a stop came too late to matter: the results are there
+                return self.succeed_trainer()
+            if child.stop_reason is not None or rc == EXIT_INTERRUPTED:
+                return self.interrupted(child.interruption(rc, "the trainer", cause), checkpoints=sync)
+            if rc == EXIT_BAD_INPUT:
+                cause = cause or (child.tail[-1] if child.tail else "the trainer rejected its input")
+                message, code = f"The trainer stopped on bad input: {cause}", EXIT_BAD_INPUT
+            else:
+                message, code = f"The trainer {child.ending(rc)}", EXIT_FAILED
+            ended = self.after_failure(rc, message, code, sync)
+            if ended is not None:
+                return ended
 
     def succeed_trainer(self) -> int:
         results = read_json(self.out / TRAINER_OUT["results"])
@@ -592,16 +608,23 @@ class Runner:
         env.update(script_env(self.facts["instanceType"], job["gpus"]))
         env["SPOT_SWEEP_OUT_DIR"] = str(self.out)
         env["SPOT_SWEEP_CHECKPOINT_DIR"] = str(sync.local_dir)
-        rc, child = self.supervise(cmd, code_dir, env, sync.sync)
-        # After the script exited, however it ended: a checkpoint it wrote at SIGTERM goes up before the
-        # instance does (the grace period leaves the rest of the spot notice's two minutes for this).
-        sync.sync()
-        self.upload_log()
-        # A script that was asked to stop and exits 0 anyway has not finished: its results may be partial.
-        if child.stop_reason is not None or rc == EXIT_INTERRUPTED:
-            return self.interrupted(child.interruption(rc, f"the script {spec.entrypoint}"), checkpoints=sync)
-        if rc != EXIT_OK:
-            return self.fail(f"The script {spec.entrypoint} {child.ending(rc)}", EXIT_FAILED)
+        while True:  # one pass per run of the script: a retry (retries.py) reruns it on its checkpoints
+            rc, child = self.supervise(cmd, code_dir, env, sync.sync)
+            # After the script exited, however it ended: a checkpoint it wrote at SIGTERM goes up before the
+            # instance does (the grace period leaves the rest of the spot notice's two minutes for this).
+            sync.sync()
+            self.upload_log()
+            # A script that was asked to stop and exits 0 anyway has not finished: its results may be partial.
+            if child.stop_reason is not None or rc == EXIT_INTERRUPTED:
+                return self.interrupted(
+                    child.interruption(rc, f"the script {spec.entrypoint}"), checkpoints=sync
+                )
+            if rc == EXIT_OK:
+                break
+            message = f"The script {spec.entrypoint} {child.ending(rc)}"
+            ended = self.after_failure(rc, message, EXIT_FAILED, sync)
+            if ended is not None:
+                return ended
         try:
             files = collect_results(spec, code_dir)
             metric = read_metric(spec.metric, code_dir, files) if spec.metric else None
@@ -648,11 +671,45 @@ class Runner:
             "setup": self.setup.section(),
         }
 
-    def fail(self, message: str, code: int) -> int:
+    def fail(self, message: str, code: int, entry: dict | None = None) -> int:
         self.upload_log()
-        self.board.set(State.FAILED, message=message)
+        self.board.set(State.FAILED, entry=entry, message=message)
         log(f"FAILED: {message}")
         return code
+
+    def after_failure(self, rc: int, message: str, code: int, checkpoints: CheckpointSync) -> int | None:
+        """The child (trainer or script) failed with ``rc``: the job ends FAILED (its exit code returned), or,
+        when job.json ``retries`` allows one (retries.py), the failed attempt goes into the history with its
+        cause and exit code and None is returned: the caller runs the child again, on the same instance,
+        from the checkpoints it left. A stop requested meanwhile (control.json, the runner's own, a signal
+        to the runner) wins: no retry, the job ends as ``interrupted`` says."""
+        exit_code = rc if rc >= 0 else 128 - rc  # killed by signal N: 128 + N, as a shell reports it
+        decision = retries.decide(self.job["retries"], exit_code, self.retries["used"])
+        cause = f"{message.splitlines()[0][:1000]}; {decision.cause}"
+        if not decision.retry:
+            if self.retries["max"] > 0:  # the user asked for retries: say why there is none
+                message = f"{message} ({decision.cause})"
+            return self.fail(message, code, entry={"cause": cause, "exitCode": exit_code})
+        self.board.note_failed_attempt(cause, exit_code)
+        asked = self.stop or self.standing_stop()
+        if asked is not None or self.own is not None or self.supervisor.stop_reason is not None:
+            self.stop = asked
+            reason = self.supervisor.stop_reason or (asked.describe() if asked else self.own.summary)
+            log(f"attempt {self.board.doc.get('attempts')} failed ({decision.cause}), but a stop came first")
+            return self.interrupted(reason, checkpoints=checkpoints)
+        self.retries["used"] += 1
+        attempts = int(self.board.doc.get("attempts") or 0) + 1
+        digest = TRAINER_OUT["checkpointDigestSuffix"]
+        saved = sorted(n for n in checkpoints.uploaded if not n.endswith(digest))
+        resume = f", resuming from {saved[-1]}" if saved else ", from the start (no checkpoint yet)"
+        note = f"attempt {attempts - 1} failed ({decision.cause}): attempt {attempts} starts{resume}"
+        retried = {"attempts": attempts, "retries": dict(self.retries), "startedAt": utcnow()}
+        self.board.set(State.BOOTSTRAPPING, message=note, **retried)
+        with self.log_path.open("a") as fh:
+            retry = f"retry {self.retries['used']} of {self.retries['max']}"
+            fh.write(f"=== attempt {attempts} ({retry}) on the same instance at {utcnow()} ===\n")
+        self.note(note)
+        return None
 
     def interrupted(self, reason: str, checkpoints: CheckpointSync | None) -> int:
         """An interrupted attempt. A stop requested in control.json (seen while the child ran, or now: a

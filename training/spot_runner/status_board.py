@@ -89,8 +89,16 @@ class StatusBoard:
     def state(self) -> str | None:
         return self.doc.get("state")
 
-    def set(self, state: str, **fields: object) -> None:
-        """Change state (appending to ``history``); a message is kept only when given with the state."""
+    def note_failed_attempt(self, cause: str, exit_code: int) -> None:
+        """A FAILED entry in ``history`` for the current attempt, with its cause and exit code, without making
+        the job FAILED: the job goes on (a retry, or a stop that came first), so no reader ever sees a final
+        state that is not. Written with the next ``set``."""
+        entry = {"state": State.FAILED, "at": utcnow(), "attempt": int(self.doc.get("attempts") or 0)}
+        self.doc.setdefault("history", []).append({**entry, "cause": cause, "exitCode": exit_code})
+
+    def set(self, state: str, entry: dict | None = None, **fields: object) -> None:
+        """Change state (appending to ``history``, with ``entry``'s ``cause`` and ``exitCode`` when given); a
+        message is kept only when given with the state."""
         if fields.get("message") is None:
             fields.pop("message", None)
             self.doc.pop("message", None)
@@ -101,8 +109,8 @@ class StatusBoard:
         self.doc["state"] = state
         self.doc.update({k: v for k, v in fields.items() if k in KEYS})
         if changed:  # after the update: the entry names the attempt this state belongs to
-            entry = {"state": state, "at": utcnow(), "attempt": int(self.doc.get("attempts") or 0)}
-            self.doc.setdefault("history", []).append(entry)
+            record = {"state": state, "at": utcnow(), "attempt": int(self.doc.get("attempts") or 0)}
+            self.doc.setdefault("history", []).append({**record, **(entry or {})})
         self._write()
 
     def progress(self, trainer_status: dict) -> None:

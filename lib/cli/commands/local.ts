@@ -149,6 +149,7 @@ async function readProgress(store: SweepStore, sweep: string, config: string, wo
     epochs: pick('epochs'),
     progress: pick('progress'),
     examplesPerSecond: pick('examplesPerSecond'),
+    retries: status?.retries,
   };
 }
 

@@ -51,6 +51,8 @@ export function formatPlan(spec: SweepSpec, estimate: SweepEstimate, priceNote: 
     out.push(r.map((cell, i) => (right.has(i) ? cell.padStart(widths[i]) : cell.padEnd(widths[i]))).join('  ').trimEnd());
   }
   out.push('');
+  const retried = retriesNote(spec);
+  if (retried) out.push(retried, '');
 
   const warnings = planWarnings(estimate, priceWarnings);
   for (const w of warnings) out.push(`Warning: ${w}`);
@@ -79,6 +81,18 @@ export function formatPlan(spec: SweepSpec, estimate: SweepEstimate, priceNote: 
     out.push('Within budget.');
   }
   return out.join('\n') + '\n';
+}
+
+/** The configs that restart after a failure (`retries.max` > 0), as one line; undefined when none does. */
+function retriesNote(spec: SweepSpec): string | undefined {
+  const retried = spec.configs.filter((c) => c.retries.max > 0);
+  if (retried.length === 0) return undefined;
+  const each = retried.map((c) => {
+    const codes = c.retries.onExitCodes.length > 0 ? `exit codes ${c.retries.onExitCodes.join(', ')}` : 'any failing exit code';
+    return `${c.name} up to ${c.retries.max}x (${codes})`;
+  });
+  // A retry reruns from the last checkpoint, so it costs at most one more run: the estimate counts one.
+  return `Retries after a failure: ${each.join('; ')}. Each may cost up to one more run, not in the estimate.`;
 }
 
 function configRows(c: ConfigEstimate): string[][] {
@@ -118,6 +132,8 @@ export interface PlanJson {
     readonly estimateUsd: number | null;
     readonly runtimeHours: number | null;
     readonly maxRuntimeHours: number;
+    /** Restarts after a failure (the spec's `retries`; max 0: none). */
+    readonly retries: { readonly max: number; readonly onExitCodes: readonly number[] };
     readonly instances: readonly {
       readonly instanceType: string;
       readonly gpuModel: string;
@@ -159,6 +175,7 @@ export function planJson(spec: SweepSpec, estimate: SweepEstimate, priceNote: st
       estimateUsd: c.budgetUsd,
       runtimeHours: c.runtimeHours,
       maxRuntimeHours: c.config.maxRuntimeHours,
+      retries: c.config.retries,
       instances: c.byInstance.map((e) => ({
         instanceType: e.instance.instanceType,
         gpuModel: e.instance.gpuModel,
