@@ -383,7 +383,16 @@ export type ResultsJson =
         {
           fold: number;
           ndcg10: number;
+          /**
+           * The fold's last epoch's mean train loss (its epochLosses' last value).
+           */
           trainLoss: number;
+          /**
+           * The fold's mean train loss of each epoch, in order (one per epoch; the report's loss curves). Carried in the trainer's checkpoints, so a resumed fold keeps the epochs done before the interruption.
+           *
+           * @minItems 1
+           */
+          epochLosses: [number, ...number[]];
           trainExamples: number;
           testQueries: number;
           seconds: number;
@@ -391,7 +400,16 @@ export type ResultsJson =
         ...{
           fold: number;
           ndcg10: number;
+          /**
+           * The fold's last epoch's mean train loss (its epochLosses' last value).
+           */
           trainLoss: number;
+          /**
+           * The fold's mean train loss of each epoch, in order (one per epoch; the report's loss curves). Carried in the trainer's checkpoints, so a resumed fold keeps the epochs done before the interruption.
+           *
+           * @minItems 1
+           */
+          epochLosses: [number, ...number[]];
           trainExamples: number;
           testQueries: number;
           seconds: number;
