@@ -63,7 +63,12 @@ export interface LeaderboardRow {
   readonly totalSeconds?: number;
   readonly device?: string;
   readonly attempts?: number;
+  /** Spot interruptions the job survived: status.json's count (every attempt), else results.json job's. */
   readonly interruptions?: number;
+  /** The instance type of the last attempt (status.json, else results.json job); `local` off EC2. */
+  readonly instanceType?: string;
+  /** spot or on-demand of the last attempt (status.json, else results.json job); `local` off EC2. */
+  readonly market?: string;
   /** Script mode: the result files the job collected (under the config's results/). */
   readonly resultFiles?: readonly string[];
   /** Who stopped the job (status.json `stoppedBy`), for a STOPPED config. */
@@ -128,6 +133,8 @@ export function buildLeaderboard(artifacts: readonly ConfigArtifacts[]): Leaderb
       state,
       attempts: num(status?.attempts) ?? num(job.attempts),
       interruptions: num(status?.interruptions) ?? num(job.interruptions),
+      instanceType: str(status?.instanceType) ?? str(job.instanceType),
+      market: str(status?.market) ?? str(job.market),
       ...(stoppedBy ? { stoppedBy } : {}),
       ...(pendingStop ? { note: pendingStop } : {}),
     };
