@@ -72,6 +72,28 @@ function note(r: LeaderboardEntry): string {
   return [r.problem, r.note ? `${r.note}${files}` : undefined].filter(Boolean).join('; ');
 }
 
+/**
+ * Results of earlier job.json versions, below the ranking and apart from it: they are another job's
+ * results (the config was changed and run again), so they never take a rank.
+ */
+function historySection(doc: LeaderboardDocument): string {
+  const history = doc.history ?? [];
+  if (history.length === 0) return '';
+  const rows = history.map((h) => {
+    const score = h.ndcg10 ? `${h.ndcg10.mean.toFixed(4)} ± ${h.ndcg10.std === undefined ? '–' : h.ndcg10.std.toFixed(4)}` : '–';
+    const digest = h.jobDigest.replace(/^sha256:/, '').slice(0, 16);
+    return `<tr class="history"><td>${escapeHtml(h.config)}</td><td><code>${escapeHtml(digest)}</code></td><td class="num">${escapeHtml(score)}</td><td class="num">${h.folds ?? '–'}</td><td>${escapeHtml(h.finishedAt ?? '–')}</td><td class="text">${escapeHtml(h.note ?? '')}</td></tr>`;
+  });
+  return `<h2>History</h2>
+<p class="note">Results of earlier job.json versions: when a config was changed and run again, the job runner kept its earlier results under ${escapeHtml(storeKeys.configFile(doc.sweep, '<config>', 'history'))}&lt;job digest&gt;/results.json. They are another job's results, so they are listed here and never ranked.</p>
+<table>
+<thead><tr><th>config</th><th>earlier job</th><th class="num">nDCG@10 (mean ± std)</th><th class="num">folds</th><th>finished</th><th>note</th></tr></thead>
+<tbody>
+${rows.join('\n')}
+</tbody>
+</table>`;
+}
+
 /** The whole report page. */
 export function renderReport(doc: LeaderboardDocument): string {
   const spend =
@@ -103,6 +125,7 @@ ${doc.rows.map(row).join('\n')}
 </table>
 ${scriptNote}
 <p class="note">Cost: instance-hours × price (spot price history for spot instances, the on-demand list price otherwise), from the budget guard's spend.json; storage and data transfer are not included. Runtime: the trainer's total wall time.</p>
+${historySection(doc)}
 ${problems}
 </body>
 </html>

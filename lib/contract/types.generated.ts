@@ -480,6 +480,10 @@ export type ResultsJson =
            */
           bootToFirstStepSeconds: number | null;
         };
+        /**
+         * When the job runner wrote these results (the job's end); the report's History names it for results moved to history/. Absent in results of runners before it.
+         */
+        finishedAt?: string;
       };
     }
   | {
@@ -562,6 +566,10 @@ export type ResultsJson =
            */
           bootToFirstStepSeconds: number | null;
         };
+        /**
+         * When the job runner wrote these results (the job's end); the report's History names it for results moved to history/. Absent in results of runners before it.
+         */
+        finishedAt?: string;
       };
     };
 

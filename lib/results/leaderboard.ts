@@ -1,5 +1,6 @@
 import { ACTION, contractProblems, FINAL_STATES, MODE, ResultsJson, STATE } from '../contract';
 import { describeRequest, parseControl } from '../store/control';
+import type { HistoryArtifact } from './history';
 
 /**
  * The sweep leaderboard: one row per config, merging what the config's files say: results.json
@@ -17,6 +18,8 @@ export interface ConfigArtifacts {
   readonly statusText?: string;
   /** Raw text of control.json, or undefined when there is none (nobody asked anything). */
   readonly controlText?: string;
+  /** Results of earlier job.json versions (history/<digest>/results.json): listed apart, never ranked. @default [] */
+  readonly history?: readonly HistoryArtifact[];
 }
 
 export type ResultsMode = ResultsJson['mode'];
