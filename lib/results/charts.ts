@@ -206,7 +206,8 @@ export function lossChart(cmp: SweepComparison): Chart {
   // A curve shorter than the longest (fewer epochs) ends at its own last epoch: epoch numbers line up.
   const x = (epoch: number): number => left + (epochs === 1 ? 0.5 : (epoch - 1) / (epochs - 1)) * (width - left - right);
   const y = (v: number): number => top + ((axis.hi - v) / (axis.hi - axis.lo)) * (height - top - bottom);
-  const palette = ['#0b3d91', '#e8590c', '#17713a', '#b3261e', '#6f42c1', '#8a5a00', '#0a7c86', '#d63384'];
+  // None of the verdict colours (COLORS): a green or red curve would read as "better" or "worse".
+  const palette = ['#1f77b4', '#e8590c', '#6f42c1', '#0a7c86', '#d63384', '#bcbd22', '#4d4d4d', '#17becf'];
   const parts = [svgOpen('loss-chart', 'Mean train loss per epoch (over the folds), per config', width, height)];
   for (const t of axis.ticks) {
     parts.push(`<line x1="${left}" x2="${width - right}" y1="${f1(y(t))}" y2="${f1(y(t))}" stroke="#e6e9ef"/>`);

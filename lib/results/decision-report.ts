@@ -92,7 +92,7 @@ ${cmp.rows.map((r) => row(r, cost)).join('\n')}
     chartBlock(`Difference to ${cmp.baseline} (paired by fold)`, deltaChart(cmp)),
     chartBlock('Contenders: the configs within reach of the best', contendersChart(cmp, folds)),
     chartBlock('Cost against nDCG@10', costChart(cmp, cost)),
-    chartBlock('Training loss', lossChart(cmp)),
+    chartBlock('Training loss per epoch (mean over the folds)', lossChart(cmp)),
     '</section>',
   ];
   return { html: html.filter(Boolean).join('\n'), comparison: cmp };
