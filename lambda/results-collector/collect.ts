@@ -1,4 +1,5 @@
 import { SWEEP_FILES } from '../../lib/contract';
+import { buildHistory, HistoryRow } from '../../lib/results/history';
 import { buildLeaderboard, ConfigArtifacts, LeaderboardRow } from '../../lib/results/leaderboard';
 
 /** The sweep-level files the collector reads besides each config's results.json, status.json and control.json. */
@@ -22,6 +23,8 @@ export interface LeaderboardDocument {
   readonly totalSpendUsd?: number;
   readonly budgetUsd?: number;
   readonly rows: readonly LeaderboardEntry[];
+  /** Results of earlier job.json versions of the configs (lib/results/history.ts): never ranked, never in `rows`. */
+  readonly history: readonly HistoryRow[];
   /** Malformed files, one line each: reported, never fatal. */
   readonly problems: readonly string[];
 }
@@ -57,5 +60,5 @@ export function buildLeaderboardDocument(
   const spend = parseSpend(spendText, problems);
   // Each row's rank is within its metric (lib/results/leaderboard.ts): a script's own metric ranks apart.
   const rows = board.rows.map((r): LeaderboardEntry => ({ ...r, spendUsd: spend.byConfig[r.config] }));
-  return { version: 1, sweep, generatedAt, totalSpendUsd: spend.totalUsd, budgetUsd: spend.budgetUsd, rows, problems };
+  return { version: 1, sweep, generatedAt, totalSpendUsd: spend.totalUsd, budgetUsd: spend.budgetUsd, rows, history: buildHistory(artifacts), problems };
 }

@@ -6,9 +6,10 @@ import { LeaderboardDocument, LeaderboardEntry } from './collect';
  * sweeps/<sweep>/report.html: one self-contained page (inline CSS and SVG, no script, no request to
  * anywhere), so it opens from S3, a laptop's disk or an e-mail attachment alike. Every string that
  * comes from the sweep's files goes through `escapeHtml`. A script-mode config that declares a metric named
- * nDCG@10 is ranked and charted beside the built-in trainer's configs; one with another metric is ranked
- * among the configs of that metric (its score cell names it), not charted; one with no metric is a row
- * without a score, its result files named in the note; none of them is a problem.
+ * nDCG@10 is ranked beside the built-in trainer's configs; one with another metric is ranked among the
+ * configs of that metric (its score cell names it); one with no metric is a row without a score, its
+ * result files named in the note; none of them is a problem. The charts are the decision section's
+ * (lib/results/decision-report.ts), zoomed to the configs in reach of the best.
  */
 
 /** Escapes text for HTML element content and double- or single-quoted attributes. */
@@ -25,65 +26,6 @@ function duration(seconds: number | undefined): string {
   return `${(seconds / 3600).toFixed(2)} h`;
 }
 
-const CHART = { width: 960, height: 380, left: 64, right: 24, top: 24, bottom: 72 } as const;
-
-/** Axis bounds that hold every fold and mean ± std, padded, on a 0.01 grid, inside [0, 1]. */
-function yRange(rows: readonly LeaderboardEntry[]): [number, number] {
-  const values = rows.flatMap((r) => [...(r.folds ?? []), r.ndcgMean! - (r.ndcgStd ?? 0), r.ndcgMean! + (r.ndcgStd ?? 0)]);
-  let lo = Math.min(...values);
-  let hi = Math.max(...values);
-  const pad = Math.max((hi - lo) * 0.1, 0.005);
-  lo = Math.max(0, Math.floor((lo - pad) * 100) / 100);
-  hi = Math.min(1, Math.ceil((hi + pad) * 100) / 100);
-  return hi > lo ? [lo, hi] : [Math.max(0, lo - 0.01), Math.min(1, hi + 0.01)];
-}
-
-/** nDCG@10 per config: the mean ± std band with whiskers, the mean as a bar cap, and every fold as a dot. */
-export function renderChart(rows: readonly LeaderboardEntry[]): string {
-  const scored = rows.filter((r) => r.ndcgMean !== undefined);
-  const { width, height, left, right, top, bottom } = CHART;
-  const open = `<svg viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-labelledby="chart-title">`;
-  if (scored.length === 0) {
-    return `${open}<title id="chart-title">nDCG@10 per config</title><text x="${width / 2}" y="${height / 2}" text-anchor="middle" class="muted">No config has results yet.</text></svg>`;
-  }
-  const [lo, hi] = yRange(scored);
-  const plotH = height - top - bottom;
-  const y = (v: number): number => top + ((hi - v) / (hi - lo)) * plotH;
-  const slot = (width - left - right) / scored.length;
-  const parts: string[] = [open, '<title id="chart-title">nDCG@10 per config: mean ± standard deviation over folds, and each fold</title>'];
-  const ticks = 5;
-  for (let t = 0; t <= ticks; t++) {
-    const v = lo + ((hi - lo) * t) / ticks;
-    parts.push(`<line class="grid" x1="${left}" x2="${width - right}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}"/>`);
-    parts.push(`<text class="tick" x="${left - 8}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${v.toFixed(3)}</text>`);
-  }
-  parts.push(`<text class="axis" transform="translate(16 ${top + plotH / 2}) rotate(-90)" text-anchor="middle">nDCG@10 (axis does not start at 0)</text>`);
-  scored.forEach((r, i) => {
-    const cx = left + slot * (i + 0.5);
-    const mean = r.ndcgMean!;
-    const std = r.ndcgStd ?? 0;
-    const barW = Math.min(56, slot * 0.5);
-    parts.push(`<g><title>${escapeHtml(r.config)}: ${mean.toFixed(4)} ± ${std.toFixed(4)} over ${r.folds?.length ?? 0} folds</title>`);
-    parts.push(`<rect class="band" x="${(cx - barW / 2).toFixed(1)}" width="${barW.toFixed(1)}" y="${y(mean + std).toFixed(1)}" height="${Math.max(1, y(mean - std) - y(mean + std)).toFixed(1)}"/>`);
-    parts.push(`<line class="whisker" x1="${cx.toFixed(1)}" x2="${cx.toFixed(1)}" y1="${y(mean + std).toFixed(1)}" y2="${y(mean - std).toFixed(1)}"/>`);
-    for (const v of [mean + std, mean - std]) {
-      parts.push(`<line class="whisker" x1="${(cx - barW / 4).toFixed(1)}" x2="${(cx + barW / 4).toFixed(1)}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}"/>`);
-    }
-    parts.push(`<line class="mean" x1="${(cx - barW / 2).toFixed(1)}" x2="${(cx + barW / 2).toFixed(1)}" y1="${y(mean).toFixed(1)}" y2="${y(mean).toFixed(1)}"/>`);
-    const folds = r.folds ?? [];
-    folds.forEach((f, k) => {
-      // Spread the dots sideways so equal scores stay visible.
-      const dx = folds.length > 1 ? (k / (folds.length - 1) - 0.5) * barW * 1.4 : 0;
-      parts.push(`<circle class="fold" cx="${(cx + dx).toFixed(1)}" cy="${y(f).toFixed(1)}" r="3.5"/>`);
-    });
-    parts.push(`<text class="label" x="${cx.toFixed(1)}" y="${height - bottom + 20}" text-anchor="middle">${escapeHtml(r.config)}</text>`);
-    parts.push(`<text class="tick" x="${cx.toFixed(1)}" y="${height - bottom + 38}" text-anchor="middle">${mean.toFixed(4)}</text></g>`);
-  });
-  parts.push(`<line class="axisline" x1="${left}" x2="${left}" y1="${top}" y2="${top + plotH}"/>`);
-  parts.push('</svg>');
-  return parts.join('\n');
-}
-
 const STYLE = `
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; color: #1d2330; margin: 24px auto; max-width: 1100px; padding: 0 16px; }
 h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8px; }
@@ -94,10 +36,6 @@ td { white-space: nowrap; } td.text { white-space: normal; overflow-wrap: anywhe
 th { background: #f3f5f8; } td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .state-SUCCEEDED { color: #17713a; } .state-FAILED { color: #b3261e; } .state-STOPPED { color: #8a5a00; }
 svg { max-width: 100%; height: auto; background: #fff; }
-svg .grid { stroke: #e6e9ef; } svg .axisline { stroke: #8c93a1; }
-svg .tick { font-size: 12px; fill: #5d6575; } svg .label { font-size: 13px; fill: #1d2330; } svg .axis { font-size: 13px; fill: #5d6575; }
-svg .band { fill: #9ec5fe; fill-opacity: 0.55; } svg .whisker { stroke: #1f5fbf; stroke-width: 1.5; }
-svg .mean { stroke: #0b3d91; stroke-width: 3; } svg .fold { fill: #e8590c; fill-opacity: 0.85; stroke: #fff; stroke-width: 1; }
 ul.problems li { color: #b3261e; }
 `;
 
@@ -112,6 +50,8 @@ function row(r: LeaderboardEntry): string {
     `<td class="num">${duration(r.totalSeconds)}</td>`,
     `<td class="num">${r.examplesPerSecond === undefined ? '–' : Math.round(r.examplesPerSecond).toLocaleString('en-US')}</td>`,
     `<td class="text">${escapeHtml(r.device ?? '–')}</td>`,
+    `<td class="text">${escapeHtml(r.instanceType ?? '–')}</td>`,
+    `<td class="text">${escapeHtml(r.market ?? '–')}</td>`,
     `<td class="num">${r.interruptions ?? '–'}</td>`,
     `<td class="text">${escapeHtml(note(r))}</td>`,
   ];
@@ -132,6 +72,28 @@ function note(r: LeaderboardEntry): string {
   return [r.problem, r.note ? `${r.note}${files}` : undefined].filter(Boolean).join('; ');
 }
 
+/**
+ * Results of earlier job.json versions, below the ranking and apart from it: they are another job's
+ * results (the config was changed and run again), so they never take a rank.
+ */
+function historySection(doc: LeaderboardDocument): string {
+  const history = doc.history ?? [];
+  if (history.length === 0) return '';
+  const rows = history.map((h) => {
+    const score = h.ndcg10 ? `${h.ndcg10.mean.toFixed(4)} ± ${h.ndcg10.std === undefined ? '–' : h.ndcg10.std.toFixed(4)}` : '–';
+    const digest = h.jobDigest.replace(/^sha256:/, '').slice(0, 16);
+    return `<tr class="history"><td>${escapeHtml(h.config)}</td><td><code>${escapeHtml(digest)}</code></td><td class="num">${escapeHtml(score)}</td><td class="num">${h.folds ?? '–'}</td><td>${escapeHtml(h.finishedAt ?? '–')}</td><td class="text">${escapeHtml(h.note ?? '')}</td></tr>`;
+  });
+  return `<h2>History</h2>
+<p class="note">Results of earlier job.json versions: when a config was changed and run again, the job runner kept its earlier results under ${escapeHtml(storeKeys.configFile(doc.sweep, '<config>', 'history'))}&lt;job digest&gt;/results.json. They are another job's results, so they are listed here and never ranked.</p>
+<table>
+<thead><tr><th>config</th><th>earlier job</th><th class="num">nDCG@10 (mean ± std)</th><th class="num">folds</th><th>finished</th><th>note</th></tr></thead>
+<tbody>
+${rows.join('\n')}
+</tbody>
+</table>`;
+}
+
 /** The whole report page. */
 export function renderReport(doc: LeaderboardDocument): string {
   const spend =
@@ -139,7 +101,7 @@ export function renderReport(doc: LeaderboardDocument): string {
       ? 'Spend: not measured yet (the budget guard has not run).'
       : `Spend so far: $${fixed(doc.totalSpendUsd, 2)}${doc.budgetUsd === undefined ? '' : ` of a $${fixed(doc.budgetUsd, 2)} budget`}.`;
   const scriptNote = doc.rows.some((r) => r.mode === 'script')
-    ? `<p class="note">Script-mode configs run your own script. One that declares a metric (script.metric) named nDCG@10 ranks and is charted with the built-in trainer's configs; another metric ranks among the configs of that metric (rank 1 is the best of each); one without a metric has no score. Their result files are under ${escapeHtml(storeKeys.configFile(doc.sweep, '<config>', 'scriptResults'))} in the bucket.</p>`
+    ? `<p class="note">Script-mode configs run your own script. One that declares a metric (script.metric) named nDCG@10 ranks with the built-in trainer's configs; another metric ranks among the configs of that metric (rank 1 is the best of each); one without a metric has no score. Their result files are under ${escapeHtml(storeKeys.configFile(doc.sweep, '<config>', 'scriptResults'))} in the bucket.</p>`
     : '';
   const problems =
     doc.problems.length === 0 ? '' : `<h2>Problems</h2>\n<ul class="problems">${doc.problems.map((p) => `<li>${escapeHtml(p)}</li>`).join('')}</ul>`;
@@ -154,18 +116,16 @@ export function renderReport(doc: LeaderboardDocument): string {
 <body>
 <h1>Sweep ${escapeHtml(doc.sweep)}</h1>
 <p class="muted">Generated ${escapeHtml(doc.generatedAt)}. ${escapeHtml(spend)}</p>
-<h2>nDCG@10 per config</h2>
-${renderChart(doc.rows)}
-<p class="note">Band and whiskers: mean ± standard deviation over the folds; thick line: the mean; dots: each fold.</p>
 <h2>Configs</h2>
 <table>
-<thead><tr><th class="num">rank</th><th>config</th><th>state</th><th class="num">nDCG@10 (mean ± std)</th><th class="num">folds</th><th class="num">cost</th><th class="num">runtime</th><th class="num">examples/s</th><th>device</th><th class="num">interruptions survived</th><th>note</th></tr></thead>
+<thead><tr><th class="num">rank</th><th>config</th><th>state</th><th class="num">nDCG@10 (mean ± std)</th><th class="num">folds</th><th class="num">cost</th><th class="num">runtime</th><th class="num">examples/s</th><th>device</th><th>instance type</th><th>market</th><th class="num">interruptions survived</th><th>note</th></tr></thead>
 <tbody>
 ${doc.rows.map(row).join('\n')}
 </tbody>
 </table>
 ${scriptNote}
 <p class="note">Cost: instance-hours × price (spot price history for spot instances, the on-demand list price otherwise), from the budget guard's spend.json; storage and data transfer are not included. Runtime: the trainer's total wall time.</p>
+${historySection(doc)}
 ${problems}
 </body>
 </html>

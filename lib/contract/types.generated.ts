@@ -413,7 +413,16 @@ export type ResultsJson =
         {
           fold: number;
           ndcg10: number;
+          /**
+           * The fold's last epoch's mean train loss (its epochLosses' last value).
+           */
           trainLoss: number;
+          /**
+           * The fold's mean train loss of each epoch, in order (one per epoch; the report's loss curves). Carried in the trainer's checkpoints, so a resumed fold keeps the epochs done before the interruption.
+           *
+           * @minItems 1
+           */
+          epochLosses: [number, ...number[]];
           trainExamples: number;
           testQueries: number;
           seconds: number;
@@ -421,7 +430,16 @@ export type ResultsJson =
         ...{
           fold: number;
           ndcg10: number;
+          /**
+           * The fold's last epoch's mean train loss (its epochLosses' last value).
+           */
           trainLoss: number;
+          /**
+           * The fold's mean train loss of each epoch, in order (one per epoch; the report's loss curves). Carried in the trainer's checkpoints, so a resumed fold keeps the epochs done before the interruption.
+           *
+           * @minItems 1
+           */
+          epochLosses: [number, ...number[]];
           trainExamples: number;
           testQueries: number;
           seconds: number;
@@ -492,6 +510,10 @@ export type ResultsJson =
            */
           bootToFirstStepSeconds: number | null;
         };
+        /**
+         * When the job runner wrote these results (the job's end); the report's History names it for results moved to history/. Absent in results of runners before it.
+         */
+        finishedAt?: string;
       };
     }
   | {
@@ -574,6 +596,10 @@ export type ResultsJson =
            */
           bootToFirstStepSeconds: number | null;
         };
+        /**
+         * When the job runner wrote these results (the job's end); the report's History names it for results moved to history/. Absent in results of runners before it.
+         */
+        finishedAt?: string;
       };
     };
 

@@ -181,47 +181,57 @@ export function costChart(cmp: SweepComparison, costUsd: ReadonlyMap<string, num
 }
 
 /**
- * (d) Training loss per config: results.json records each fold's final-epoch mean train loss only (no
- * per-epoch curve), so the chart draws that, fold by fold: a config whose loss is far above the others'
- * trained less far, or on a different objective (temperature, logQ change the loss's scale).
+ * (d) Training loss curves: each config's mean train loss per epoch (results.json folds[].epochLosses,
+ * averaged over the folds), one line per config with a legend. A config whose curve still falls at the
+ * last epoch would gain from more epochs; a far higher curve trained on another objective's scale
+ * (temperature and logQ change it). Script-mode configs are left out, named in the note.
  */
 export function lossChart(cmp: SweepComparison): Chart {
-  const rows = cmp.rows.filter((r) => r.trainLosses.length > 0);
-  if (rows.length === 0) return {};
+  // The schema requires epochLosses of train-mode results, so every compared row has a curve.
+  const rows = cmp.rows.filter((r) => r.epochLosses.length > 0);
+  const script = cmp.scriptConfigs ?? [];
+  const note = script.length > 0 ? `Script-mode configs skipped (their own script records no train loss the report reads): ${script.join(', ')}.` : undefined;
+  if (rows.length === 0) return note ? { note } : {};
   const width = 960;
-  const height = 280;
   const left = 72;
-  const right = 160;
+  const right = 220;
   const top = 16;
   const bottom = 50;
-  const folds = Math.max(...rows.map((r) => r.trainLosses.length));
-  const all = rows.flatMap((r) => r.trainLosses);
+  const legendRow = 18;
+  const height = Math.max(280, top + rows.length * legendRow + bottom);
+  const epochs = Math.max(...rows.map((r) => r.epochLosses.length));
+  const all = rows.flatMap((r) => r.epochLosses);
   const span = Math.max(...all) - Math.min(...all);
   const axis = niceTicks(Math.min(...all) - span * 0.05, Math.max(...all) + span * 0.05, 5);
-  const x = (i: number): number => left + (folds === 1 ? 0.5 : i / (folds - 1)) * (width - left - right);
+  // A curve shorter than the longest (fewer epochs) ends at its own last epoch: epoch numbers line up.
+  const x = (epoch: number): number => left + (epochs === 1 ? 0.5 : (epoch - 1) / (epochs - 1)) * (width - left - right);
   const y = (v: number): number => top + ((axis.hi - v) / (axis.hi - axis.lo)) * (height - top - bottom);
-  const palette = ['#0b3d91', '#e8590c', '#17713a', '#b3261e', '#6f42c1', '#8a5a00', '#0a7c86', '#d63384'];
-  const parts = [svgOpen('loss-chart', 'Final-epoch mean train loss of each fold, per config', width, height)];
+  // None of the verdict colours (COLORS): a green or red curve would read as "better" or "worse".
+  const palette = ['#1f77b4', '#e8590c', '#6f42c1', '#0a7c86', '#d63384', '#bcbd22', '#4d4d4d', '#17becf'];
+  const parts = [svgOpen('loss-chart', 'Mean train loss per epoch (over the folds), per config', width, height)];
   for (const t of axis.ticks) {
     parts.push(`<line x1="${left}" x2="${width - right}" y1="${f1(y(t))}" y2="${f1(y(t))}" stroke="#e6e9ef"/>`);
     parts.push(`<text x="${left - 8}" y="${f1(y(t) + 4)}" text-anchor="end" font-size="12" fill="#5d6575">${tickLabel(t, axis.step)}</text>`);
   }
-  for (let i = 0; i < folds; i++) parts.push(`<text x="${f1(x(i))}" y="${height - bottom + 18}" text-anchor="middle" font-size="12" fill="#5d6575">fold ${i + 1}</text>`);
-  // End labels, top to bottom, at least 14 px apart so that lines ending close together stay readable.
-  const labelY = new Map<Comparison, number>();
-  let prev = -Infinity;
-  for (const r of [...rows].sort((a, b) => y(a.trainLosses[a.trainLosses.length - 1]) - y(b.trainLosses[b.trainLosses.length - 1]))) {
-    prev = Math.max(prev + 14, y(r.trainLosses[r.trainLosses.length - 1]) + 4);
-    labelY.set(r, prev);
+  // At most about 10 epoch labels, so that long runs stay readable.
+  const every = Math.max(1, Math.ceil(epochs / 10));
+  for (let e = 1; e <= epochs; e++) {
+    if ((e - 1) % every === 0 || e === epochs) parts.push(`<text x="${f1(x(e))}" y="${height - bottom + 18}" text-anchor="middle" font-size="12" fill="#5d6575">${e}</text>`);
   }
+  parts.push(`<text x="${f1((left + width - right) / 2)}" y="${height - 10}" text-anchor="middle" font-size="13" fill="#5d6575">epoch</text>`);
+  parts.push(`<text transform="translate(16 ${f1(top + (height - top - bottom) / 2)}) rotate(-90)" text-anchor="middle" font-size="13" fill="#5d6575">mean train loss</text>`);
+  const legendX = width - right + 20;
   rows.forEach((r, k) => {
     const color = palette[k % palette.length];
-    const pts = r.trainLosses.map((v, i) => `${f1(x(i))},${f1(y(v))}`).join(' ');
-    const last = r.trainLosses.length - 1;
-    parts.push(`<g class="loss-line"><polyline points="${pts}" fill="none" stroke="${color}" stroke-width="2"/>`);
-    for (const [i, v] of r.trainLosses.entries()) parts.push(`<circle cx="${f1(x(i))}" cy="${f1(y(v))}" r="3" fill="${color}"/>`);
-    parts.push(`<text x="${f1(x(last) + 10)}" y="${f1(labelY.get(r)!)}" font-size="12" fill="${color}">${escapeText(r.config)}</text></g>`);
+    const pts = r.epochLosses.map((v, i) => `${f1(x(i + 1))},${f1(y(v))}`).join(' ');
+    const last = r.epochLosses[r.epochLosses.length - 1];
+    parts.push(`<g class="loss-line" data-config="${escapeText(r.config)}"><title>${escapeText(r.config)}: ${r.epochLosses.map((v) => v.toFixed(4)).join(' → ')}</title>`);
+    parts.push(`<polyline points="${pts}" fill="none" stroke="${color}" stroke-width="2"/>`);
+    for (const [i, v] of r.epochLosses.entries()) parts.push(`<circle cx="${f1(x(i + 1))}" cy="${f1(y(v))}" r="3" fill="${color}"/>`);
+    parts.push('</g>');
+    const ly = top + 10 + k * legendRow;
+    parts.push(`<g class="legend-item"><line x1="${legendX}" x2="${legendX + 22}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="3"/><text x="${legendX + 30}" y="${ly + 4}" font-size="12" fill="#1d2330">${escapeText(r.config)} (${last.toFixed(3)})</text></g>`);
   });
   parts.push('</svg>');
-  return { svg: parts.join('\n'), note: 'results.json records only each fold\'s final-epoch train loss; per-epoch curves need a trainer field (folds[].epochLosses).' };
+  return { svg: parts.join('\n'), note };
 }

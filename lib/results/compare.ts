@@ -40,6 +40,8 @@ export interface Comparison {
   readonly market: string;
   readonly interruptions: number;
   readonly trainLosses: readonly number[];
+  /** Mean train loss per epoch over the folds (folds[].epochLosses), epoch 1 first; [] when results.json has none. */
+  readonly epochLosses: readonly number[];
   readonly totalSeconds: number;
 }
 
@@ -64,6 +66,8 @@ export interface SweepComparison {
   readonly differingKeys: readonly string[];
   /** Configs left out (no readable train-mode results), one sentence each. */
   readonly notes: readonly string[];
+  /** Script-mode configs (their own script: no per-fold scores or train losses the report can read). @default [] */
+  readonly scriptConfigs?: readonly string[];
 }
 
 const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -137,6 +141,7 @@ export interface CompareInput {
 /** Compares every config with the baseline; configs without readable train-mode results are noted, not compared. */
 export function compareConfigs(input: CompareInput): SweepComparison {
   const notes: string[] = [];
+  const scriptConfigs: string[] = [];
   const usable: ConfigResults[] = [];
   for (const c of input.configs) {
     if (c.resultsText === undefined) {
@@ -156,6 +161,7 @@ export function compareConfigs(input: CompareInput): SweepComparison {
     }
     const results = raw as ResultsJson;
     if (results.mode !== 'train') {
+      scriptConfigs.push(c.config);
       notes.push(`${c.config}: a script-mode config without per-fold scores; not compared.`);
       continue;
     }
@@ -167,7 +173,7 @@ export function compareConfigs(input: CompareInput): SweepComparison {
     notes.push(`The baseline "${requested}" has no results yet: the configs are compared with ${usable[0]?.config ?? 'nothing'} until it has.`);
     base = usable[0];
   }
-  if (!base) return { baseline: requested ?? '', rows: [], differingKeys: [], notes };
+  if (!base) return { baseline: requested ?? '', rows: [], differingKeys: [], notes, scriptConfigs };
   const interruptions = new Map(input.configs.map((c) => [c.config, c.interruptions]));
   const baseSettings = settingsOf(base.results);
   const allSettings = usable.map((u) => settingsOf(u.results));
@@ -187,6 +193,7 @@ export function compareConfigs(input: CompareInput): SweepComparison {
       market: u.results.job.market,
       interruptions: interruptions.get(u.config) ?? u.results.job.interruptions,
       trainLosses: u.results.folds.map((f) => f.trainLoss),
+      epochLosses: meanPerEpoch(u.results.folds.map((f) => f.epochLosses)),
       totalSeconds: u.results.totalSeconds,
     };
     if (u === base) return { ...common, verdict: 'baseline' };
@@ -201,5 +208,19 @@ export function compareConfigs(input: CompareInput): SweepComparison {
     return { ...common, verdict, paired };
   });
   rows.sort((x, y) => (x.verdict === 'baseline' ? -1 : y.verdict === 'baseline' ? 1 : y.mean - x.mean || x.config.localeCompare(y.config)));
-  return { baseline: base.config, rows, differingKeys, notes };
+  return { baseline: base.config, rows, differingKeys, notes, scriptConfigs };
+}
+
+/**
+ * Each epoch's mean over the folds that recorded it. A fold resumed from a checkpoint of a trainer before
+ * epochLosses holds only the epochs from the resume on, so the lists line up at their last (final) epoch.
+ */
+function meanPerEpoch(perFold: readonly (readonly number[] | undefined)[]): number[] {
+  const epochs = Math.max(0, ...perFold.map((l) => l?.length ?? 0));
+  return Array.from({ length: epochs }, (_, i) =>
+    mean(perFold.flatMap((l) => {
+      const at = i - (epochs - (l?.length ?? 0));
+      return l && at >= 0 ? [l[at]] : [];
+    })),
+  );
 }

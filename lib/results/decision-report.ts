@@ -3,24 +3,14 @@ import { Chart, contendersChart, costChart, deltaChart, escapeText, lossChart } 
 
 /**
  * The report's decision section (an HTML fragment): which config wins and whether the win is real.
- * A verdict table (each config against the baseline, paired by fold), the charts of lib/results/charts.ts,
- * and the results of earlier job.json versions (history/) listed apart, never ranked. Self-contained:
- * a scoped <style>, inline SVG, no script, nothing fetched.
+ * A verdict table (each config against the baseline, paired by fold) and the charts of lib/results/charts.ts;
+ * the results of earlier job.json versions are the page's History (lambda/results-collector/report.ts),
+ * never part of this comparison. Self-contained: a scoped <style>, inline SVG, no script, nothing fetched.
  */
-
-/** Results of an earlier job.json of a config, kept by the job runner under history/<digest>/. */
-export interface HistoryEntry {
-  readonly config: string;
-  /** The history folder's name: the first 16 hex digits of the old job digest. */
-  readonly digest: string;
-  readonly resultsText?: string;
-}
 
 export interface DecisionInput extends CompareInput {
   /** Spend per config (the budget guard's spend.json `configs[*].usd`). @default - no cost column values */
   readonly costUsd?: ReadonlyMap<string, number>;
-  /** @default [] */
-  readonly history?: readonly HistoryEntry[];
 }
 
 const STYLE = `<style>
@@ -70,23 +60,6 @@ function chartBlock(title: string, chart: Chart): string {
   return body || note ? `<h3>${escapeText(title)}</h3>\n${body}\n${note}` : '';
 }
 
-/** The history list: each earlier job's score, apart from the ranking. */
-function historyList(history: readonly HistoryEntry[]): string {
-  if (history.length === 0) return '';
-  const items = history.map((h) => {
-    let score = 'results.json unreadable';
-    try {
-      const r = JSON.parse(h.resultsText ?? '') as { ndcg10?: { mean?: unknown; std?: unknown }; folds?: unknown[] };
-      if (typeof r.ndcg10?.mean === 'number') score = `nDCG@10 ${r.ndcg10.mean.toFixed(4)} ± ${Number(r.ndcg10.std ?? 0).toFixed(4)} over ${r.folds?.length ?? '?'} folds`;
-      else score = 'no score (script mode)';
-    } catch {
-      // An unreadable history file is listed as such: it is kept, not ranked, so nothing depends on it.
-    }
-    return `<li>${escapeText(h.config)}, earlier job ${escapeText(h.digest)}: ${escapeText(score)}</li>`;
-  });
-  return `<h3>History: results of earlier job.json versions</h3>\n<p class="note">Kept by the job runner under &lt;config&gt;/history/&lt;digest&gt;/ when a config was changed and run again; they are another job's results, so they are listed here and never ranked.</p>\n<ul>${items.join('')}</ul>`;
-}
-
 /** The decision section, and the comparison it shows (for callers that also want the figures). */
 export function renderDecision(input: DecisionInput): { html: string; comparison: SweepComparison } {
   const cmp = compareConfigs(input);
@@ -101,7 +74,7 @@ export function renderDecision(input: DecisionInput): { html: string; comparison
     }
   }
   if (cmp.rows.length === 0) {
-    const html = `<section class="decision">${STYLE}<h2>Which config wins</h2><p class="note">No config has train-mode results yet.</p>${cmp.notes.map((n) => `<p class="note">${escapeText(n)}</p>`).join('')}${historyList(input.history ?? [])}</section>`;
+    const html = `<section class="decision">${STYLE}<h2>Which config wins</h2><p class="note">No config has train-mode results yet.</p>${cmp.notes.map((n) => `<p class="note">${escapeText(n)}</p>`).join('')}</section>`;
     return { html, comparison: cmp };
   }
   const table = `<div class="scroll"><table>
@@ -119,8 +92,7 @@ ${cmp.rows.map((r) => row(r, cost)).join('\n')}
     chartBlock(`Difference to ${cmp.baseline} (paired by fold)`, deltaChart(cmp)),
     chartBlock('Contenders: the configs within reach of the best', contendersChart(cmp, folds)),
     chartBlock('Cost against nDCG@10', costChart(cmp, cost)),
-    chartBlock('Training loss', lossChart(cmp)),
-    historyList(input.history ?? []),
+    chartBlock('Training loss per epoch (mean over the folds)', lossChart(cmp)),
     '</section>',
   ];
   return { html: html.filter(Boolean).join('\n'), comparison: cmp };

@@ -1,5 +1,6 @@
 import { ACTION, contractProblems, FINAL_STATES, MODE, ResultsJson, STATE } from '../contract';
 import { describeRequest, parseControl } from '../store/control';
+import type { HistoryArtifact } from './history';
 
 /**
  * The sweep leaderboard: one row per config, merging what the config's files say: results.json
@@ -17,6 +18,8 @@ export interface ConfigArtifacts {
   readonly statusText?: string;
   /** Raw text of control.json, or undefined when there is none (nobody asked anything). */
   readonly controlText?: string;
+  /** Results of earlier job.json versions (history/<digest>/results.json): listed apart, never ranked. @default [] */
+  readonly history?: readonly HistoryArtifact[];
 }
 
 export type ResultsMode = ResultsJson['mode'];
@@ -63,7 +66,12 @@ export interface LeaderboardRow {
   readonly totalSeconds?: number;
   readonly device?: string;
   readonly attempts?: number;
+  /** Spot interruptions the job survived: status.json's count (every attempt), else results.json job's. */
   readonly interruptions?: number;
+  /** The instance type of the last attempt (status.json, else results.json job); `local` off EC2. */
+  readonly instanceType?: string;
+  /** spot or on-demand of the last attempt (status.json, else results.json job); `local` off EC2. */
+  readonly market?: string;
   /** Script mode: the result files the job collected (under the config's results/). */
   readonly resultFiles?: readonly string[];
   /** Who stopped the job (status.json `stoppedBy`), for a STOPPED config. */
@@ -128,6 +136,8 @@ export function buildLeaderboard(artifacts: readonly ConfigArtifacts[]): Leaderb
       state,
       attempts: num(status?.attempts) ?? num(job.attempts),
       interruptions: num(status?.interruptions) ?? num(job.interruptions),
+      instanceType: str(status?.instanceType) ?? str(job.instanceType),
+      market: str(status?.market) ?? str(job.market),
       ...(stoppedBy ? { stoppedBy } : {}),
       ...(pendingStop ? { note: pendingStop } : {}),
     };

@@ -1,5 +1,6 @@
-import { storeKeys } from '../contract';
+import { CONFIG_FILES, storeKeys } from '../contract';
 import { SweepStore } from '../store';
+import { HistoryArtifact } from './history';
 import { ConfigArtifacts } from './leaderboard';
 import { buildLeaderboardDocument, LeaderboardDocument } from '../../lambda/results-collector/collect';
 import { renderReportWithDecision } from '../../lambda/results-collector/report';
@@ -7,20 +8,32 @@ import { renderDecision } from './decision-report';
 
 /**
  * What every config left in the store: results.json, status.json and control.json (a stop request not
- * yet obeyed shows as a note on the config's row). The one read the leaderboard, the report and the
- * CLI's tables are built from.
+ * yet obeyed shows as a note on the config's row), and the results of its earlier job.json versions
+ * (history/<digest>/results.json). The one read the leaderboard, the report and the CLI's tables are built from.
  */
 export async function readArtifacts(store: SweepStore, sweep: string, configs: readonly string[]): Promise<ConfigArtifacts[]> {
   return Promise.all(
     configs.map(async (config) => {
-      const [resultsText, statusText, controlText] = await Promise.all([
+      const [resultsText, statusText, controlText, history] = await Promise.all([
         store.read(storeKeys.configFile(sweep, config, 'results')),
         store.read(storeKeys.configFile(sweep, config, 'status')),
         store.read(storeKeys.configFile(sweep, config, 'control')),
+        readHistory(store, sweep, config),
       ]);
-      return { config, resultsText, statusText, controlText };
+      return { config, resultsText, statusText, controlText, history };
     }),
   );
+}
+
+/** history/<digest>/results.json of a config; history/ also keeps unreadable status.json copies, not read here. */
+async function readHistory(store: SweepStore, sweep: string, config: string): Promise<HistoryArtifact[]> {
+  const prefix = storeKeys.configFile(sweep, config, 'history');
+  const results = CONFIG_FILES.results;
+  const digests = (await store.list(prefix))
+    .map((key) => key.slice(prefix.length))
+    .filter((rest) => rest.endsWith(`/${results}`) && rest.split('/').length === 2)
+    .map((rest) => rest.split('/')[0]);
+  return Promise.all(digests.map(async (digest) => ({ digest, resultsText: await store.read(`${prefix}${digest}/${results}`) })));
 }
 
 /**

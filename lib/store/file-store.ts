@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { PreconditionFailed, StoredText, SweepStore, WriteOptions } from './types';
@@ -65,6 +65,28 @@ export function fileStore(dir: string): SweepStore {
       } finally {
         closeSync(fd);
       }
+    },
+    async list(prefix) {
+      // Walk the deepest directory the prefix names; keys use `/` whatever the platform's separator.
+      const dirPart = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/') + 1) : '';
+      const keys: string[] = [];
+      const walk = (rel: string): void => {
+        let entries;
+        try {
+          entries = readdirSync(file(rel), { withFileTypes: true });
+        } catch (err) {
+          if (['ENOENT', 'ENOTDIR'].includes((err as NodeJS.ErrnoException).code ?? '')) return;
+          throw err;
+        }
+        for (const e of entries) {
+          const key = `${rel}${e.name}`;
+          if (e.isDirectory()) walk(`${key}/`);
+          // A write's temporary file (.<name>.<pid>.part) is not an object yet.
+          else if (e.isFile() && key.startsWith(prefix) && !(e.name.startsWith('.') && e.name.endsWith('.part'))) keys.push(key);
+        }
+      };
+      walk(dirPart);
+      return keys.sort();
     },
     describe: (key) => file(key),
   };

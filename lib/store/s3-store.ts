@@ -1,4 +1,4 @@
-import { GetObjectCommand, HeadObjectCommand, NoSuchKey, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, NoSuchKey, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import { contentTypeOf, PreconditionFailed, StoredText, SweepStore, WriteOptions } from './types';
 
 export interface S3StoreOptions {
@@ -13,6 +13,12 @@ export interface S3StoreOptions {
    * @default - the error as it is
    */
   readonly explain?: (err: unknown, call: string) => Error;
+  /**
+   * Keys asked for per ListObjectsV2 page (MaxKeys); S3 returns at most 1,000 whatever is asked. Tests set
+   * it low to go through several pages.
+   * @default 1000
+   */
+  readonly listPageSize?: number;
 }
 
 /** True when S3 answered that the key does not exist. */
@@ -84,11 +90,16 @@ export function s3Store(options: S3StoreOptions): SweepStore {
   // @see https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazons3.html#amazons3-resources-for-iam-policies
   const bucketArn = `arn:aws:s3:::${bucket}`;
   /** The error to throw for a failed call: an AccessDenied names what is missing, through `explain` like any other. */
-  const failed = (err: unknown, action: 'GetObject' | 'HeadObject' | 'PutObject', key: string): Error => {
+  const failed = (err: unknown, action: 'GetObject' | 'HeadObject' | 'PutObject' | 'ListObjectsV2', key: string): Error => {
     const call = `S3 ${action} ${where(key)}`;
     if (!isAccessDenied(err)) return explain(err, call);
     const objectArn = `${bucketArn}/${key}`;
-    const missing = action === 'PutObject' ? [`s3:PutObject on ${objectArn}`] : [`s3:GetObject on ${objectArn}`, `s3:ListBucket on ${bucketArn}`];
+    const missing =
+      action === 'PutObject'
+        ? [`s3:PutObject on ${objectArn}`]
+        : action === 'ListObjectsV2'
+          ? [`s3:ListBucket on ${bucketArn}`]
+          : [`s3:GetObject on ${objectArn}`, `s3:ListBucket on ${bucketArn}`];
     return explain(new S3AccessDenied(call, missing, err), call);
   };
   const readObject = async (key: string): Promise<StoredText | undefined> => {
@@ -136,6 +147,27 @@ export function s3Store(options: S3StoreOptions): SweepStore {
       } catch (err) {
         throw failed(err, 'GetObject', key);
       }
+    },
+    /**
+     * ListObjectsV2 page by page: a response holds at most MaxKeys (up to 1,000) keys, and while IsTruncated
+     * is true the next request passes its NextContinuationToken as ContinuationToken. Keys come back in
+     * UTF-8 binary order (general purpose buckets); sorted here anyway, as the file store's are.
+     * @see https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html
+     */
+    async list(prefix) {
+      const keys: string[] = [];
+      let token: string | undefined;
+      do {
+        let page;
+        try {
+          page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token, MaxKeys: options.listPageSize }));
+        } catch (err) {
+          throw failed(err, 'ListObjectsV2', prefix);
+        }
+        for (const o of page.Contents ?? []) if (o.Key !== undefined) keys.push(o.Key);
+        token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      } while (token);
+      return keys.sort();
     },
     describe: where,
   };

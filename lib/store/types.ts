@@ -46,6 +46,8 @@ export interface SweepStore {
   size(key: string): Promise<number | undefined>;
   /** Bytes from `start` to the end of an object. */
   readFrom(key: string, start: number): Promise<Buffer>;
+  /** Every key that starts with `prefix` (all pages), sorted; [] when there is none. */
+  list(prefix: string): Promise<string[]>;
   /** The full location of a key, for messages: `s3://bucket/key` or a local path. */
   describe(key: string): string;
 }

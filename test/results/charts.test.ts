@@ -1,6 +1,6 @@
 import { contenders, contendersChart, costChart, deltaChart, lossChart, niceTicks, tickLabel } from '../../lib/results/charts';
 import { compareConfigs, ConfigResults } from '../../lib/results/compare';
-import { text, trainResults } from './fixtures';
+import { scriptResults, text, trainResults } from './fixtures';
 
 const base = [0.9102, 0.903, 0.9112, 0.9076, 0.9108];
 const configs = [
@@ -69,9 +69,31 @@ describe('cost and loss charts', () => {
     expect(chart.note).toBe('No cost measured for: same, far <b>off</b>.');
   });
 
-  test('draws one train-loss line per config and says per-epoch losses are not recorded', () => {
-    const chart = lossChart(cmp);
+  test('draws one loss-per-epoch curve per config, the mean over its folds, with a legend', () => {
+    const withCurves = compareConfigs({
+      configs: [
+        ...configs,
+        { config: 'script-run', resultsText: text(scriptResults('s', 'script-run')) },
+      ],
+    });
+    const chart = lossChart(withCurves);
     expect(chart.svg!.match(/<polyline/g)).toHaveLength(4);
-    expect(chart.note).toContain('per-epoch curves need a trainer field');
+    expect(chart.svg!.match(/<g class="legend-item"/g)).toHaveLength(4);
+    // Three epochs: the x axis is labelled 1, 2, 3 and each curve has a point per epoch.
+    const line = chart.svg!.split('<g class="loss-line"')[1];
+    expect(line.match(/<circle/g)).toHaveLength(3);
+    expect(chart.svg).toContain('far &lt;b&gt;off&lt;/b&gt; (2.100)');
+    expect(chart.note).toContain('Script-mode configs skipped');
+    expect(chart.note).toContain('script-run');
+  });
+
+  test('averages epoch losses over the folds, lining up folds that recorded fewer epochs at the last one', () => {
+    const r = trainResults('s', 'mixed', [0.9, 0.91]);
+    if (r.mode !== 'train') throw new Error('train results expected');
+    r.folds[0].epochLosses = [3, 2, 1];
+    // A fold resumed from a checkpoint of a trainer before epochLosses: only the epochs after the resume.
+    r.folds[1].epochLosses = [4, 2];
+    const row = compareConfigs({ configs: [{ config: 'mixed', resultsText: text(r) }] }).rows[0];
+    expect(row.epochLosses).toEqual([3, 3, 1.5]);
   });
 });

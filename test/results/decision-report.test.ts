@@ -72,20 +72,37 @@ describe('decision section on the demo sweep', () => {
     expect(page).not.toMatch(/<(script|img|link|iframe|object|embed|use)\b/i);
   });
 
-  test('escapes config names and lists earlier jobs apart from the ranking', () => {
+  test('draws the loss curves the trainer recorded: one line per demo config, a point per epoch, with a legend', () => {
+    const epochs = (JSON.parse(demo.configs[0].resultsText!) as { folds: { epochLosses: number[] }[] }).folds.map((f) => f.epochLosses.length);
+    expect(epochs).toEqual([2, 2, 2, 2, 2]); // sweeps/demo.json: 5 folds, 2 epochs
+    const chart = page.slice(page.indexOf('class="loss-chart"'), page.indexOf('</svg>', page.indexOf('class="loss-chart"')));
+    expect(chart.match(/<polyline/g)).toHaveLength(4);
+    for (const c of ['baseline', 'logq', 'warm', 'few-examples']) expect(chart).toContain(`data-config="${c}"`);
+    expect(chart.match(/<g class="legend-item"/g)).toHaveLength(4);
+    const baselineLine = chart.slice(chart.indexOf('data-config="baseline"'), chart.indexOf('</g>', chart.indexOf('data-config="baseline"')));
+    expect(baselineLine.match(/<circle/g)).toHaveLength(2);
+  });
+
+  test('has no unzoomed nDCG@10 bar chart above the decision section: its zoomed charts are the only nDCG charts', () => {
+    expect(page).not.toContain('nDCG@10 per config');
+    expect(page).not.toContain('axis does not start at 0');
+    expect(page.indexOf('<svg')).toBeGreaterThan(page.indexOf('<section class="decision">'));
+    expect(page).toContain('class="contenders-chart"');
+    expect(page).toContain('class="delta-chart"');
+    expect(page).not.toMatch(/<script\b/i);
+  });
+
+  test('escapes config names', () => {
     const evil = '<img src=x onerror=alert(1)>';
     const html = renderDecision({
       configs: [
         { config: 'a', resultsText: text(trainResults('s', 'a', [0.5, 0.51, 0.5])) },
         { config: evil, resultsText: text(trainResults('s', 'b', [0.52, 0.52, 0.53])) },
       ],
-      history: [{ config: 'a', digest: '0123456789abcdef', resultsText: text(trainResults('s', 'a', [0.3, 0.31, 0.3])) }, { config: 'a', digest: 'fedcba9876543210', resultsText: '{' }],
       costUsd: new Map([['a', 0.5]]),
     }).html;
     expect(html).not.toContain('<img');
     expect(html).toContain('&lt;img src=x onerror=alert(1)&gt;');
-    expect(html).toContain('<li>a, earlier job 0123456789abcdef: nDCG@10 0.3033 ± 0.0058 over 3 folds</li>');
-    expect(html).toContain('<li>a, earlier job fedcba9876543210: results.json unreadable</li>');
     expect(html).toContain('$0.50');
   });
 });

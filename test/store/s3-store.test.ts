@@ -1,4 +1,4 @@
-import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import { AwsSetupError, explainAwsError } from '../../lib/cli/aws';
 import { storeKeys } from '../../lib/contract';
@@ -58,4 +58,20 @@ test("the CLI's explanation keeps the permission and the ARN; other errors reach
 test('a missing key still reads as undefined', async () => {
   s3.on(GetObjectCommand).rejects(Object.assign(new Error('The specified key does not exist.'), { name: 'NoSuchKey', $metadata: { httpStatusCode: 404 } }));
   expect(await store().read(key)).toBeUndefined();
+});
+
+test('lists every key under a prefix across ListObjectsV2 pages, following NextContinuationToken', async () => {
+  const prefix = storeKeys.configFile('demo', 'a', 'history');
+  s3.on(ListObjectsV2Command, { Bucket: BUCKET, Prefix: prefix, ContinuationToken: undefined }).resolves({ IsTruncated: true, NextContinuationToken: 't1', Contents: [{ Key: `${prefix}b/results.json` }] });
+  s3.on(ListObjectsV2Command, { Bucket: BUCKET, Prefix: prefix, ContinuationToken: 't1' }).resolves({ IsTruncated: false, Contents: [{ Key: `${prefix}a/results.json` }] });
+  expect(await store().list(prefix)).toEqual([`${prefix}a/results.json`, `${prefix}b/results.json`]);
+  expect(s3.commandCalls(ListObjectsV2Command)).toHaveLength(2);
+});
+
+test('fails when a listing is denied: names s3:ListBucket on the bucket', async () => {
+  s3.on(ListObjectsV2Command).rejects(denied('AccessDenied'));
+  const prefix = storeKeys.configFile('demo', 'a', 'history');
+  expect(((await store().list(prefix).catch((e: unknown) => e)) as Error).message).toBe(
+    `S3 ListObjectsV2 s3://${BUCKET}/${prefix} was denied (AccessDenied): the caller needs s3:ListBucket on arn:aws:s3:::${BUCKET}.`,
+  );
 });

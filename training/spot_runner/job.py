@@ -669,6 +669,9 @@ class Runner:
             "interruptions": self.board.doc.get("interruptions", 0),
             "jobDigest": self.board.doc.get("jobDigest"),
             "setup": self.setup.section(),
+            # Kept with the results, so that once they move to history/ (a changed job) the report still
+            # says when they were made.
+            "finishedAt": utcnow(),
         }
 
     def fail(self, message: str, code: int, entry: dict | None = None) -> int:

@@ -193,6 +193,8 @@ def test_a_changed_job_moves_the_old_results_to_history_so_no_reader_ranks_them(
     kept = list((store_dir / "history").glob("*/results.json"))
     assert len(kept) == 1 and json.loads(kept[0].read_text()) == old
     assert old["job"]["jobDigest"].replace("sha256:", "").startswith(kept[0].parent.name)
+    # The moved results still say when they were made: the report's History lists it.
+    assert old["job"]["finishedAt"] <= read(store_dir)["updatedAt"]
 
 
 def test_a_sigterm_before_the_child_starts_still_obeys_a_standing_stop(tmp_path, make_dataset):

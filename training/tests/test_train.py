@@ -229,6 +229,39 @@ def test_sigterm_saves_a_checkpoint_exits_75_and_resumes_to_the_same_results(
     assert without_timing(read_json(out / "results.json")) == without_timing(uninterrupted)
 
 
+def test_epoch_losses_hold_one_mean_loss_per_epoch_and_those_before_an_interruption_survive_the_resume(
+    tiny_dataset, tmp_path, uninterrupted
+):
+    epochs = int(RESUME[RESUME.index("--epochs") + 1])
+    assert all(len(f["epochLosses"]) == epochs for f in uninterrupted["folds"])
+    assert all(f["epochLosses"][-1] == f["trainLoss"] for f in uninterrupted["folds"])
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        trainer_command("--data", str(tiny_dataset), "--out", str(out), *RESUME),
+        env=subprocess_env(),
+        cwd=TRAINING_DIR,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    logged = []
+    for line in proc.stdout:
+        if line.startswith("fold 1/2 epoch ") and "mean train loss" in line:
+            logged.append(float(line.rsplit(" ", 1)[1]))
+            if len(logged) == 2:
+                break
+    # Stopped mid-fold, two epochs done: their losses are in the checkpoint, not yet in any results.json.
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 75, err
+    resumed = run_trainer("--data", str(tiny_dataset), "--out", str(out), *RESUME)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resume: from fold 1 epoch" in resumed.stdout
+    results = read_json(out / "results.json")
+    assert [round(v, 4) for v in results["folds"][0]["epochLosses"][:2]] == logged
+    assert [f["epochLosses"] for f in results["folds"]] == [f["epochLosses"] for f in uninterrupted["folds"]]
+
+
 def test_a_checkpoint_damaged_in_place_is_skipped_and_the_resume_still_gives_the_same_results(
     tiny_dataset, tmp_path, uninterrupted
 ):

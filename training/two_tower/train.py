@@ -238,6 +238,8 @@ class Trainer:
             "optimizer": None,
             "scaler": None,
             "loss_sum": 0.0,
+            # This fold's mean train loss of each finished epoch: in the checkpoint, so a resume keeps them.
+            "epoch_losses": [],
             "fold_seconds": 0.0,
             "train_seconds": 0.0,
             "examples": 0,
@@ -444,6 +446,7 @@ class Trainer:
             "fold": fold,
             "ndcg10": ndcg,
             "trainLoss": state["last_epoch_loss"],
+            "epochLosses": list(state.get("epoch_losses", [])),
             "trainExamples": len(self.fold_train[fold]) * cfg.epochs,
             "testQueries": n_queries,
             "seconds": round(seconds, 3),
@@ -462,6 +465,7 @@ class Trainer:
             scaler=None,
             fold_seconds=0.0,
             loss_sum=0.0,
+            epoch_losses=[],
         )
         self._save(state)
 
@@ -470,6 +474,8 @@ class Trainer:
     ) -> None:
         state["last_epoch_loss"] = self._mean_over_ranks(loss_acc) / n_batches
         self._fail_unless_finite(state["last_epoch_loss"], fold, epoch, n_batches)
+        # A checkpoint made by a trainer before epochLosses has no list: the resumed fold records from here.
+        state.setdefault("epoch_losses", []).append(state["last_epoch_loss"])
         state["loss_sum"] = 0.0
         self.progress.message(
             f"fold {fold + 1}/{self.config.folds} epoch {epoch + 1}/{self.config.epochs}: "

@@ -16,6 +16,8 @@ test('rebuilds leaderboard.json and report.html from every config, with pending 
   await put(`sweeps/${SWEEP}/o/status.json`, text(statusDoc(SWEEP, 'o', 'SUCCEEDED')));
   await put(`sweeps/${SWEEP}/p/results.json`, text(trainResults(SWEEP, 'p', [0.47, 0.46, 0.48])));
   await put(`sweeps/${SWEEP}/q/results.json`, '{"version": 1, "folds": [');
+  // o's earlier job.json scored higher than p: kept by the runner under history/, listed, never ranked.
+  await put(`sweeps/${SWEEP}/o/history/0123456789abcdef/results.json`, text(trainResults(SWEEP, 'o', [0.9, 0.91, 0.92])));
   await put(`sweeps/${SWEEP}/r/status.json`, text(statusDoc(SWEEP, 'r', 'TRAINING')));
   // The budget guard asked r to stop; the job has not obeyed yet.
   await put(`sweeps/${SWEEP}/r/control.json`, text(controlDoc('stop', REQUESTERS.budgetGuard, 'Stopped by the sweep budget: the sweep has spent $40.10 of its budgetUsd $40.00.')));
@@ -42,6 +44,7 @@ test('rebuilds leaderboard.json and report.html from every config, with pending 
     ['s', null],
   ]);
   expect(board).toMatchObject({ totalSpendUsd: 40.1, budgetUsd: 40 });
+  expect(board.history).toEqual([{ config: 'o', jobDigest: '0123456789abcdef', ndcg10: { mean: expect.closeTo(0.91, 6), std: expect.closeTo(0.01, 6) }, folds: 3 }]);
   expect(board.rows.find((r: { config: string }) => r.config === 'p')).toMatchObject({ spendUsd: 6.5 });
   expect(board.rows.find((r: { config: string }) => r.config === 's')).toMatchObject({ state: 'UNKNOWN', problem: 'no results.json yet' });
   expect(board.rows.find((r: { config: string }) => r.config === 'r').note).toMatch(/^stop requested by budget-guard at .*: Stopped by the sweep budget/);
@@ -53,4 +56,5 @@ test('rebuilds leaderboard.json and report.html from every config, with pending 
   // The decision section compares p with the baseline o, with the spend of each as its cost.
   expect(html).toContain('Each config against the baseline <b>o</b>');
   expect(html).toMatch(/<tr><td>p<\/td>.*\$6\.50/);
+  expect(html.slice(html.indexOf('<h2>History</h2>'))).toContain('<td>o</td><td><code>0123456789abcdef</code></td><td class="num">0.9100 ± 0.0100</td>');
 }, MOTO_TEST_TIMEOUT_MS * 2);

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { buildLeaderboardDocument } from '../../../lambda/results-collector/collect';
-import { escapeHtml, renderReport } from '../../../lambda/results-collector/report';
+import { escapeHtml, renderReport, renderReportWithDecision } from '../../../lambda/results-collector/report';
+import { renderDecision } from '../../../lib/results/decision-report';
 import { ConfigArtifacts } from '../../../lib/results/leaderboard';
 import { scriptMetricResults, scriptResults, statusDoc, text, trainResults } from '../../results/fixtures';
 
@@ -32,7 +33,8 @@ const ARTIFACTS: ConfigArtifacts[] = [
 const SPEND = JSON.stringify({ version: 1, sweep: SWEEP, budgetUsd: 40, totalUsd: 9.25, configs: { o: { usd: 2.25 }, p: { usd: 6.5 }, r: { usd: 0.5 } }, instances: {} });
 
 const doc = buildLeaderboardDocument(SWEEP, ARTIFACTS, SPEND, '2026-11-28T14:00:00.000Z');
-const html = renderReport(doc);
+/** The page as the results Lambda and `local` write it (lib/results/sweep-files.ts): the table and the decision section. */
+const html = renderReportWithDecision(doc, renderDecision({ configs: ARTIFACTS, costUsd: new Map([['o', 2.25], ['p', 6.5]]) }).html);
 
 describe('leaderboard.json', () => {
   test('ranks the scored configs by mean nDCG@10, then the script config, with spend, runtime and interruptions', () => {
@@ -84,14 +86,26 @@ describe('report.html', () => {
     expect(css).not.toMatch(/url\(|@import|@font-face/i);
   });
 
-  test('charts every fold of every scored config and shows cost, runtime, throughput, device and interruptions', () => {
-    expect(html.match(/<circle class="fold"/g)).toHaveLength(15);
+  test('shows cost, runtime, throughput, device, instance type, market and interruptions per config', () => {
+    const rowO = html.split('\n').find((l) => l.startsWith('<tr><td class="num">2</td><td>o</td>'))!;
+    expect(rowO).toContain('<td class="num">$2.25</td>');
+    expect(rowO).toContain('<td class="text">cuda</td><td class="text">g5.xlarge</td><td class="text">spot</td><td class="num">1</td>');
+    expect(html).toContain('<th>instance type</th><th>market</th>');
     expect(html).toContain('0.4485 ± ');
     expect(html).toContain('$2.25');
     expect(html).toContain('7.00 h');
     expect(html).toContain('1,200');
     expect(html).toContain('Spend so far: $9.25 of a $40.00 budget.');
     expect(html).toContain('q/results.json: not valid JSON');
+  });
+
+  test('has no unzoomed nDCG@10 bar chart; the zoomed contenders chart draws every fold of the configs in reach', () => {
+    expect(html).not.toContain('nDCG@10 per config');
+    expect(html).not.toContain('axis does not start at 0');
+    expect(html).not.toContain('class="fold"');
+    const contenders = html.slice(html.indexOf('<svg viewBox="0 0 960 320"'), html.indexOf('</svg>', html.indexOf('class="contenders-chart"')));
+    expect(contenders).toContain('class="contenders-chart"');
+    expect(contenders.match(/<circle /g)).toHaveLength(15);
   });
 
   test('lists a script config in the table without a score and not under Problems', () => {
@@ -105,7 +119,7 @@ describe('report.html', () => {
     expect(html).toContain('Their result files are under sweeps/seed-plan/&lt;config&gt;/results/ in the bucket');
   });
 
-  test('a script config scored by nDCG@10 is ranked and charted with the built-in configs; another metric is ranked apart, named, not charted', () => {
+  test('a script config scored by nDCG@10 is ranked with the built-in configs; another metric is ranked apart, named', () => {
     const scored = buildLeaderboardDocument(
       SWEEP,
       [
@@ -126,15 +140,12 @@ describe('report.html', () => {
     expect(rows[0]).toContain('<td class="num">1</td><td>mine</td>');
     expect(rows[0]).toContain('0.5100 ± 0.0141');
     expect(rows[1]).toContain('rmse (lower is better): 1.6000 ± 0.1414');
-    const chart = page.slice(page.indexOf('<svg'), page.indexOf('</svg>'));
-    expect(chart).toContain('>mine</text>');
-    expect(chart).not.toContain('>rmse</text>');
     expect(page).not.toContain('<h2>Problems</h2>');
   });
 
   test('says so when no config has results yet', () => {
-    const empty = renderReport(buildLeaderboardDocument('x', [{ config: 'a' }], undefined, 'now'));
-    expect(empty).toContain('No config has results yet.');
+    const empty = renderReportWithDecision(buildLeaderboardDocument('x', [{ config: 'a' }], undefined, 'now'), renderDecision({ configs: [{ config: 'a' }] }).html);
+    expect(empty).toContain('No config has train-mode results yet.');
     expect(empty).toContain('not measured yet');
   });
 });
@@ -205,7 +216,8 @@ function openInChromium(file: string, screenshot?: string): { dom: string; pageR
   test('renders the report (screenshot in test-output/report.png)', () => {
     expect(readFileSync(screenshot).subarray(1, 4).toString()).toBe('PNG');
     expect(report.dom).toContain('<h1>Sweep seed-plan</h1>');
-    expect(report.dom.match(/<circle class="fold"/g)).toHaveLength(15);
+    expect(report.dom).toContain('class="contenders-chart"');
+    expect(report.dom).toContain('class="loss-chart"');
     expect(report.dom).not.toContain('<img');
   });
 
