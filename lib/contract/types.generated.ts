@@ -418,11 +418,11 @@ export type ResultsJson =
            */
           trainLoss: number;
           /**
-           * The fold's mean train loss of each epoch, in order (one per epoch; the report's loss curves). Carried in the trainer's checkpoints, so a resumed fold keeps the epochs done before the interruption.
+           * The fold's mean train loss of each epoch, in order (one per epoch; the report's loss curves). Carried in the trainer's checkpoints, so a resumed fold keeps the epochs done before the interruption. The trainer always writes it; optional so that results.json written before it existed still fit and rank (they have no loss curve).
            *
            * @minItems 1
            */
-          epochLosses: [number, ...number[]];
+          epochLosses?: [number, ...number[]];
           trainExamples: number;
           testQueries: number;
           seconds: number;
@@ -435,11 +435,11 @@ export type ResultsJson =
            */
           trainLoss: number;
           /**
-           * The fold's mean train loss of each epoch, in order (one per epoch; the report's loss curves). Carried in the trainer's checkpoints, so a resumed fold keeps the epochs done before the interruption.
+           * The fold's mean train loss of each epoch, in order (one per epoch; the report's loss curves). Carried in the trainer's checkpoints, so a resumed fold keeps the epochs done before the interruption. The trainer always writes it; optional so that results.json written before it existed still fit and rank (they have no loss curve).
            *
            * @minItems 1
            */
-          epochLosses: [number, ...number[]];
+          epochLosses?: [number, ...number[]];
           trainExamples: number;
           testQueries: number;
           seconds: number;

@@ -187,7 +187,7 @@ export function costChart(cmp: SweepComparison, costUsd: ReadonlyMap<string, num
  * (temperature and logQ change it). Script-mode configs are left out, named in the note.
  */
 export function lossChart(cmp: SweepComparison): Chart {
-  // The schema requires epochLosses of train-mode results, so every compared row has a curve.
+  // Results written before folds[].epochLosses existed have none: those configs have no curve.
   const rows = cmp.rows.filter((r) => r.epochLosses.length > 0);
   const script = cmp.scriptConfigs ?? [];
   const note = script.length > 0 ? `Script-mode configs skipped (their own script records no train loss the report reads): ${script.join(', ')}.` : undefined;

@@ -96,4 +96,14 @@ describe('cost and loss charts', () => {
     const row = compareConfigs({ configs: [{ config: 'mixed', resultsText: text(r) }] }).rows[0];
     expect(row.epochLosses).toEqual([3, 3, 1.5]);
   });
+
+  test('results written before epochLosses existed still rank, with no curve', () => {
+    const old = trainResults('s', 'old', [0.9, 0.91]);
+    if (old.mode !== 'train') throw new Error('train results expected');
+    for (const f of old.folds) delete f.epochLosses;
+    const withOld = compareConfigs({ configs: [configs[0], { config: 'old', resultsText: text(old) }] });
+    expect(withOld.rows.map((r) => r.config).sort()).toEqual(['baseline', 'old']);
+    expect(withOld.rows.find((r) => r.config === 'old')!.epochLosses).toEqual([]);
+    expect(lossChart(withOld).svg!.match(/<g class="loss-line"/g)).toHaveLength(1);
+  });
 });
