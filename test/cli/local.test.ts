@@ -115,6 +115,22 @@ describe('spot-sweep local', () => {
     expect(missing.stderr).toMatch(/--store no-such-store: no such directory/);
   });
 
+  test('results --download copies results, logs and the report out of the local store, and prints what came', () => {
+    const r = spotSweep(dir, ['results', 'sweep.json', '--store', 'store', '--download', 'fetched']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^Downloaded \\d+ file\\(s\\), [\\d.]+ [KM]iB, to ${path.join(dir, 'fetched').replace(/[/.]/g, '\\$&')}:$`, 'm'));
+    expect(r.stdout).toMatch(/^ {2}small {2}\d+ file\(s\)/m);
+    for (const config of ['small', 'wide']) {
+      const from = path.join(dir, 'store', 'sweeps', 'local-test', config);
+      for (const name of ['results.json', 'train.log', 'status.json']) {
+        expect(readFileSync(path.join(dir, 'fetched', config, name), 'utf8')).toBe(readFileSync(path.join(from, name), 'utf8'));
+      }
+      expect(existsSync(path.join(dir, 'fetched', config, 'checkpoints'))).toBe(false);
+    }
+    expect(existsSync(path.join(dir, 'fetched', 'report.html'))).toBe(true);
+    expect(existsSync(path.join(dir, 'fetched', 'leaderboard.json'))).toBe(true);
+  });
+
   test("--verbose shows the runner's and the trainer's own lines instead of the live view", () => {
     const r = spotSweep(dir, ['local', 'sweep.json', '--store', 'store-verbose', '--config', 'small', '--verbose']);
     expect(r.code).toBe(0);

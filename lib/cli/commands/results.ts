@@ -2,6 +2,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { EXIT_CODES, storeKeys } from '../../contract';
 import { buildLeaderboard, formatLeaderboard, Leaderboard } from '../../results/leaderboard';
+import { downloadSweep } from '../../results/download';
 import { readArtifacts } from '../../results/sweep-files';
 import { loadSpec } from '../../spec/load';
 import { SweepSpec } from '../../spec/types';
@@ -32,6 +33,8 @@ const options = {
   open: { type: 'boolean', help: "copy the sweep's report.html from the bucket to --report-file and print its path" },
   'report-file': { type: 'string', value: 'FILE.html', help: 'where --open writes the report, by default ./<sweep>-report.html; implies --open' },
   json: { type: 'boolean', help: 'print the leaderboard rows and problems as one JSON document and nothing else' },
+  download: { type: 'string', value: 'DIR', help: "copy each config's results, logs, job/status files, history and model/, and the sweep's leaderboard and report, into DIR (the store's layout)" },
+  checkpoints: { type: 'boolean', help: 'with --download: the checkpoints too (left out by default: they only serve a resume)' },
 } as const satisfies OptionTable;
 
 /**
@@ -47,6 +50,8 @@ The leaderboard from each config's results.json, status.json and control.json in
 mean ± std over folds (best first), examples/s and wall time; script-mode configs (no metric
 declared) after the scored ones; failed and unfinished configs with the reason. Works after cdk
 destroy of the sweep. --open copies the sweep's report.html to a local file and prints its path.
+--download DIR copies the sweep's outputs into DIR/<config>/ (results.json, train.log, status.json,
+job.json, model/, the script's results/, history/) and DIR/{leaderboard.json,report.html}.
 --store DIR reads a local store instead (what spot-sweep local wrote), with no AWS at all.`,
   positionals: [{ name: 'spec.json', help: 'the sweep spec the sweep was deployed from', required: true }],
   options,
@@ -69,7 +74,12 @@ destroy of the sweep. --open copies the sweep's report.html to a local file and 
 };
 
 /** Prints the leaderboard of `store` (a bucket, or a local store), and with --open copies its report.html. */
-async function show(spec: SweepSpec, store: SweepStore, o: { open: boolean; 'report-file'?: string; json: boolean }, io: CliIo): Promise<number> {
+async function show(
+  spec: SweepSpec,
+  store: SweepStore,
+  o: { open: boolean; 'report-file'?: string; json: boolean; download?: string; checkpoints: boolean },
+  io: CliIo,
+): Promise<number> {
   const board = await readLeaderboard(store, spec.name, spec.configs.map((c) => c.name));
   const where = store.describe(storeKeys.sweep(spec.name));
   if (o.json) {
@@ -79,6 +89,7 @@ async function show(spec: SweepSpec, store: SweepStore, o: { open: boolean; 'rep
     const paint = painter(wantsColour(io));
     io.out(`Leaderboard of "${spec.name}" (${where}):\n${formatLeaderboard(board, { paintState: (state, cell) => paintState(paint, state, cell) })}`);
   }
+  if (o.download !== undefined) await download(spec, store, o.download, o.checkpoints, o.json ? io.err : io.out);
   if (!o.open && o['report-file'] === undefined) return EXIT_CODES.cli.ok;
   const reportKey = storeKeys.sweepFile(spec.name, 'report');
   const html = await store.read(reportKey);
@@ -91,4 +102,22 @@ async function show(spec: SweepSpec, store: SweepStore, o: { open: boolean; 'rep
   // With --json, stdout holds the document alone: the path goes to stderr.
   (o.json ? io.err : io.out)(`Report: ${file}\n`);
   return EXIT_CODES.cli.ok;
+}
+
+/** `--download DIR`: the sweep's outputs into DIR, then one line per config saying what came. */
+async function download(spec: SweepSpec, store: SweepStore, dir: string, checkpoints: boolean, say: (text: string) => void): Promise<void> {
+  const configs = spec.configs.map((c) => c.name);
+  const got = await downloadSweep(store, spec.name, configs, dir, { checkpoints });
+  const width = Math.max(...configs.map((c) => c.length));
+  const lines = got.configs.map(
+    (c) => `  ${c.config.padEnd(width)}  ${c.files === 0 ? 'nothing in the store yet' : `${c.files} file(s)${c.model ? ', with its model (model/)' : ', no model'}`}`,
+  );
+  say(`Downloaded ${got.files.length} file(s), ${formatBytes(got.bytes)}, to ${got.dir}:\n${lines.join('\n')}\n`);
+  if (got.refused.length > 0) {
+    say(`Not downloaded: ${got.refused.length} key(s) whose path would leave ${got.dir} (a '..' or empty segment): ${got.refused.slice(0, 5).join(', ')}${got.refused.length > 5 ? ', ...' : ''}. Remove them from the store.\n`);
+  }
+}
+
+function formatBytes(n: number): string {
+  return n >= 1024 * 1024 ? `${(n / 1024 / 1024).toFixed(1)} MiB` : `${(n / 1024).toFixed(1)} KiB`;
 }
