@@ -130,6 +130,12 @@ export async function onEvent(deps: RestartDeps, sweep: string, event: RestartEv
     why = `${why}; the standing stop request was answered with a start request`;
   }
   const capped = deps.maxParallel !== undefined;
+  if (capped && control?.action !== ACTION.stop && status?.jobDigest === digest) {
+    // This very job.json ended short of SUCCEEDED (the stack was destroyed and deployed again): the scheduler
+    // starts a config with a status.json of its digest only for a start request newer than it.
+    await requestControl(deps.store, sweep, props.Config, { action: ACTION.start, by: DEPLOY_REQUESTER, reason: `cdk deploy started the job (${decision.why}).` });
+    why = `${why}; a start request asks the scheduler to run this job.json again`;
+  }
   if (!capped) {
     try {
       await deps.startGroup(props.GroupName);

@@ -1,4 +1,4 @@
-import { ACTION, groupName } from '../../lib/contract';
+import { ACTION, groupName, STATE } from '../../lib/contract';
 import { readControl, readStatus, SweepStore } from '../../lib/store';
 
 /**
@@ -7,12 +7,13 @@ import { readControl, readStatus, SweepStore } from '../../lib/store';
  *
  * - running: a config whose group's desired capacity is 1 or more (booting, training, or waiting for a spot
  *   replacement: an interruption leaves desired at 1, so the config keeps its slot).
- * - pending: a config whose group is at desired 0, whose status.json is missing or belongs to another job
- *   digest (a new job.json makes a finished config pending again), and whose control.json's newest request is
- *   not a stop. Every kill path leaves one of these behind, so a config it ended is never started again: the
- *   job runner writes status.json of its digest as soon as it starts (an idle alarm, the max runtime, the
- *   instance's own exit after SUCCEEDED or FAILED), and the budget guard and `spot-sweep stop` write a stop
- *   request to control.json.
+ * - pending: a config whose group is at desired 0, whose control.json's newest request is not a stop, and
+ *   whose status.json is missing or belongs to another job digest (a new job.json makes a finished config
+ *   pending again), or, short of SUCCEEDED, is older than a start request in control.json (`spot-sweep start`
+ *   with a cap asks the scheduler this way). Every kill path leaves one of these behind, so a config it ended
+ *   is never started again: the job runner writes status.json of its digest as soon as it starts (an idle
+ *   alarm, the max runtime, the instance's own exit after SUCCEEDED or FAILED), and the budget guard and
+ *   `spot-sweep stop` write a stop request to control.json.
  * - The first `maxParallel - running` pending configs in spec order are set to 0/1/1.
  *
  * Two runs at once could otherwise both count the same free slot: the function has reserved concurrency 1
@@ -57,12 +58,18 @@ export interface ScheduleResult {
 async function pending(deps: ScheduleDeps, sweep: string, config: string): Promise<true | NotPending> {
   const digest = await deps.jobDigest(config);
   if (digest === undefined) return 'no job.json yet';
-  const { status, problem } = await readStatus(deps.store, sweep, config);
-  // An unreadable status.json was written by a runner, so a job ran: do not start it blindly.
-  if (problem !== undefined || status?.jobDigest === digest) return 'ran this job.json';
   const { control } = await readControl(deps.store, sweep, config);
   if (control?.action === ACTION.stop) return 'stop requested';
-  return true;
+  const { status, problem } = await readStatus(deps.store, sweep, config);
+  // An unreadable status.json was written by a runner, so a job ran: do not start it blindly.
+  if (problem !== undefined) return 'ran this job.json';
+  if (status?.jobDigest !== digest) return true;
+  if (status.state === STATE.SUCCEEDED) return 'ran this job.json';
+  // Someone asked for this job again after it ended (`spot-sweep start`, or a deploy of a destroyed stack): a
+  // start request newer than the runner's last word. The runner writes status.json as soon as it starts, so
+  // the request is older than status.json again once the config ran for it.
+  if (control?.action === ACTION.start && typeof status.updatedAt === 'string' && Date.parse(control.at) > Date.parse(status.updatedAt)) return true;
+  return 'ran this job.json';
 }
 
 /** Starts pending configs up to the cap. Throws when Auto Scaling or the store refuses (the invocation is retried). */

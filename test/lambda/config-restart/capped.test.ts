@@ -52,3 +52,11 @@ test('an instance running the old job is replaced and keeps its slot (Started tr
   expect(calls).toEqual(['replace i-0old']);
   expect(r.Data.Started).toBe('true');
 });
+
+test('Create over a STOPPED status.json of the same job.json (stack destroyed and deployed again) writes a start request for the scheduler', async () => {
+  await store.write(storeKeys.configFile(SWEEP, 'a', 'status'), text(statusDoc(SWEEP, 'a', 'STOPPED', { jobDigest: jobDigest(JOB_A) })));
+  const r = await onEvent(deps(), SWEEP, { RequestType: 'Create', ResourceProperties: props(JOB_A) });
+  expect((await readControl(store, SWEEP, 'a')).control).toMatchObject({ action: 'start', by: REQUESTERS.deploy });
+  expect(r.Data.Why).toMatch(/a start request asks the scheduler to run this job\.json again; the scheduler starts it once fewer than 2/);
+  expect(calls).toEqual([]);
+});

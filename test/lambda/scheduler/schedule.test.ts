@@ -108,6 +108,20 @@ test('a stop answered by a start request (cdk deploy of a new job.json) no longe
   expect((await run(configs, 1)).started).toEqual(['a']);
 });
 
+test('a start request newer than a STOPPED or FAILED status.json (spot-sweep start with a cap) makes the config pending; an older one or a SUCCEEDED job does not', async () => {
+  const configs = fresh('again', 'old', 'won');
+  const ended = '2026-03-01T10:00:00Z';
+  for (const [c, state] of [['again', 'STOPPED'], ['old', 'FAILED'], ['won', 'SUCCEEDED']] as const) {
+    await put(c, 'status', statusDoc(SWEEP, c, state, { jobDigest: digests.get(c), updatedAt: ended }));
+  }
+  await put('again', 'control', controlDoc('start', REQUESTERS.cliStart, 'again', '2026-03-01T11:00:00Z'));
+  await put('old', 'control', controlDoc('start', REQUESTERS.cliStart, 'before it failed', '2026-03-01T09:00:00Z'));
+  await put('won', 'control', controlDoc('start', REQUESTERS.cliStart, 'again', '2026-03-01T11:00:00Z'));
+  const r = await run(configs, 3);
+  expect(r.started).toEqual(['again']);
+  expect(r.done).toEqual({ old: 'ran this job.json', won: 'ran this job.json' });
+});
+
 test('a group or a job parameter that does not exist yet (mid-deploy) is skipped, not counted', async () => {
   const configs = fresh('a', 'b');
   digests.delete('a');
