@@ -161,6 +161,11 @@ export class SweepStack extends Stack {
         maxParallel: spec.maxParallel,
         bucket: foundation.bucket,
       });
+      // The rules, the scheduler's only triggers, come after every restart resource, and so after every group's
+      // association and job parameter: an instance started before its association exists would boot and run nothing.
+      const restarts = [...this.restart.resources.values()];
+      this.scheduler.tick.node.addDependency(...restarts);
+      this.scheduler.terminated.node.addDependency(...restarts);
     }
 
     // Spend so far (spend.json and a metric); at the budget a stop request per job, then every group to zero.

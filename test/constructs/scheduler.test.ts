@@ -49,6 +49,12 @@ describe('Scheduler: the maxParallel cap', () => {
     for (const [, r] of rules) expect(r.Properties.Targets[0].RetryPolicy).toEqual({ MaximumRetryAttempts: 0 });
   });
 
+  test("its rules come after every restart resource (so after every group's association and job parameter)", () => {
+    const restartIds = all.filter(([, r]) => r.Type === RESTART_RESOURCE_TYPE).map(([id]) => id).sort();
+    expect(restartIds).toHaveLength(3);
+    for (const [, r] of rules) expect([...((r as any).DependsOn ?? [])].filter((d: string) => restartIds.includes(d)).sort()).toEqual(restartIds);
+  });
+
   test("its role may resize only the sweep's groups and read only their job parameters, status.json and control.json", () => {
     const roleId = fn[1].Properties.Role['Fn::GetAtt'][0];
     const policy = all.find(([, r]) => r.Type === 'AWS::IAM::Policy' && r.Properties.Roles.some((x: any) => x.Ref === roleId))![1];
