@@ -15,6 +15,7 @@ import { ConfigFleet } from './constructs/config-fleet';
 import { ConfigRestart } from './constructs/config-restart';
 import { MANAGED_POLICY_MAX_CHARS, worstCasePolicyLength } from './constructs/iam-policy-size';
 import { ResultsCollector } from './constructs/results-collector';
+import { Scheduler } from './constructs/scheduler';
 import { SweepDashboard } from './constructs/sweep-dashboard';
 import { jobParameterName, jobUri, storeKeys, sweepStackName } from './contract';
 import { SweepFoundation } from './foundation-stack';
@@ -55,6 +56,8 @@ export class SweepStack extends Stack {
   public readonly results: ResultsCollector;
   /** Starts each config on its first deploy and on every deploy that changes its job.json. */
   public readonly restart: ConfigRestart;
+  /** Starts pending configs while fewer than the spec's maxParallel hold an instance; only with maxParallel. */
+  public readonly scheduler?: Scheduler;
   private readonly deployLogs: logs.LogGroup;
   private readonly dataRoles: iam.Role[] = [];
   /** `s3://` URI of the zipped training code, as the association passes it (CodeUri). */
@@ -149,7 +152,21 @@ export class SweepStack extends Stack {
       sweepName: spec.name,
       bucket: foundation.bucket,
       configs: this.fleets.map((fleet, i) => ({ config: spec.configs[i].name, fleet, job: jobParameters[i] })),
+      maxParallel: typeof spec.maxParallel === 'number' ? spec.maxParallel : undefined,
     });
+    if (typeof spec.maxParallel === 'number') {
+      this.scheduler = new Scheduler(this, 'Scheduler', {
+        sweepName: spec.name,
+        configs: spec.configs.map((c, i) => ({ config: c.name, job: jobParameters[i] })),
+        maxParallel: spec.maxParallel,
+        bucket: foundation.bucket,
+      });
+      // The rules, the scheduler's only triggers, come after every restart resource, and so after every group's
+      // association and job parameter: an instance started before its association exists would boot and run nothing.
+      const restarts = [...this.restart.resources.values()];
+      this.scheduler.tick.node.addDependency(...restarts);
+      this.scheduler.terminated.node.addDependency(...restarts);
+    }
 
     // Spend so far (spend.json and a metric); at the budget a stop request per job, then every group to zero.
     this.budgetGuard = new BudgetGuard(this, 'BudgetGuard', {

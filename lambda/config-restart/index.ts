@@ -6,7 +6,8 @@ import { onEvent, RestartDeps, RestartEvent, RestartResponse } from './restart';
 
 /**
  * The onEvent handler of the sweep's restart custom resources (lib/constructs/config-restart.ts), behind
- * CDK's Provider framework, which answers CloudFormation. Environment: SWEEP, BUCKET.
+ * CDK's Provider framework, which answers CloudFormation. Environment: SWEEP, BUCKET, and MAX_PARALLEL only
+ * when the spec sets maxParallel (then lambda/scheduler starts the groups).
  */
 const sweep = requireEnv('SWEEP');
 /**
@@ -15,7 +16,9 @@ const sweep = requireEnv('SWEEP');
  */
 const LEAVING = new Set(['Terminating', 'Terminating:Wait', 'Terminating:Proceed', 'Terminated']);
 const autoscaling = new AutoScalingClient({});
+const maxParallel = process.env.MAX_PARALLEL ? Number(process.env.MAX_PARALLEL) : undefined;
 const deps: RestartDeps = {
+  maxParallel,
   store: s3Store({
     client: new S3Client({}),
     bucket: requireEnv('BUCKET'),

@@ -59,6 +59,13 @@ export interface RestartResponse {
 
 export interface RestartDeps {
   readonly store: SweepStore;
+  /**
+   * The sweep's maxParallel, when it has one: then the scheduler (lambda/scheduler) starts the group once a
+   * slot is free, and this handler only makes the config pending (answers a standing stop, replaces an
+   * instance running the old job).
+   * @default undefined (no cap: this handler starts the group)
+   */
+  readonly maxParallel?: number;
   /** Sets the group to min 0, max 1, desired 1. */
   startGroup(groupName: string): Promise<void>;
   /** The ids of the group's instances that are not on their way out (terminating). */
@@ -122,14 +129,24 @@ export async function onEvent(deps: RestartDeps, sweep: string, event: RestartEv
     });
     why = `${why}; the standing stop request was answered with a start request`;
   }
-  try {
-    await deps.startGroup(props.GroupName);
-  } catch (err) {
-    throw new Error(
-      `Could not start ${props.GroupName} (UpdateAutoScalingGroup to min 0, max 1, desired 1): ${(err as Error).message}. ` +
-        `The deploy fails rather than leave config "${props.Config}" stopped; fix the cause and deploy again, or run spot-sweep start.`,
-    );
+  const capped = deps.maxParallel !== undefined;
+  if (capped && control?.action !== ACTION.stop && status?.jobDigest === digest) {
+    // This very job.json ended short of SUCCEEDED (the stack was destroyed and deployed again): the scheduler
+    // starts a config with a status.json of its digest only for a start request newer than it.
+    await requestControl(deps.store, sweep, props.Config, { action: ACTION.start, by: DEPLOY_REQUESTER, reason: `cdk deploy started the job (${decision.why}).` });
+    why = `${why}; a start request asks the scheduler to run this job.json again`;
   }
+  if (!capped) {
+    try {
+      await deps.startGroup(props.GroupName);
+    } catch (err) {
+      throw new Error(
+        `Could not start ${props.GroupName} (UpdateAutoScalingGroup to min 0, max 1, desired 1): ${(err as Error).message}. ` +
+          `The deploy fails rather than leave config "${props.Config}" stopped; fix the cause and deploy again, or run spot-sweep start.`,
+      );
+    }
+  }
+  let replaced = false;
   if (event.RequestType === 'Update' && status?.state !== undefined && RUNNING_STATES.has(status.state) && status.jobDigest !== digest) {
     const running = await deps.liveInstances(props.GroupName);
     for (const id of running) {
@@ -138,6 +155,9 @@ export async function onEvent(deps: RestartDeps, sweep: string, event: RestartEv
       });
     }
     if (running.length > 0) why = `${why}; ${running.join(', ')} was running the old job (${status.state}) and is replaced`;
+    replaced = running.length > 0;
   }
-  return answer(true, why);
+  // With a cap, a config whose instance was replaced keeps its slot; any other waits for the scheduler.
+  if (capped && !replaced) why = `${why}; the scheduler starts it once fewer than ${deps.maxParallel} configs hold an instance (maxParallel)`;
+  return answer(!capped || replaced, why);
 }

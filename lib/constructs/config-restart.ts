@@ -28,6 +28,12 @@ export interface ConfigRestartProps {
   readonly bucket: s3.IBucket;
   /** Every config of the sweep. */
   readonly configs: readonly RestartedConfig[];
+  /**
+   * The spec's maxParallel: the handler then starts no group itself and leaves that to the sweep's
+   * Scheduler (lib/constructs/scheduler.ts).
+   * @default undefined (no cap: each resource starts its config's group)
+   */
+  readonly maxParallel?: number;
 }
 
 /**
@@ -66,7 +72,7 @@ export class ConfigRestart extends Construct {
       name: 'config-restart',
       description: `spot-sweep ${sweep}: start a config's group when cdk deploy creates it or changes its job.json`,
       timeout: Duration.minutes(1),
-      environment: { SWEEP: sweep, BUCKET: bucket.bucketName },
+      environment: { SWEEP: sweep, BUCKET: bucket.bucketName, ...(props.maxParallel === undefined ? {} : { MAX_PARALLEL: String(props.maxParallel) }) },
     });
     const role = this.function.role!;
     const stack = Stack.of(this);

@@ -45,6 +45,30 @@ export interface SweepEstimate {
   readonly overBudget: boolean;
   /** Names of configs that could not be estimated (no `examples`). */
   readonly unestimated: readonly string[];
+  /**
+   * Hours from the deploy until the last config ends: the longest config when every config runs at once, or with
+   * maxParallel the makespan of starting configs in spec order as slots free up (what lambda/scheduler does).
+   * Configs without an estimate count 0 h. `null` when no config has an estimate.
+   */
+  readonly wallHours: number | null;
+  /** The spec's maxParallel (null: no cap). */
+  readonly maxParallel: number | null;
+}
+
+/**
+ * The makespan of running jobs of these durations, in this order, on `slots` parallel slots (greedy: each job
+ * takes the slot that frees first). `slots` null or at least the number of jobs: the longest job.
+ */
+export function makespanHours(durations: readonly number[], slots: number | null): number {
+  if (durations.length === 0) return 0;
+  const n = slots === null ? durations.length : Math.max(1, Math.min(slots, durations.length));
+  const free = new Array<number>(n).fill(0);
+  for (const d of durations) {
+    let first = 0;
+    for (let i = 1; i < n; i++) if (free[i] < free[first]) first = i;
+    free[first] += d;
+  }
+  return Math.max(...free);
 }
 
 /** Estimates runtime and cost of one config on each of its instance types. */
@@ -94,5 +118,7 @@ export function estimateSweep(spec: SweepSpec, spotPrices: SpotPrices = new Map(
     budgetUsd: spec.budgetUsd,
     overBudget: totalUsd > spec.budgetUsd,
     unestimated: configs.filter((c) => c.budgetUsd === null).map((c) => c.config.name),
+    wallHours: configs.every((c) => c.runtimeHours === null) ? null : makespanHours(configs.map((c) => c.runtimeHours ?? 0), spec.maxParallel ?? null),
+    maxParallel: spec.maxParallel ?? null,
   };
 }

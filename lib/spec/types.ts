@@ -159,6 +159,12 @@ export interface SweepSpec {
    * @default - the first config
    */
   readonly baseline: string;
+  /**
+   * The most configs that hold an instance at once; the next pending config starts when one finishes, fails
+   * or is stopped (lib/constructs/scheduler.ts). A whole number >= 1; above the number of configs it caps nothing.
+   * @default null (no cap: every config starts at once)
+   */
+  readonly maxParallel: number | null;
   /** Absolute path of the spec file, or `undefined` when validated from memory. */
   readonly specFile?: string;
   readonly configs: readonly ResolvedConfig[];
@@ -167,7 +173,7 @@ export interface SweepSpec {
 export { sweepStackName } from '../contract';
 
 /** Keys accepted at each level; anything else is an error (a typo must not be ignored). */
-export const SWEEP_KEYS = ['name', 'description', 'budgetUsd', 'data', 'defaults', 'configs', 'baseline'] as const;
+export const SWEEP_KEYS = ['name', 'description', 'budgetUsd', 'data', 'defaults', 'configs', 'baseline', 'maxParallel'] as const;
 export const DEFAULTS_KEYS = ['instanceTypes', 'market', 'maxRuntimeHours', 'idleMinutes', 'volumeGb', 'allowV100', 'retries', 'train'] as const;
 export const CONFIG_KEYS = ['name', 'description', 'examples', 'gpus', 'data', 'script', ...DEFAULTS_KEYS] as const;
 export const TRAIN_KEYS = Object.keys(TRAIN_PROPERTIES) as (keyof TrainSettings)[];

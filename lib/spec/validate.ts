@@ -148,12 +148,17 @@ class Checker {
       });
     }
     const baseline = this.baseline(top.baseline, configs);
-    if (this.issues.length > 0 || name === undefined || budgetUsd === undefined || baseline === undefined) return undefined;
+    const maxParallel =
+      top.maxParallel === undefined || top.maxParallel === null
+        ? null
+        : this.integer(top.maxParallel, 'maxParallel', { min: 1, fix: 'set how many configs may hold an instance at once, e.g. 2, or leave maxParallel out to start every config at once' });
+    if (this.issues.length > 0 || name === undefined || budgetUsd === undefined || baseline === undefined || maxParallel === undefined) return undefined;
     return {
       name,
       ...(typeof top.description === 'string' ? { description: top.description } : {}),
       budgetUsd,
       baseline,
+      maxParallel,
       specFile,
       configs,
     };

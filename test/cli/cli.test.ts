@@ -191,6 +191,26 @@ describe('spot-sweep CLI (in process)', () => {
     expect(r.stdout).not.toMatch(/\x1b\[/);
   });
 
+  test('plan with maxParallel: the wall time is the spec-order makespan of at most maxParallel configs at once', async () => {
+    const capped = await run('plan', fixture('max-parallel.json'), '--offline', '--json');
+    expect(capped.code).toBe(EXIT.ok);
+    const doc = JSON.parse(capped.stdout);
+    expect(doc.maxParallel).toBe(2);
+    const [a, b, c, d] = doc.configs.map((x: { runtimeHours: number }) => x.runtimeHours);
+    // a and b start; c takes b's slot; d takes the slot that frees first.
+    const slots = [a, b + c];
+    slots[slots[0] <= slots[1] ? 0 : 1] += d;
+    expect(doc.wallHours).toBeCloseTo(Math.max(...slots), 9);
+    expect(doc.wallHours).toBeGreaterThan(Math.max(a, b, c, d));
+    const text = await run('plan', fixture('max-parallel.json'), '--offline');
+    expect(text.stdout).toMatch(/^Wall time: [\d.]+ (h|min) \(maxParallel 2: at most 2 of the 4 configs at once, the next in spec order starting as one ends\)\.$/m);
+    // Without the cap: the same total, the longest config.
+    const seed = JSON.parse((await run('plan', 'sweeps/seed-plan.json', '--offline', '--json')).stdout);
+    expect(seed.maxParallel).toBeNull();
+    expect(seed.wallHours).toBeCloseTo(Math.max(...seed.configs.map((x: { runtimeHours: number }) => x.runtimeHours)), 9);
+    expect((await run('plan', 'sweeps/seed-plan.json', '--offline')).stdout).toMatch(/^Wall time: [\d.]+ (h|min) \(every config at once: the longest config\)\.$/m);
+  });
+
   test('fails when the estimate exceeds the budget: plan --json still prints the document, overBudget true, exit 3', async () => {
     const r = await run('plan', fixture('over-budget.json'), '--offline', '--json');
     expect(r.code).toBe(EXIT.overBudget);

@@ -121,8 +121,8 @@ describe('spot-sweep doctor', () => {
     expect(line(r.stdout, `ami ${AMI_PARAMETER}`)).toMatch(/^ok\s.*ami-[0-9a-f]+ ".+" \(for a, b\)/);
     expect(line(r.stdout, 'offered g5.xlarge')).toMatch(/^ok\s.*offered in us-east-1a, us-east-1d/);
     // a (g5.xlarge, 4) and b (largest g5.2xlarge, 8) on spot; b alone on on-demand.
-    expect(line(r.stdout, 'quota spot L-3819A6DF')).toMatch(/^ok\s.*"All G and VT Spot Instance Requests" \(L-3819A6DF\) is 64 vCPUs in us-east-1; the sweep needs 12 at once \(a, b;/);
-    expect(line(r.stdout, 'quota on-demand L-DB2E81BA')).toMatch(/^ok\s.*the sweep needs 8 at once \(b;/);
+    expect(line(r.stdout, 'quota spot L-3819A6DF')).toMatch(/^ok\s.*"All G and VT Spot Instance Requests" \(L-3819A6DF\) is 64 vCPUs in us-east-1; the sweep needs 12 vCPUs at once \(a, b;/);
+    expect(line(r.stdout, 'quota on-demand L-DB2E81BA')).toMatch(/^ok\s.*the sweep needs 8 vCPUs at once \(b;/);
     expect(line(r.stdout, 'prices')).toMatch(/^(ok|warn)\s+prices\s/);
     expect(line(r.stdout, 'artifact bucket')).toMatch(new RegExp(`^ok\\s.*s3://${BUCKET} is reachable`));
     expect(r.stdout).not.toMatch(/BLOCKER/);
@@ -146,7 +146,7 @@ describe('spot-sweep doctor', () => {
     const r = await cli(env, ['doctor', SPEC, '--ami-parameter', AMI_PARAMETER]);
     expect(r.code).toBe(EXIT.blocked);
     const l = line(r.stdout, 'quota spot L-3819A6DF');
-    expect(l).toMatch(/^BLOCKER\s.*is 0 vCPUs in us-east-1; the sweep needs 12 at once.*no g5\.2xlarge can launch \(0 is the default of a new account\)/);
+    expect(l).toMatch(/^BLOCKER\s.*is 0 vCPUs in us-east-1; the sweep needs 12 vCPUs at once.*no g5\.2xlarge can launch \(0 is the default of a new account\)/);
     expect(l).toMatch(/Fix: request 12 vCPUs: aws service-quotas request-service-quota-increase --service-code ec2 --quota-code L-3819A6DF --desired-value 12 --region us-east-1/);
     expect(r.stdout).toMatch(/1 blocker, /);
   });
@@ -318,6 +318,32 @@ describe('quota arithmetic', () => {
     const [mixedLine] = quotaChecks(mixed, eight, REGION);
     expect(mixedLine).toMatchObject({ result: 'warn' });
     expect(mixedLine.finding).toMatch(/no g5\.12xlarge can launch; m can still launch a smaller type/);
+  });
+
+  test('with maxParallel the need is the sum over the maxParallel largest configs, and a quota that holds them is ok', () => {
+    const configs = [
+      { name: 'small', examples: 10000, instanceTypes: ['g5.xlarge'] },
+      { name: 'big', examples: 10000, instanceTypes: ['g5.12xlarge'] },
+      { name: 'mid', examples: 10000, instanceTypes: ['g5.2xlarge'] },
+      { name: 'tiny', examples: 10000, instanceTypes: ['g5.xlarge'] },
+    ];
+    const sixty = GREEN.map((q) => (q.QuotaCode === 'L-3819A6DF' ? { ...q, Value: 60 } : q));
+    const all = { ...loadSpec(specFile('uncapped', configs)), maxParallel: null };
+    const capped = { ...all, maxParallel: 2 };
+    // 48 + 4 + 8 + 4 without a cap; big (48) and mid (8) are the two largest.
+    expect(sweepQuotaNeeds(all, sixty).needs.map((n) => [n.neededVcpus, n.maxParallel])).toEqual([[64, undefined]]);
+    expect(sweepQuotaNeeds(capped, sixty).needs.map((n) => [n.neededVcpus, n.maxParallel])).toEqual([[56, 2]]);
+    const [uncappedLine] = quotaChecks(all, sixty, REGION);
+    expect(uncappedLine.result).toBe('warn');
+    expect(uncappedLine.finding).toMatch(/the sweep needs 64 vCPUs at once \(small, big, mid, tiny;.*not every config can run at once/);
+    const [cappedLine] = quotaChecks(capped, sixty, REGION);
+    expect(cappedLine).toMatchObject({ result: 'ok' });
+    expect(cappedLine.finding).toMatch(/is 60 vCPUs in us-east-1; the sweep needs 56 vCPUs at once \(maxParallel 2\)/);
+    // Short of even the capped need: a warning that names the cap.
+    const fifty = GREEN.map((q) => (q.QuotaCode === 'L-3819A6DF' ? { ...q, Value: 50 } : q));
+    expect(quotaChecks(capped, fifty, REGION)[0].finding).toMatch(/the 2 configs maxParallel allows cannot all run at once; the others wait for capacity/);
+    // A cap at or above the number of configs caps nothing.
+    expect(sweepQuotaNeeds({ ...all, maxParallel: 4 }, sixty).needs[0]).not.toHaveProperty('maxParallel');
   });
 
   test('quotaHeadroom: whether one instance of each type fits its quota', async () => {

@@ -1,3 +1,4 @@
+import { readFileSync, writeFileSync } from 'node:fs';
 import { AutoScalingClient, CreateAutoScalingGroupCommand, DescribeAutoScalingGroupsCommand } from '@aws-sdk/client-auto-scaling';
 import { CreateLaunchTemplateCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { EXIT } from '../../lib/cli/main';
@@ -59,11 +60,13 @@ beforeAll(async () => {
   await createGroup('stopped', [0, 0, 0]);
   await createGroup('fresh', [0, 1, 0]);
   await createGroup('done', [0, 1, 0]);
+  await createGroup('queued', [0, 1, 0]);
   await putObjects(moto, BUCKET, {
     [storeKeys.configFile(SWEEP, 'failed', 'status')]: statusDoc(SWEEP, 'failed', 'FAILED', { message: 'CUDA out of memory' }),
     [storeKeys.configFile(SWEEP, 'stopped', 'status')]: statusDoc(SWEEP, 'stopped', 'STOPPED', { stoppedBy: REQUESTERS.budgetGuard, stopRequestId: STOP.id }),
     [controlKey('stopped')]: STOP,
     [storeKeys.configFile(SWEEP, 'done', 'status')]: statusDoc(SWEEP, 'done', 'SUCCEEDED'),
+    [storeKeys.configFile(SWEEP, 'queued', 'status')]: statusDoc(SWEEP, 'queued', 'FAILED', { message: 'spot capacity' }),
   });
 }, 60_000);
 
@@ -96,4 +99,15 @@ test('fails when the group does not exist: exit 5, naming the group; the start r
   expect(r.code).toBe(EXIT.aws);
   expect(r.stdout).toMatch(/^ {2}orphan: start requested, but SpotSweep-again-orphan was not scaled to 1: /m);
   expect((await control('orphan'))?.action).toBe('start');
+});
+
+test('with maxParallel in the spec, start only writes the start request and leaves scaling to the scheduler, so the cap holds', async () => {
+  const capped = spec.replace(/\.json$/, '-capped.json');
+  const doc = JSON.parse(readFileSync(spec, 'utf8'));
+  writeFileSync(capped, JSON.stringify({ ...doc, maxParallel: 1, configs: [...doc.configs, { name: 'queued', examples: 10000 }] }));
+  const r = await cli(moto.env, ['start', capped, 'queued']);
+  expect(r.code).toBe(EXIT.ok);
+  expect(r.stdout).toMatch(/^ {2}queued: start requested \(was FAILED\); the scheduler scales SpotSweep-again-queued to 1 once fewer than 1 configs hold an instance \(maxParallel\)$/m);
+  expect(await sizes('queued')).toEqual([0, 1, 0]);
+  expect(await control('queued')).toMatchObject({ action: 'start', by: REQUESTERS.cliStart });
 });

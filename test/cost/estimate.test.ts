@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { estimateConfig, estimateSweep } from '../../lib/cost/estimate';
+import { estimateConfig, estimateSweep, makespanHours } from '../../lib/cost/estimate';
 import { GPUS, INSTANCES, PRICE_SOURCE, lookupInstance } from '../../lib/cost/instances';
 import { THROUGHPUT, examplesPerSecond } from '../../lib/cost/throughput';
 import { loadSpec, validateSpec } from '../../lib/spec';
@@ -95,5 +95,33 @@ describe('cost estimate', () => {
     const estimate = estimateSweep(spec);
     expect(estimate.overBudget).toBe(true);
     expect(estimate.unestimated).toEqual(['b']);
+  });
+});
+
+describe('wall time with maxParallel', () => {
+  test('greedy in spec order: each config takes the slot that frees first', () => {
+    // Slots of 2: 5 and 1 start; 3 starts at 1 (ends 4); 2 starts at 4 (ends 6); 5 ends at 5: makespan 6.
+    expect(makespanHours([5, 1, 3, 2], 2)).toBe(6);
+    expect(makespanHours([5, 1, 3, 2], 1)).toBe(11);
+    expect(makespanHours([5, 1, 3, 2], null)).toBe(5);
+    expect(makespanHours([5, 1, 3, 2], 9)).toBe(5);
+    expect(makespanHours([], 2)).toBe(0);
+  });
+
+  test('the total cost stays the same; the wall time becomes the makespan', () => {
+    const raw = {
+      name: 'w',
+      budgetUsd: 500,
+      data: 's3://data-bucket/d/',
+      configs: [{ name: 'a', examples: 2000000 }, { name: 'b', examples: 1000000 }, { name: 'c', examples: 1000000 }],
+    };
+    const free = estimateSweep(validateSpec(raw));
+    const capped = estimateSweep(validateSpec({ ...raw, maxParallel: 1 }));
+    expect(capped.totalUsd).toBe(free.totalUsd);
+    const [a, b, c] = free.configs.map((x) => x.runtimeHours!);
+    expect(free.wallHours).toBeCloseTo(Math.max(a, b, c), 9);
+    expect(free.maxParallel).toBeNull();
+    expect(capped.wallHours).toBeCloseTo(a + b + c, 9);
+    expect(capped.maxParallel).toBe(1);
   });
 });

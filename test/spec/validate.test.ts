@@ -394,3 +394,27 @@ describe('loading a spec file', () => {
     }
   });
 });
+
+describe('maxParallel', () => {
+  test('is null (no cap) when left out, and kept when a whole number >= 1, even above the number of configs', () => {
+    expect(validateSpec(base(), { specFile: SPEC_FILE }).maxParallel).toBeNull();
+    const two = base();
+    two.maxParallel = 2;
+    two.configs.push({ name: 'b' }, { name: 'c' });
+    expect(validateSpec(two, { specFile: SPEC_FILE }).maxParallel).toBe(2);
+    const above = base();
+    above.maxParallel = 5;
+    expect(validateSpec(above, { specFile: SPEC_FILE }).maxParallel).toBe(5);
+  });
+
+  test('fails when maxParallel is 0, fractional or a string, naming the field and the fix, with every other problem at once', () => {
+    for (const bad of [0, 1.5, '2', -1]) {
+      const issues = issuesOf((s) => {
+        s.maxParallel = bad;
+        s.budgetUsd = 0;
+      });
+      expectIssue(issues, 'maxParallel', /positive whole number; set how many configs may hold an instance at once, e\.g\. 2/);
+      expectIssue(issues, 'budgetUsd', /positive number/);
+    }
+  });
+});

@@ -67,6 +67,7 @@ export function formatPlan(spec: SweepSpec, estimate: SweepEstimate, priceNote: 
     out.push('');
   }
 
+  out.push(wallTimeLine(estimate));
   const share = spec.budgetUsd > 0 ? Math.round((estimate.totalUsd / spec.budgetUsd) * 100) : 0;
   out.push(
     `Total: ${usd(estimate.totalUsd)} of the ${usd(spec.budgetUsd)} budget (${share}%), each config at its market ` +
@@ -95,6 +96,17 @@ function retriesNote(spec: SweepSpec): string | undefined {
   return `Retries after a failure: ${each.join('; ')}. Each may cost up to one more run, not in the estimate.`;
 }
 
+/** How long the whole sweep takes, and why (every config at once, or maxParallel's queue). */
+function wallTimeLine(estimate: SweepEstimate): string {
+  const n = estimate.configs.length;
+  if (estimate.wallHours === null) return 'Wall time: unknown (no config has an estimate).';
+  const capped = estimate.maxParallel !== null && estimate.maxParallel < n;
+  const how = capped
+    ? `maxParallel ${estimate.maxParallel}: at most ${estimate.maxParallel} of the ${n} configs at once, the next in spec order starting as one ends`
+    : 'every config at once: the longest config';
+  return `Wall time: ${hours(estimate.wallHours)} (${how}${estimate.unestimated.length > 0 ? '; configs without an estimate counted as 0' : ''}).`;
+}
+
 function configRows(c: ConfigEstimate): string[][] {
   const cfg = c.config;
   const examples = cfg.examples === null ? 'all' : cfg.examples.toLocaleString('en-US');
@@ -121,6 +133,10 @@ export interface PlanJson {
   /** Sum of the configs' `estimateUsd` (unestimated configs count 0). */
   readonly totalUsd: number;
   readonly overBudget: boolean;
+  /** Hours until the last config ends (with maxParallel: the makespan in spec order); null when nothing is estimated. */
+  readonly wallHours: number | null;
+  /** The spec's maxParallel; null when every config starts at once. */
+  readonly maxParallel: number | null;
   /** Where the spot prices came from, as a sentence. */
   readonly prices: string;
   readonly configs: readonly {
@@ -166,6 +182,8 @@ export function planJson(spec: SweepSpec, estimate: SweepEstimate, priceNote: st
     budgetUsd: spec.budgetUsd,
     totalUsd: estimate.totalUsd,
     overBudget: estimate.overBudget,
+    wallHours: estimate.wallHours,
+    maxParallel: estimate.maxParallel,
     prices: priceNote,
     configs: estimate.configs.map((c) => ({
       config: c.config.name,

@@ -12,6 +12,10 @@ import { aws, AwsSession, openStore } from '../aws';
  * since `stop` and the budget stop leave the group at 0/0/0 and Auto Scaling refuses a desired capacity
  * above the maximum.
  * @see https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_UpdateAutoScalingGroup.html
+ *
+ * With maxParallel in the spec, `start` scales nothing: raising groups by hand would pass the cap. The start
+ * request alone makes the config pending for the sweep's scheduler (lambda/scheduler/schedule.ts: a start
+ * request newer than status.json), which starts it within a minute once a slot is free.
  */
 
 const SUCCEEDED = STATE.SUCCEEDED;
@@ -27,7 +31,8 @@ export const start: Command<typeof options> = {
 Writes a start request into control.json of each targeted config that has not SUCCEEDED, then sets
 its Auto Scaling group back to min 0, max 1, desired 1, so an instance launches and the job runner
 resumes from the config's last checkpoint (a job.json changed since starts over). A SUCCEEDED config
-is left alone: its results stand.`,
+is left alone: its results stand. With maxParallel in the spec it only writes the start requests: the
+sweep's scheduler starts each config within a minute of a slot being free, in spec order.`,
   positionals: SPEC_AND_CONFIG,
   options,
   aws: true,
@@ -49,6 +54,10 @@ is left alone: its results stand.`,
         }
         await requestControl(store, spec.name, config, { action: ACTION.start, by: REQUESTERS.cliStart, reason: o.reason });
         const group = groupName(spec.name, config);
+        if (typeof spec.maxParallel === 'number') {
+          lines.push(`${config}: start requested (was ${status?.state ?? 'never started'}); the scheduler scales ${group} to 1 once fewer than ${spec.maxParallel} configs hold an instance (maxParallel)`);
+          continue;
+        }
         try {
           await aws(`Auto Scaling UpdateAutoScalingGroup ${group}`, () =>
             session.autoScaling().send(new UpdateAutoScalingGroupCommand({ AutoScalingGroupName: group, MinSize: 0, MaxSize: 1, DesiredCapacity: 1 })),

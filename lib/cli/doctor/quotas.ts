@@ -68,8 +68,13 @@ export interface QuotaNeed {
   readonly quotaName: string;
   /** The applied value, vCPUs; undefined when Service Quotas gave none. */
   readonly limitVcpus?: number;
-  /** Every config running at once, each on its largest type under this quota. */
+  /**
+   * The most vCPUs the sweep holds at once under this quota: each config on its largest type under it, summed
+   * over every config, or with maxParallel over the maxParallel largest.
+   */
   readonly neededVcpus: number;
+  /** The spec's maxParallel when it caps this quota's configs (fewer slots than configs); absent otherwise. */
+  readonly maxParallel?: number;
   /** The largest single type under this quota: below it, that type never launches. */
   readonly largestVcpus: number;
   readonly largestType: string;
@@ -79,8 +84,9 @@ export interface QuotaNeed {
 /**
  * What the sweep needs of each quota at once: every config has one instance at a time (its group's
  * capacity is 1), any of its types may be the one launched, so each config counts its largest type under
- * the quota; a spot-then-on-demand config counts on both its spot and its on-demand quota. Types no quota
- * covers are returned apart.
+ * the quota; a spot-then-on-demand config counts on both its spot and its on-demand quota. With maxParallel
+ * at most that many configs hold an instance at once (lambda/scheduler), so the need is the sum over the
+ * maxParallel largest of them. Types no quota covers are returned apart.
  */
 export function sweepQuotaNeeds(spec: SweepSpec, quotas: readonly ServiceQuota[]): { needs: QuotaNeed[]; uncovered: { type: string; market: string }[] } {
   const byQuota = new Map<string, { quota: ServiceQuota; market: 'spot' | 'on-demand'; perConfig: Map<string, string> }>();
@@ -104,12 +110,15 @@ export function sweepQuotaNeeds(spec: SweepSpec, quotas: readonly ServiceQuota[]
   const needs = [...byQuota.values()].map(({ quota, market, perConfig }): QuotaNeed => {
     const types = [...perConfig.values()];
     const largestType = types.reduce((a, b) => (vcpus(b) > vcpus(a) ? b : a));
+    const capped = spec.maxParallel !== null && spec.maxParallel !== undefined && spec.maxParallel < types.length ? spec.maxParallel : undefined;
+    const atOnce = [...types].sort((a, b) => vcpus(b) - vcpus(a)).slice(0, capped ?? types.length);
     return {
       market,
       quotaCode: quota.QuotaCode,
       quotaName: quota.QuotaName,
       ...(typeof quota.Value === 'number' ? { limitVcpus: quota.Value } : {}),
-      neededVcpus: types.reduce((sum, t) => sum + vcpus(t), 0),
+      neededVcpus: atOnce.reduce((sum, t) => sum + vcpus(t), 0),
+      ...(capped !== undefined ? { maxParallel: capped } : {}),
       largestVcpus: vcpus(largestType),
       largestType,
       configs: [...perConfig.keys()],
@@ -147,7 +156,7 @@ export function quotaChecks(spec: SweepSpec, quotas: readonly ServiceQuota[], re
   const stuck = new Set(spec.configs.filter((c) => !canLaunch(c, quotas)).map((c) => c.name));
   const out = needs.map((n): Check => {
     const name = `quota ${n.market} ${n.quotaCode}`;
-    const what = `"${n.quotaName}" (${n.quotaCode}) is ${n.limitVcpus ?? 'not reported'} vCPUs in ${region}; the sweep needs ${n.neededVcpus} at once (${n.configs.join(', ')}; largest type ${n.largestType}, ${n.largestVcpus} vCPUs)`;
+    const what = `"${n.quotaName}" (${n.quotaCode}) is ${n.limitVcpus ?? 'not reported'} vCPUs in ${region}; the sweep needs ${n.neededVcpus} vCPUs at once${n.maxParallel !== undefined ? ` (maxParallel ${n.maxParallel})` : ''} (${n.configs.join(', ')}; largest type ${n.largestType}, ${n.largestVcpus} vCPUs)`;
     const ask = `request ${n.neededVcpus} vCPUs: ${increaseCommand(n.quotaCode, n.neededVcpus, region)} (or the Service Quotas console); approval can take a day`;
     if (n.limitVcpus === undefined) return check(name, 'warn', `${what}.`, `check it in the Service Quotas console; if it is below ${n.neededVcpus}, ${ask}.`);
     if (n.limitVcpus < n.largestVcpus) {
@@ -158,7 +167,10 @@ export function quotaChecks(spec: SweepSpec, quotas: readonly ServiceQuota[], re
       }
       return check(name, 'warn', `${what}: no ${n.largestType} can launch${zero}; ${n.configs.join(', ')} can still launch a smaller type or in its other market.`, `${ask}.`);
     }
-    if (n.limitVcpus < n.neededVcpus) return check(name, 'warn', `${what}: not every config can run at once; the others wait for capacity.`, `${ask}.`);
+    if (n.limitVcpus < n.neededVcpus) {
+      const short = n.maxParallel !== undefined ? `the ${n.maxParallel} configs maxParallel allows cannot all run at once` : 'not every config can run at once';
+      return check(name, 'warn', `${what}: ${short}; the others wait for capacity.`, `${ask}.`);
+    }
     return check(name, 'ok', `${what}.`);
   });
   for (const u of uncovered) {
