@@ -40,7 +40,8 @@ export interface SchedulerProps {
  * Two runs at once must not both fill one free slot: the function has reserved concurrency 1, and both
  * triggers invoke it asynchronously, so a run that finds the function busy is throttled and Lambda puts the
  * event back in its queue and retries it (for up to 6 hours), instead of running beside the other.
- * Reserving concurrency needs an account whose concurrency quota leaves 100 unreserved (a new account may have 10).
+ * Reserving concurrency needs an account whose concurrency quota leaves 100 unreserved ("You can reserve up to the
+ * Unreserved account concurrency value that is shown, minus 100"); a new account's quota can be lower.
  * @see https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html
  * @see https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html
  * @see https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-event-reference.html
