@@ -284,8 +284,10 @@ class Trainer:
                     fix="use a new --out directory, or delete the old checkpoints.",
                 )
         ckpt.restore_rng_states(state["rng"])
+        fold = state["fold"]
+        at = "final model" if fold >= self.config.folds else f"fold {fold + 1}"
         self.progress.message(
-            f"resume: from {self.where(state['fold'])} epoch {state['epoch'] + 1} step {state['step']} "
+            f"resume: from {at} epoch {state['epoch'] + 1} step {state['step']} "
             f"({len(state['results'])} folds done)"
             if state["fold"] < self.passes
             else f"resume: all {self.passes} passes done ({len(state['results'])} folds"
