@@ -4,6 +4,11 @@ results.json is the last object a job writes: its arrival means the outputs are 
 files go up first, model.safetensors before model.json (model.json carries the weights' SHA-256, so a reader
 that finds it finds the weights it describes). The digest is checked here before anything is uploaded: a
 model/ whose weights do not match their model.json never reaches the store.
+
+The order holds for readers because S3 reads after a successful PUT are strongly consistent (read-after-write,
+in every Region): a reader that sees results.json then finds the model's objects. AWS states it in
+https://docs.aws.amazon.com/zh_cn/redshift/latest/dg/managing-data-consistency.html, which points to the S3
+User Guide's "Amazon S3 data consistency model".
 """
 
 from __future__ import annotations
