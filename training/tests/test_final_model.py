@@ -345,3 +345,18 @@ def test_the_job_runner_records_no_model_when_final_model_is_off(make_dataset, t
     results = json.loads((store / "results.json").read_text())
     assert results["model"] is None and not (store / "model").exists()
     assert not contract.problems("results", results)
+
+
+def test_progress_and_eta_count_the_final_model_pass(tiny_dataset, tmp_path):
+    proc = run_trainer(
+        "--data", str(tiny_dataset), "--out", str(tmp_path / "out"), *SMALL, "--progress-seconds", "0"
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("progress ")]
+    percent = [float(line.split()[1].rstrip("%")) for line in lines]
+    in_final = [p for line, p in zip(lines, percent, strict=True) if " final model epoch " in line]
+    in_folds = [p for line, p in zip(lines, percent, strict=True) if " fold " in line]
+    assert in_final and in_folds
+    # The folds end well short of 100%: the final pass over all rows is about a third of a 2-fold run's steps.
+    assert max(in_folds) < 75.0 < max(in_final) <= 100.0
+    assert percent == sorted(percent)
