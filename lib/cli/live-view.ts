@@ -196,7 +196,10 @@ export class LiveView {
       const at = (i: number | null | undefined, n: number | null | undefined) => (typeof n === 'number' ? `${Math.min((i ?? 0) + 1, n)}/${n}` : undefined);
       const fold = at(r.fold, r.folds);
       const epoch = at(r.epoch, r.epochs);
-      if (fold) cells.push(`fold ${fold}${epoch ? ` ep ${epoch}` : ''}`);
+      // fold == folds: the final model's pass after the folds (train.finalModel).
+      const final = typeof r.fold === 'number' && typeof r.folds === 'number' && r.fold >= r.folds;
+      if (final) cells.push(`final model${epoch ? ` ep ${epoch}` : ''}`);
+      else if (fold) cells.push(`fold ${fold}${epoch ? ` ep ${epoch}` : ''}`);
       if (typeof r.progress === 'number') cells.push(`${(r.progress * 100).toFixed(0).padStart(3)}%`);
       if (typeof r.examplesPerSecond === 'number') cells.push(`${Math.round(r.examplesPerSecond).toLocaleString('en-US')} ex/s`);
       const eta = this.configEta(line);

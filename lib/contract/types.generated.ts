@@ -59,6 +59,10 @@ export interface TrainSettingsJson {
    * Minutes between mid-epoch checkpoints; there is also one at every epoch end.
    */
   checkpointMinutes?: number;
+  /**
+   * After cross-validation, train one more model on all rows (same epochs, seed and settings) and export it as model/ (model.safetensors + model.json) for python -m two_tower.encode; false skips that pass (faster, no model).
+   */
+  finalModel?: boolean;
 }
 
 // job.schema.json
@@ -154,6 +158,10 @@ export interface JobJson {
      * Minutes between mid-epoch checkpoints; there is also one at every epoch end.
      */
     checkpointMinutes: number;
+    /**
+     * After cross-validation, train one more model on all rows (same epochs, seed and settings) and export it as model/ (model.safetensors + model.json) for python -m two_tower.encode; false skips that pass (faster, no model).
+     */
+    finalModel: boolean;
   };
   script: null | {
     /**
@@ -293,7 +301,7 @@ export interface StatusJson {
   market?: string;
   startedAt?: string;
   /**
-   * 0-based index of the fold in progress (the trainer's).
+   * 0-based index of the fold in progress (the trainer's); equal to folds during the final model's pass (train.finalModel), after the folds.
    */
   fold?: number | null;
   folds?: number | null;
@@ -346,6 +354,18 @@ export interface ControlJson {
  */
 export type ResultsJson =
   | {
+      /**
+       * The final model's pass (train.finalModel: one model trained on all rows after the folds, exported to OUT/model/); null when finalModel is false. Absent in results of trainers before it.
+       */
+      finalModel?: null | {
+        trainLoss: number;
+        trainExamples: number;
+        seconds: number;
+        /**
+         * SHA-256 of model/model.safetensors.
+         */
+        sha256: string;
+      };
       version: 1;
       mode: "train";
       /**
@@ -404,6 +424,10 @@ export type ResultsJson =
          * Minutes between mid-epoch checkpoints; there is also one at every epoch end.
          */
         checkpointMinutes: number;
+        /**
+         * After cross-validation, train one more model on all rows (same epochs, seed and settings) and export it as model/ (model.safetensors + model.json) for python -m two_tower.encode; false skips that pass (faster, no model).
+         */
+        finalModel: boolean;
         maxExamples: number | null;
       };
       /**
@@ -514,6 +538,16 @@ export type ResultsJson =
          * When the job runner wrote these results (the job's end); the report's History names it for results moved to history/. Absent in results of runners before it.
          */
         finishedAt?: string;
+      };
+      /**
+       * Added by the job runner: where the final model (model.safetensors + model.json) was uploaded, before this file, and the SHA-256 of its model.safetensors; null when the trainer exported none (finalModel false). Absent in results of runners before it.
+       */
+      model?: null | {
+        /**
+         * The store key of the model/ folder: sweeps/<sweep>/<config>/model/.
+         */
+        key: string;
+        sha256: string;
       };
     }
   | {

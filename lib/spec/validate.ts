@@ -56,6 +56,7 @@ const TRAIN_FIXES: Readonly<Record<keyof TrainSettings, string>> = {
   evalCandidates: '"labeled" ranks each query\'s judged documents, "corpus" every document',
   hiddenDim: 'use a whole number, e.g. 512',
   checkpointMinutes: 'use minutes, e.g. 10',
+  finalModel: 'false skips the final model (no model/ is exported)',
 };
 
 /** A metric name's longest (job.schema.json `$defs.metric`): it is a column label. */

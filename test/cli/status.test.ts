@@ -97,6 +97,9 @@ test('fold and epoch count from 1 although status.json holds 0-based indexes', (
   // A finished 5-fold 2-epoch config reads 5/5 and 2/2, not 4/5 and 1/2.
   expect(foldCell({ fold: 4, folds: 5, epoch: 1, epochs: 2 }, 'SUCCEEDED')).toBe('fold 5/5 ep 2/2');
   expect(foldCell({ fold: null, folds: 5, epoch: null, epochs: 2 }, 'SUCCEEDED')).toBe('fold 5/5 ep 2/2');
+  // fold == folds: the final model's pass (train.finalModel), after every fold.
+  expect(foldCell({ fold: 5, folds: 5, epoch: 0, epochs: 2 }, 'TRAINING')).toBe('final model ep 1/2');
+  expect(foldCell({ fold: 5, folds: 5, epoch: 1, epochs: 2 }, 'SUCCEEDED')).toBe('fold 5/5 ep 2/2');
   expect(foldCell({ fold: 0, folds: 5, epoch: 0, epochs: 2 }, 'TRAINING')).toBe('fold 1/5 ep 1/2');
   expect(foldCell({ fold: 4, folds: 5, epoch: 1, epochs: 2 }, 'STOPPED')).toBe('fold 5/5 ep 2/2');
   expect(foldCell({ folds: 5 }, 'PENDING')).toBe('-');

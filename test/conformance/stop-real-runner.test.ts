@@ -46,7 +46,7 @@ async function putJob(config: string): Promise<string> {
     examples: null,
     train: {
       folds: 2, epochs: 400, batchSize: 16, learningRate: 0.01, weightDecay: 0, precision: 'auto', gradAccumulation: 1,
-      seed: 7, temperature: 0.05, logQCorrection: false, evalCandidates: 'labeled', hiddenDim: 32, checkpointMinutes: 0.005,
+      seed: 7, temperature: 0.05, logQCorrection: false, evalCandidates: 'labeled', hiddenDim: 32, checkpointMinutes: 0.005, finalModel: true,
     },
     script: null,
     retries: { max: 0, onExitCodes: [] },

@@ -19,7 +19,7 @@ describe('job.json rendering', () => {
       examples: 876000,
       train: {
         folds: 10, epochs: 3, batchSize: 1024, learningRate: 0.001, weightDecay: 0, precision: 'auto', gradAccumulation: 1,
-        seed: 42, temperature: 0.05, logQCorrection: false, evalCandidates: 'labeled', hiddenDim: 512, checkpointMinutes: 10,
+        seed: 42, temperature: 0.05, logQCorrection: false, evalCandidates: 'labeled', hiddenDim: 512, checkpointMinutes: 10, finalModel: true,
       },
       script: null,
       retries: { max: 0, onExitCodes: [] },

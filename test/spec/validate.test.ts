@@ -38,7 +38,7 @@ describe('sweep spec validation', () => {
     expect(a.gpus).toBe(1);
     expect(a.train).toEqual({
       folds: 5, epochs: 3, batchSize: 1024, learningRate: 0.001, weightDecay: 0, precision: 'auto', gradAccumulation: 1,
-      seed: 42, temperature: 0.05, logQCorrection: false, evalCandidates: 'labeled', hiddenDim: 512, checkpointMinutes: 10,
+      seed: 42, temperature: 0.05, logQCorrection: false, evalCandidates: 'labeled', hiddenDim: 512, checkpointMinutes: 10, finalModel: true,
     });
     expect(a.script).toBeNull();
   });

@@ -89,6 +89,7 @@ from .imds import instance_facts
 from .jobfile import fallback_store, parse_job, script_spec
 from .lease import Lease, LeaseBusy, lease_ttl
 from .machine import script_env
+from .model_upload import MODEL, ModelError, upload_model
 from .own_stop import Deadline, OwnStop, scale_in_stop
 from .quote import quote
 from .requirements import CACHE_ENV as WHEEL_CACHE_ENV
@@ -281,7 +282,9 @@ class Runner:
         for obj in self.store.list(CHECKPOINTS):
             self.store.delete(obj.key)
         history = CONFIG_FILES["history"] + (old_digest or "unknown").replace("sha256:", "")[:16] + "/"
-        for key in [RESULTS, FOLDS, *(o.key for o in self.store.list(SCRIPT_RESULTS))]:
+        # The old job's model moves too: the new job's results.json (or none) is what names a model.
+        old = [*(o.key for o in self.store.list(SCRIPT_RESULTS)), *(o.key for o in self.store.list(MODEL))]
+        for key in [RESULTS, FOLDS, *old]:
             data = self.store.get_bytes(key)
             if data is not None:
                 self.store.put_bytes(history + key, data)
@@ -549,6 +552,13 @@ class Runner:
             )
         if (self.out / TRAINER_OUT["folds"]).is_file():
             self.store.upload(self.out / TRAINER_OUT["folds"], FOLDS)
+        # The model before results.json, which names it: a results.json never points at a model not yet
+        # uploaded (results.json is the last object of a job).
+        try:
+            results["model"] = upload_model(self.store, self.out, self.job["sweep"], self.job["config"])
+        except ModelError as err:
+            return self.fail(str(err), EXIT_FAILED)
+        text = json.dumps(results, indent=2, allow_nan=False)
         self.store.put_bytes(
             RESULTS, text.encode()
         )  # last: its arrival means the job's outputs are all there

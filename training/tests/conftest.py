@@ -57,6 +57,8 @@ def without_timing(results: dict) -> dict:
     """results.json minus the fields that measure wall time (they differ between any two runs)."""
     out = {k: v for k, v in results.items() if k not in TIMING_KEYS}
     out["folds"] = [{k: v for k, v in f.items() if k != "seconds"} for f in results["folds"]]
+    if results.get("finalModel"):
+        out["finalModel"] = {k: v for k, v in results["finalModel"].items() if k != "seconds"}
     return out
 
 

@@ -232,6 +232,7 @@ def job_doc(store: str, data: str | None, **overrides) -> dict:
             "evalCandidates": "labeled",
             "hiddenDim": 32,
             "checkpointMinutes": 10,
+            "finalModel": True,
         },
         "script": None,
         "retries": {"max": 0, "onExitCodes": []},

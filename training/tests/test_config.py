@@ -38,6 +38,7 @@ def test_defaults_match_the_contract():
         "evalCandidates": "labeled",
         "hiddenDim": 512,
         "checkpointMinutes": 10.0,
+        "finalModel": True,
         "maxExamples": None,
     }
 

@@ -103,7 +103,9 @@ def without_timing(results: dict) -> dict:
             return [strip(v) for v in value]
         return value
 
-    return strip({k: v for k, v in results.items() if k != "job"})
+    # model.key names the config (sweeps/e2e/<config>/model/); the same weights have the same sha256.
+    model = results.get("model") and {"sha256": results["model"]["sha256"]}
+    return strip({**{k: v for k, v in results.items() if k != "job"}, "model": model})
 
 
 def test_runs_a_job_from_job_json_to_results_in_the_bucket(world, baseline):
@@ -123,6 +125,13 @@ def test_runs_a_job_from_job_json_to_results_in_the_bucket(world, baseline):
         "jobDigest": status["jobDigest"],
     }
     assert world.bucket.get_json("sweeps/e2e/baseline/folds.json")
+    # The final model, in the bucket beside results.json, which names it.
+    assert sorted(world.bucket.keys("sweeps/e2e/baseline/model/")) == [
+        "sweeps/e2e/baseline/model/model.json",
+        "sweeps/e2e/baseline/model/model.safetensors",
+    ]
+    manifest = world.bucket.get_json("sweeps/e2e/baseline/model/model.json")
+    assert results["model"] == {"key": "sweeps/e2e/baseline/model/", "sha256": manifest["weights"]["sha256"]}
     assert "nDCG@10" in world.log("baseline")
     checkpoints = world.bucket.keys("sweeps/e2e/baseline/checkpoints/")
     kept = [k for k in checkpoints if k.endswith(".pt")]
@@ -307,5 +316,5 @@ def test_fails_with_the_trainers_message_when_the_data_is_bad(world, tmp_path):
 def test_the_last_checkpoint_line_of_a_run_says_every_fold_is_done(world, baseline):
     log = world.log("baseline")
     lines = [line for line in log.splitlines() if line.startswith("checkpoint: ")]
-    assert lines and lines[-1].endswith("(all 2 folds done)"), lines[-3:]
+    assert lines and lines[-1].endswith("(all 2 folds done and the final model)"), lines[-3:]
     assert "fold 3" not in log, "a 2-fold run never speaks of a third fold"

@@ -337,6 +337,7 @@ def test_job_file_settings_reach_results_and_flags_override_them(tiny_dataset, t
         "evalCandidates": "labeled",
         "hiddenDim": 16,
         "checkpointMinutes": 10,
+        "finalModel": True,
     }
     job.write_text(json.dumps({"version": 1, "sweep": "s", "config": "o", "examples": 2000, "train": train}))
     assert (

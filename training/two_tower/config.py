@@ -91,6 +91,9 @@ class TrainConfig:
     )
     """Minutes between mid-epoch checkpoints (> 0); a checkpoint is also written at every epoch end."""
 
+    final_model: bool = field(default=_default("finalModel"), metadata={"key": "finalModel"})
+    """After the folds, train one model on all rows (same epochs, seed, settings); export it to OUT/model/."""
+
     max_examples: int | None = field(default=None, metadata={"key": "maxExamples"})
     """Use only the first N rows of the pairs file (None: all rows)."""
 

@@ -33,7 +33,8 @@ def write_json_atomic(path: Path, payload: Any) -> None:
 
 
 class Progress:
-    """Reports on rank 0 only; ``total_steps`` counts micro-batches over all folds and epochs."""
+    """Reports on rank 0 only; ``total_steps`` counts micro-batches over all folds and epochs, and the final
+    model's pass (fold == folds in status.json) when there is one."""
 
     def __init__(
         self,
@@ -99,7 +100,8 @@ class Progress:
             loss=loss,
         )
         text = (
-            f"fold {fold + 1}/{self.folds} epoch {epoch + 1}/{self.epochs} step {step} "
+            f"{'final model' if fold >= self.folds else f'fold {fold + 1}/{self.folds}'} "
+            f"epoch {epoch + 1}/{self.epochs} step {step} "
             f"loss {loss if loss is None else f'{loss:.4f}'} {examples_per_second:,.0f} ex/s "
             f"ETA {_fmt_seconds(eta)}"
         )

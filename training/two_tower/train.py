@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         type=Path,
         required=True,
-        help="output directory: results.json, status.json, folds.json, checkpoints/; rerun to resume",
+        help="output directory: results.json, status.json, folds.json, checkpoints/, model/; rerun to resume",
     )
     p.add_argument("--config", type=Path, help="job.json whose 'train' settings (and 'examples') to use")
     p.add_argument("--folds", type=int, help="cross-validation folds, grouped by query (default 10)")
@@ -138,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--eval-candidates",
         choices=EVAL_CANDIDATES,
         help="rank each test query's judged documents (labeled, default) or the whole corpus",
+    )
+    p.add_argument(
+        "--final-model",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="after the folds, train one model on all rows and export it to OUT/model/ (default on)",
     )
     p.add_argument("--hidden-dim", type=int, help="tower MLP hidden width (default 512)")
     p.add_argument(
@@ -189,6 +195,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         "hidden_dim": args.hidden_dim,
         "checkpoint_minutes": args.checkpoint_minutes,
         "max_examples": args.max_examples,
+        "final_model": args.final_model,
     }
     return build_config(args.config, overrides)
 
@@ -222,11 +229,20 @@ class Trainer:
         self.pair_fold = query_folds(data.query_ids, assignment)[data.pair_query]
         self.evaluator = FoldEvaluator(data, self.qf, self.df, self.pair_fold, rt, config.eval_candidates)
         self.positive = data.relevance > 0
-        self.fold_train = [split_rows(self.pair_fold, data.weak, f)[0] for f in range(config.folds)]
+        # Pass ``folds`` (after the k folds) is the final model's: every row (no fold matches it), the same
+        # epochs, seed and settings; it is evaluated by no one, and exported (export.py).
+        self.passes = config.folds + (1 if config.final_model else 0)
+        self.fold_train = [split_rows(self.pair_fold, data.weak, f)[0] for f in range(self.passes)]
         self.fold_train = [rows[self.positive[rows]] for rows in self.fold_train]
         self.batches_per_epoch = [math.ceil(len(r) / config.batch_size) for r in self.fold_train]
         total = sum(n * config.epochs for n in self.batches_per_epoch)
         self.progress = Progress(out, rt.is_master, config.folds, config.epochs, total, progress_seconds)
+        self.exported: dict[str, str] | None = None
+        """The exported model's sha256 (``{"sha256": ...}``) once run() wrote OUT/model/; None without one."""
+
+    def where(self, fold: int) -> str:
+        """How the logs name a pass: "fold 2/10", or "final model" for the pass after the folds."""
+        return "final model" if fold >= self.config.folds else f"fold {fold + 1}/{self.config.folds}"
 
     def _fresh_state(self) -> dict[str, Any]:
         return {
@@ -243,6 +259,7 @@ class Trainer:
             "fold_seconds": 0.0,
             "train_seconds": 0.0,
             "examples": 0,
+            "final": None,  # after the final model's pass: its train loss, examples, seconds and weights
         }
 
     def _load_state(self) -> dict[str, Any]:
@@ -269,9 +286,14 @@ class Trainer:
                     fix="use a new --out directory, or delete the old checkpoints.",
                 )
         ckpt.restore_rng_states(state["rng"])
+        fold = state["fold"]
+        at = "final model" if fold >= self.config.folds else f"fold {fold + 1}"
         self.progress.message(
-            f"resume: from fold {state['fold'] + 1} epoch {state['epoch'] + 1} step {state['step']} "
+            f"resume: from {at} epoch {state['epoch'] + 1} step {state['step']} "
             f"({len(state['results'])} folds done)"
+            if state["fold"] < self.passes
+            else f"resume: all {self.passes} passes done ({len(state['results'])} folds"
+            f"{' and the final model' if self.passes > self.config.folds else ''})"
         )
         note = self._precision_change(state)
         if note:
@@ -311,11 +333,12 @@ class Trainer:
                 "rng": ckpt.rng_states(),
             }
             path = ckpt.save_checkpoint(self.ckpt_dir, payload)
-            folds = self.config.folds
+            folds, fold = self.config.folds, state["fold"]
             where = (
                 f"all {folds} folds done"  # the last fold's checkpoint: state['fold'] is already past it
-                if state["fold"] >= folds
-                else f"{len(state['results'])} of {folds} folds done; fold {state['fold'] + 1}/{folds}: "
+                + (" and the final model" if fold > folds else "")
+                if fold >= self.passes
+                else f"{len(state['results'])} of {folds} folds done; {self.where(fold)}: "
                 f"{state['epoch']} epochs + {state['step']} steps done"
             )
             self.progress.message(f"checkpoint: {path.name} ({where})")
@@ -323,13 +346,21 @@ class Trainer:
 
     def run(self) -> dict[str, Any]:
         state = self._load_state()
+        state.setdefault("final", None)
         done_steps = sum(n * self.config.epochs for n in self.batches_per_epoch[: state["fold"]])
-        if state["fold"] < self.config.folds:
+        if state["fold"] < self.passes:
             done_steps += state["epoch"] * self.batches_per_epoch[state["fold"]] + state["step"]
         self.progress.resume_from(done_steps)
         self.done_steps = done_steps
-        while state["fold"] < self.config.folds:
+        while state["fold"] < self.passes:
             self._train_fold(state)
+        if state["final"] is not None and self.rt.is_master:
+            # Written again on every run that ends here (a kill between the last checkpoint and the rename
+            # leaves no model/): the checkpoint holds the weights, the export is atomic.
+            from .export import export_model
+
+            self.exported = {"sha256": export_model(self.out, state["final"]["model"], self)}
+            self.progress.message(f"final model: exported to {self.out / TRAINER_OUT['model']}")
         return self._results(state)
 
     def _train_fold(self, state: dict[str, Any]) -> None:
@@ -440,6 +471,9 @@ class Trainer:
             self._snapshot(state, model, optimizer, scaler, fold_start, train_start, epoch + 1, 0)
             last_ckpt = time.monotonic()
 
+        if fold >= cfg.folds:
+            self._end_final(state, model, fold_start)
+            return
         ndcg, n_queries = self.evaluator.evaluate(model, fold) if rt.is_master else (0.0, 0)
         seconds = time.monotonic() - fold_start
         result = {
@@ -469,6 +503,34 @@ class Trainer:
         )
         self._save(state)
 
+    def _end_final(self, state: dict[str, Any], model: torch.nn.Module, fold_start: float) -> None:
+        """The final model's pass is done: its weights go into the checkpoint (so a kill before the export
+        exports them on the rerun without training again), and the pass counter moves past it."""
+        seconds = time.monotonic() - fold_start
+        examples = len(self.fold_train[self.config.folds]) * self.config.epochs
+        self.progress.message(
+            f"final model: trained on all {len(self.fold_train[self.config.folds])} rows, "
+            f"train loss {state['last_epoch_loss']:.4f}, {seconds:.1f}s"
+        )
+        weights = {k: v.detach().cpu().clone() for k, v in _plain_state_dict(model).items()}
+        state.update(
+            final={
+                "trainLoss": state["last_epoch_loss"],
+                "trainExamples": examples,
+                "seconds": round(seconds, 3),
+                "model": weights,
+            },
+            fold=self.config.folds + 1,
+            epoch=0,
+            step=0,
+            model=None,
+            optimizer=None,
+            scaler=None,
+            fold_seconds=0.0,
+            loss_sum=0.0,
+        )
+        self._save(state)
+
     def _end_epoch(
         self, state: dict[str, Any], loss_acc: torch.Tensor, n_batches: int, fold: int, epoch: int
     ) -> None:
@@ -478,7 +540,7 @@ class Trainer:
         state.setdefault("epoch_losses", []).append(state["last_epoch_loss"])
         state["loss_sum"] = 0.0
         self.progress.message(
-            f"fold {fold + 1}/{self.config.folds} epoch {epoch + 1}/{self.config.epochs}: "
+            f"{self.where(fold)} epoch {epoch + 1}/{self.config.epochs}: "
             f"mean train loss {state['last_epoch_loss']:.4f}"
         )
 
@@ -489,7 +551,7 @@ class Trainer:
             return
         cfg = self.config
         raise UserError(
-            f"the training diverged: the training loss is {loss} by fold {fold + 1}/{cfg.folds}, "
+            f"the training diverged: the training loss is {loss} by {self.where(fold)}, "
             f"epoch {epoch + 1}/{cfg.epochs}, step {step}.",
             where="training",
             fix=f"lower learningRate (now {cfg.learning_rate:g}), or set precision to fp32 "
@@ -574,7 +636,20 @@ class Trainer:
                 "python": platform.python_version(),
             },
             "data": self.digests,
+            # The final model's pass (None when finalModel is false); the weights are in OUT/model/.
+            "finalModel": None
+            if state["final"] is None
+            else {
+                **{k: v for k, v in state["final"].items() if k != "model"},
+                "sha256": (self.exported or {}).get("sha256"),
+            },
         }
+
+
+def _plain_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The towers' state dict under their own names: torch.compile wraps each tower's forward only
+    (``Module.compile``), but a compiled module's keys may carry ``_orig_mod.``; the export never does."""
+    return {k.replace("_orig_mod.", ""): v for k, v in model.state_dict().items()}
 
 
 def check_out(out: Path) -> None:
@@ -731,7 +806,7 @@ def run(args: argparse.Namespace, stop: StopRequest) -> int:
             write_json_atomic(out / TRAINER_OUT["results"], results)
             trainer.progress.write_status(
                 TrainerState.SUCCEEDED,
-                fold=config.folds - 1,
+                fold=trainer.passes - 1,
                 epoch=config.epochs - 1,
                 step=trainer.batches_per_epoch[-1],
                 progress=1.0,

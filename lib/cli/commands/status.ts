@@ -290,7 +290,8 @@ function instanceCell(c: ConfigView): string {
 
 /**
  * `fold 2/3 ep 1/2`, counting from 1: status.json holds the trainer's 0-based indexes (fold 1 is the
- * second fold). A SUCCEEDED job has done every fold and epoch, whatever its last update said.
+ * second fold); `final model ep 1/2` during the final model's pass. A SUCCEEDED job has done every fold
+ * and epoch, whatever its last update said.
  */
 export function foldCell(s: Partial<StatusJson> | undefined, state: string): string {
   const folds = num(s?.folds);
@@ -298,8 +299,11 @@ export function foldCell(s: Partial<StatusJson> | undefined, state: string): str
   const done = state === SUCCEEDED;
   const position = (index: number | undefined, count: number | undefined): string | undefined =>
     count === undefined ? undefined : done ? `${count}/${count}` : index === undefined ? undefined : `${Math.min(index + 1, count)}/${count}`;
-  const fold = position(num(s?.fold), folds);
   const epoch = position(num(s?.epoch), epochs);
+  // fold == folds: the final model's pass after the folds (train.finalModel, train-settings.schema.json).
+  const index = num(s?.fold);
+  if (!done && index !== undefined && folds !== undefined && index >= folds) return ['final model', epoch ? `ep ${epoch}` : ''].filter(Boolean).join(' ');
+  const fold = position(index, folds);
   return [fold ? `fold ${fold}` : '', epoch ? `ep ${epoch}` : ''].filter(Boolean).join(' ') || '-';
 }
 
