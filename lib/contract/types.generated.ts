@@ -369,7 +369,7 @@ export type ResultsJson =
       version: 1;
       mode: "train";
       /**
-       * The resolved trainer settings, plus maxExamples (null: all rows).
+       * The resolved trainer settings (train-settings.schema.json recorded: settings added after the first version may be absent in older files), plus maxExamples (null: all rows).
        */
       config: {
         /**
@@ -427,7 +427,7 @@ export type ResultsJson =
         /**
          * After cross-validation, train one more model on all rows (same epochs, seed and settings) and export it as model/ (model.safetensors + model.json) for python -m two_tower.encode; false skips that pass (faster, no model).
          */
-        finalModel: boolean;
+        finalModel?: boolean;
         maxExamples: number | null;
       };
       /**

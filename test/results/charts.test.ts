@@ -97,10 +97,11 @@ describe('cost and loss charts', () => {
     expect(row.epochLosses).toEqual([3, 3, 1.5]);
   });
 
-  test('results written before epochLosses existed still rank, with no curve', () => {
+  test('results written before epochLosses and finalModel existed still rank, with no curve', () => {
     const old = trainResults('s', 'old', [0.9, 0.91]);
     if (old.mode !== 'train') throw new Error('train results expected');
     for (const f of old.folds) delete f.epochLosses;
+    delete (old.config as { finalModel?: boolean }).finalModel;
     const withOld = compareConfigs({ configs: [configs[0], { config: 'old', resultsText: text(old) }] });
     expect(withOld.rows.map((r) => r.config).sort()).toEqual(['baseline', 'old']);
     expect(withOld.rows.find((r) => r.config === 'old')!.epochLosses).toEqual([]);
