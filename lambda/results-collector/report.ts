@@ -39,7 +39,7 @@ svg { max-width: 100%; height: auto; background: #fff; }
 ul.problems li { color: #b3261e; }
 `;
 
-function row(r: LeaderboardEntry): string {
+function row(r: LeaderboardEntry, sweep: string): string {
   const cells = [
     `<td class="num">${r.rank ?? '–'}</td>`,
     `<td>${escapeHtml(r.config)}</td>`,
@@ -53,9 +53,24 @@ function row(r: LeaderboardEntry): string {
     `<td class="text">${escapeHtml(r.instanceType ?? '–')}</td>`,
     `<td class="text">${escapeHtml(r.market ?? '–')}</td>`,
     `<td class="num">${r.interruptions ?? '–'}</td>`,
+    `<td class="text">${modelCell(r, sweep)}</td>`,
     `<td class="text">${escapeHtml(note(r))}</td>`,
   ];
   return `<tr${r.mode === 'script' ? ' class="mode-script"' : ''}>${cells.join('')}</tr>`;
+}
+
+/**
+ * The model cell: links to the final model's files, relative to the report (which sits at
+ * sweeps/<sweep>/report.html, above the configs' folders), so they open from a local store, from a
+ * `results --download` folder (the same layout) and from the bucket's console path alike.
+ */
+function modelCell(r: LeaderboardEntry, sweep: string): string {
+  if (!r.model) return '–';
+  const prefix = storeKeys.sweep(sweep);
+  if (!r.model.key.startsWith(prefix)) return escapeHtml(r.model.key);
+  const rel = r.model.key.slice(prefix.length).split('/').map(encodeURIComponent).join('/');
+  const sha = r.model.sha256.replace(/^sha256:/, '').slice(0, 12);
+  return `<a href="${escapeHtml(rel)}model.json">model.json</a> · <a href="${escapeHtml(rel)}model.safetensors">weights</a> <code title="SHA-256 of model.safetensors">${escapeHtml(sha)}</code>`;
 }
 
 /** The score cell: nDCG@10 as mean ± std; another metric named, with its direction; a script without one says so. */
@@ -118,9 +133,9 @@ export function renderReport(doc: LeaderboardDocument): string {
 <p class="muted">Generated ${escapeHtml(doc.generatedAt)}. ${escapeHtml(spend)}</p>
 <h2>Configs</h2>
 <table>
-<thead><tr><th class="num">rank</th><th>config</th><th>state</th><th class="num">nDCG@10 (mean ± std)</th><th class="num">folds</th><th class="num">cost</th><th class="num">runtime</th><th class="num">examples/s</th><th>device</th><th>instance type</th><th>market</th><th class="num">interruptions survived</th><th>note</th></tr></thead>
+<thead><tr><th class="num">rank</th><th>config</th><th>state</th><th class="num">nDCG@10 (mean ± std)</th><th class="num">folds</th><th class="num">cost</th><th class="num">runtime</th><th class="num">examples/s</th><th>device</th><th>instance type</th><th>market</th><th class="num">interruptions survived</th><th>model</th><th>note</th></tr></thead>
 <tbody>
-${doc.rows.map(row).join('\n')}
+${doc.rows.map((r) => row(r, doc.sweep)).join('\n')}
 </tbody>
 </table>
 ${scriptNote}

@@ -72,6 +72,11 @@ export interface LeaderboardRow {
   readonly instanceType?: string;
   /** spot or on-demand of the last attempt (status.json, else results.json job); `local` off EC2. */
   readonly market?: string;
+  /**
+   * The final model the config kept (results.json `model`: train.finalModel): its store key
+   * (`sweeps/<sweep>/<config>/model/`) and the SHA-256 of its model.safetensors; undefined when none.
+   */
+  readonly model?: { readonly key: string; readonly sha256: string };
   /** Script mode: the result files the job collected (under the config's results/). */
   readonly resultFiles?: readonly string[];
   /** Who stopped the job (status.json `stoppedBy`), for a STOPPED config. */
@@ -191,6 +196,7 @@ export function buildLeaderboard(artifacts: readonly ConfigArtifacts[]): Leaderb
       examplesPerSecond: results.examplesPerSecond,
       totalSeconds: results.totalSeconds,
       device: results.hardware.device,
+      ...(results.model ? { model: { key: results.model.key, sha256: results.model.sha256 } } : {}),
     };
   });
   const tier = (r: LeaderboardRow): number => (r.score !== undefined ? 0 : r.mode === SCRIPT_MODE && r.state === SUCCEEDED ? 1 : 2);
@@ -267,4 +273,15 @@ export function formatLeaderboard(board: Leaderboard, options: FormatOptions = {
   const out = [fmt(header), ...lines.map((l, i) => fmt(l, board.rows[i].state))];
   if (board.problems.length > 0) out.push('', 'Problems:', ...board.problems.map((p) => `  - ${p}`));
   return `${out.join('\n')}\n`;
+}
+
+/**
+ * One line per config that kept a final model, where it is (`describe` turns the store key into a path or
+ * an s3:// URI), for what `python -m two_tower.encode --model` takes; '' when no config has one.
+ */
+export function formatModels(board: Leaderboard, describe: (key: string) => string): string {
+  return board.rows
+    .filter((r) => r.model !== undefined)
+    .map((r) => `Model of ${r.config}: ${describe(r.model!.key)}\n`)
+    .join('');
 }

@@ -97,6 +97,12 @@ describe('spot-sweep local', () => {
     const board = JSON.parse(readFileSync(path.join(sweepDir, 'leaderboard.json'), 'utf8'));
     expect(board.rows.map((row: { config: string; rank?: number }) => [row.rank, row.config]).sort()).toEqual([[1, expect.any(String)], [2, expect.any(String)]]);
     expect(readFileSync(path.join(sweepDir, 'report.html'), 'utf8')).toMatch(/<html[\s\S]*small[\s\S]*wide/);
+    // Each config kept its final model: named under the table, linked from the report relative to it.
+    for (const config of ['small', 'wide']) {
+      expect(r.stdout).toContain(`Model of ${config}: ${path.join(sweepDir, config, 'model')}${path.sep}\n`);
+      expect(readFileSync(path.join(sweepDir, 'report.html'), 'utf8')).toContain(`<a href="${config}/model/model.json">model.json</a>`);
+      expect(existsSync(path.join(sweepDir, config, 'model', 'model.safetensors'))).toBe(true);
+    }
   });
 
   test('results --store reads the local store, as text, as JSON, and copies its report', () => {
@@ -119,13 +125,14 @@ describe('spot-sweep local', () => {
     const r = spotSweep(dir, ['results', 'sweep.json', '--store', 'store', '--download', 'fetched']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`^Downloaded \\d+ file\\(s\\), [\\d.]+ [KM]iB, to ${path.join(dir, 'fetched').replace(/[/.]/g, '\\$&')}:$`, 'm'));
-    expect(r.stdout).toMatch(/^ {2}small {2}\d+ file\(s\)/m);
+    expect(r.stdout).toMatch(/^ {2}small {2}\d+ file\(s\), with its model \(model\/\)$/m);
     for (const config of ['small', 'wide']) {
       const from = path.join(dir, 'store', 'sweeps', 'local-test', config);
       for (const name of ['results.json', 'train.log', 'status.json']) {
         expect(readFileSync(path.join(dir, 'fetched', config, name), 'utf8')).toBe(readFileSync(path.join(from, name), 'utf8'));
       }
       expect(existsSync(path.join(dir, 'fetched', config, 'checkpoints'))).toBe(false);
+      expect(readFileSync(path.join(dir, 'fetched', config, 'model', 'model.safetensors'))).toEqual(readFileSync(path.join(from, 'model', 'model.safetensors')));
     }
     expect(existsSync(path.join(dir, 'fetched', 'report.html'))).toBe(true);
     expect(existsSync(path.join(dir, 'fetched', 'leaderboard.json'))).toBe(true);

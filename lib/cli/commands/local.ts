@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import { ACTION, EXIT_CODES, REQUESTERS, RUNNER_WORKDIR, STATE, storeKeys, TRAINER_OUT } from '../../contract';
-import { buildLeaderboard, formatLeaderboard } from '../../results/leaderboard';
+import { buildLeaderboard, formatLeaderboard, formatModels } from '../../results/leaderboard';
 import { readArtifacts, rebuildSweepFiles } from '../../results/sweep-files';
 import { closest } from '../../spec/validate';
 import { renderJob, storePrefix } from '../../spec/job';
@@ -288,6 +288,7 @@ a config stopped earlier (a stop request in its control.json) gets a start reque
     io.out(`\nLeaderboard of "${spec.name}" (wall time ${((Date.now() - started) / 1000).toFixed(0)} s):\n`);
     io.out(formatLeaderboard(board, { paintState: (state, cell) => paintState(paint, state, cell) }));
     io.out(`Results: ${store.describe(storeKeys.configFile(spec.name, '<config>', 'results'))}\n`);
+    io.out(formatModels(board, (key) => store.describe(key)));
     // The same leaderboard.json and report.html the results Lambda writes on AWS, into the local store.
     const { leaderboardKey, reportKey } = await rebuildSweepFiles(store, spec.name, artifacts, { baseline: spec.baseline });
     io.out(`Leaderboard: ${store.describe(leaderboardKey)}\nReport: ${store.describe(reportKey)}\n`);

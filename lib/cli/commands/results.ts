@@ -1,7 +1,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { EXIT_CODES, storeKeys } from '../../contract';
-import { buildLeaderboard, formatLeaderboard, Leaderboard } from '../../results/leaderboard';
+import { buildLeaderboard, formatLeaderboard, formatModels, Leaderboard } from '../../results/leaderboard';
 import { downloadSweep } from '../../results/download';
 import { readArtifacts } from '../../results/sweep-files';
 import { loadSpec } from '../../spec/load';
@@ -88,6 +88,7 @@ async function show(
   } else {
     const paint = painter(wantsColour(io));
     io.out(`Leaderboard of "${spec.name}" (${where}):\n${formatLeaderboard(board, { paintState: (state, cell) => paintState(paint, state, cell) })}`);
+    io.out(formatModels(board, (key) => store.describe(key)));
   }
   if (o.download !== undefined) await download(spec, store, o.download, o.checkpoints, o.json ? io.err : io.out);
   if (!o.open && o['report-file'] === undefined) return EXIT_CODES.cli.ok;
