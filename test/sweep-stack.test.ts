@@ -274,6 +274,7 @@ describe('SweepStack', () => {
       gpus: 1,
       maxRuntimeHours: 2.5,
       script: null,
+      encoder: null,
     });
     expect(volta.train.precision).toBe('fp16');
     expect(jobs.get('sweeps/tt/single/job.json').examples).toBe(1000);

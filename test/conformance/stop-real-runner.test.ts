@@ -49,6 +49,7 @@ async function putJob(config: string): Promise<string> {
       seed: 7, temperature: 0.05, logQCorrection: false, evalCandidates: 'labeled', hiddenDim: 32, checkpointMinutes: 0.005,
     },
     script: null,
+    encoder: null,
   };
   expect(contractProblems('job', job)).toEqual([]);
   await putObjects(moto, BUCKET, { [key(config, 'job')]: job });

@@ -22,6 +22,7 @@ describe('job.json rendering', () => {
         seed: 42, temperature: 0.05, logQCorrection: false, evalCandidates: 'labeled', hiddenDim: 512, checkpointMinutes: 10,
       },
       script: null,
+      encoder: null,
     });
   });
 

@@ -45,7 +45,7 @@ facts), ``spot_notice`` (the spot interruption notice and the group's terminatio
 deadline and the scale-in), ``user_script`` (script mode), ``exits`` (exit
 codes), ``lease`` (lease.json: one runner per config), ``quote`` (values echoed in messages),
 ``setup_times`` (results.json ``job.setup``: the bootstrap's and the runner's phases, the boot time, the first
-training step). The
+training step), ``embedding_cache`` (job.json ``encoder``: the texts encoded once into the store). The
 trainer is the ``two_tower`` package, run as a separate process.
 """
 
@@ -71,6 +71,7 @@ from contract import CONFIG_FILES, RUNNING_STATES, STOP_CAUSES, TRAINER_OUT, Mod
 
 from .clock import utcnow
 from .control import Control, StopRequest
+from .embedding_cache import EmbeddingCache
 from .exits import (
     EXIT_BAD_INPUT,
     EXIT_BUSY,
@@ -467,6 +468,9 @@ class Runner:
     def run_trainer(self, job: dict) -> int:
         with self.writing_work(self.work / "data"), self.setup.phase("fetch-data"):
             data = fetch_data(job["data"], self.work / "data", self.endpoint)
+        if job.get("encoder"):  # the texts as the encoder's vectors, from the store's cache or encoded now
+            with self.writing_work(self.work / "embeddings"), self.setup.phase("encode-texts"):
+                data = EmbeddingCache(job, self.work, self.endpoint, self.child_env()).prepare(data)
         sync = CheckpointSync(self.store, self.out / TRAINER_OUT["checkpoints"])
         try:
             with self.writing_work(sync.local_dir), self.setup.phase("fetch-checkpoint"):

@@ -234,6 +234,7 @@ def job_doc(store: str, data: str | None, **overrides) -> dict:
             "checkpointMinutes": 10,
         },
         "script": None,
+        "encoder": None,
     }
     doc.update(overrides)
     if isinstance(doc["script"], dict):  # the keys job.json always has (lib/spec/job.ts fills them in)
