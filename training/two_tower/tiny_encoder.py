@@ -61,8 +61,10 @@ def build(out: Path, texts: Iterable[str], dim: int = 32, layers: int = 2, seed:
             vocab_size=len(vocab),
             hidden_size=dim,
             num_hidden_layers=layers,
-            num_attention_heads=2,
-            intermediate_size=2 * dim,
+            # BERT's proportions (64-wide heads at most, a 4x feed-forward): dim 384 with 6 layers is
+            # all-MiniLM-L6-v2's shape, so a bench of it estimates that model's speed.
+            num_attention_heads=max(2, dim // 32),
+            intermediate_size=4 * dim,
             max_position_embeddings=128,
         )
         BertModel(config).save_pretrained(bert_dir)
@@ -85,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         "--texts", required=True, nargs="+", type=Path, help="CSV files with a text column, or plain text"
     )
     p.add_argument("--dim", type=int, default=32, help="embedding width (default 32)")
+    p.add_argument("--layers", type=int, default=2, help="transformer layers (default 2)")
     p.add_argument("--seed", type=int, default=0, help="weight seed (default 0)")
     a = p.parse_args(argv)
     texts: list[str] = []
@@ -96,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
         texts += read_texts(path)
-    build(a.out, texts, a.dim, seed=a.seed)
+    build(a.out, texts, a.dim, a.layers, a.seed)
     print(f"tiny encoder ({len(vocabulary(texts))} tokens, {a.dim}-d) written to {a.out}")
     return 0
 
