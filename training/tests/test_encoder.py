@@ -11,7 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from jobkit import job_doc, run_job
+from jobkit import (
+    job_doc,
+    run_job,
+    s3,  # noqa: F401 - fixture
+)
 
 from spot_runner.embedding_cache import MANIFEST, EmbeddingCache, cache_key, cache_root
 from spot_runner.jobfile import parse_job
@@ -148,6 +152,28 @@ def test_the_cache_is_reused_and_a_damaged_entry_is_encoded_again(world, tmp_pat
     assert third.encoded
     assert "does not match its digest" in capsys.readouterr().err
     assert cached.read_bytes() == good and (used / "doc_embeddings.npy").read_bytes() == good
+
+
+def test_an_s3_encoder_is_fetched_and_keyed_by_its_files(world, tmp_path, s3):  # noqa: F811
+    data, model = world
+    s3.upload_dir(model, "models/tiny/")
+    job = _job(tmp_path, "a", data, s3.uri("models/tiny/"))
+    cache = EmbeddingCache(job, tmp_path / "work", s3.endpoint, _env())
+    used = cache.prepare(data)
+    assert cache.encoded and (used / "query_embeddings.npy").is_file()
+    # The same files from a local directory are the same encoder: the entry is shared.
+    local = EmbeddingCache(_job(tmp_path, "b", data, str(model)), tmp_path / "work-b", None, _env())
+    local.prepare(data)
+    assert not local.encoded
+
+
+def test_fails_when_an_s3_encoder_has_no_modules_json(world, tmp_path, s3):  # noqa: F811
+    data, _ = world
+    s3.put("models/empty/config.json", "{}")
+    job = _job(tmp_path, "a", data, s3.uri("models/empty/"))
+    with pytest.raises(JobError) as e:
+        EmbeddingCache(job, tmp_path / "work", s3.endpoint, _env()).prepare(data)
+    assert "modules.json" in e.value.message and "Fix:" in e.value.message and e.value.code == 2
 
 
 def test_the_key_changes_with_the_encoder_the_texts_and_the_layout():
