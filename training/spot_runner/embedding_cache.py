@@ -194,7 +194,8 @@ def encoder_python(work: Path, endpoint_url: str | None) -> str:
 class EmbeddingCache:
     """One job's entry: ``prepare`` returns the directory the trainer reads (embedding layout + pairs)."""
 
-    def __init__(self, job: dict, work: Path, endpoint_url: str | None, child_env: dict):
+    def __init__(self, job: dict, work: Path, endpoint_url: str | None, child_env: dict, say=log):
+        self.say = say  # the runner's note: stderr and train.log, so the log tells whether it encoded
         self.job = job
         self.work = work
         self.endpoint = endpoint_url
@@ -221,16 +222,16 @@ class EmbeddingCache:
         try:
             raw = cache.get_bytes(MANIFEST)
         except StorageError as e:
-            log(f"embeddings: {cache.describe(MANIFEST)} not readable ({e}): encoding")
+            self.say(f"embeddings: {cache.describe(MANIFEST)} not readable ({e}): encoding")
             return False
         if raw is None:
-            log(f"embeddings: no entry in {cache.describe()} yet: encoding")
+            self.say(f"embeddings: no entry in {cache.describe()} yet: encoding")
             return False
         try:
             manifest = json.loads(raw)["files"]
             assert set(manifest) == set(files)
         except (ValueError, KeyError, TypeError, AssertionError):
-            log(f"embeddings: {cache.describe(MANIFEST)} is damaged: encoding again")
+            self.say(f"embeddings: {cache.describe(MANIFEST)} is damaged: encoding again")
             return False
         for name in files:
             path = local / name
@@ -238,15 +239,15 @@ class EmbeddingCache:
                 if not (path.is_file() and sha256_file(path) == manifest[name]):
                     cache.download(name, path)
             except StorageError as e:
-                log(f"embeddings: {cache.describe(name)} not fetched ({e}): encoding again")
+                self.say(f"embeddings: {cache.describe(name)} not fetched ({e}): encoding again")
                 return False
             if sha256_file(path) != manifest[name]:
-                log(
+                self.say(
                     f"embeddings: {cache.describe(name)} does not match its digest in {MANIFEST}: "
                     "encoding again"
                 )
                 return False
-        log(f"embeddings: cache hit, {cache.describe()} (verified {len(files)} files): not encoding")
+        self.say(f"embeddings: cache hit, {cache.describe()} (verified {len(files)} files): not encoding")
         return True
 
     def _encode(self, encoder: Encoder, data_dir: Path, local: Path, cache, key: str, files) -> None:
@@ -254,10 +255,10 @@ class EmbeddingCache:
         shutil.rmtree(local, ignore_errors=True)
         cmd = [python, "-m", "two_tower.encode_texts", "--data", str(data_dir), "--encoder", encoder.arg]
         cmd += ["--out", str(local)]
-        log(f"embeddings: encoding {data_dir}'s texts with {encoder.value} (cache key {key})")
+        self.say(f"embeddings: encoding {data_dir}'s texts with {encoder.value} (cache key {key})")
         done = subprocess.run(cmd, env=self.env, cwd=PACKAGE_ROOT, capture_output=True, text=True)
         for line in done.stdout.strip().splitlines():
-            log(line)
+            self.say(line)
         if done.returncode != 0:
             lines = done.stderr.strip().splitlines()
             tail = lines[-1] if lines else f"exit {done.returncode}"
@@ -271,9 +272,11 @@ class EmbeddingCache:
                 cache.upload(local / name, name)
             # Last: an entry without it (a kill mid-upload) is never read as complete.
             cache.put_bytes(MANIFEST, json.dumps(manifest, indent=1).encode())
-            log(f"embeddings: written to {cache.describe()}")
+            self.say(f"embeddings: written to {cache.describe()}")
         except StorageError as e:
-            log(f"warning: embeddings not written to {cache.describe()} ({e}); the next job encodes again")
+            self.say(
+                f"warning: embeddings not written to {cache.describe()} ({e}); the next job encodes again"
+            )
 
     @staticmethod
     def _trainer_data(local: Path, data_dir: Path, files) -> Path:

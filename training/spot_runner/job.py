@@ -470,7 +470,9 @@ class Runner:
             data = fetch_data(job["data"], self.work / "data", self.endpoint)
         if job.get("encoder"):  # the texts as the encoder's vectors, from the store's cache or encoded now
             with self.writing_work(self.work / "embeddings"), self.setup.phase("encode-texts"):
-                data = EmbeddingCache(job, self.work, self.endpoint, self.child_env()).prepare(data)
+                data = EmbeddingCache(job, self.work, self.endpoint, self.child_env(), self.note).prepare(
+                    data
+                )
         sync = CheckpointSync(self.store, self.out / TRAINER_OUT["checkpoints"])
         try:
             with self.writing_work(sync.local_dir), self.setup.phase("fetch-checkpoint"):

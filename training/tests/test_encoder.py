@@ -225,6 +225,7 @@ def test_a_job_with_an_encoder_trains_on_the_encoded_texts_and_a_second_config_r
             assert "embeddings: encoding" in done.stderr and "cache hit" not in done.stderr
         else:
             assert "cache hit" in done.stderr and "embeddings: encoding" not in done.stderr
+            assert "embeddings: cache hit" in (store / "train.log").read_text()  # the story, in the store
     assert len(list((tmp_path / "cache" / "embeddings").iterdir())) == 1
 
 
