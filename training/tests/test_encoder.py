@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -233,3 +234,33 @@ def _env() -> dict:
     from jobkit import child_env
 
     return child_env()
+
+
+def test_a_python_without_the_pinned_packages_gets_them_through_the_script_requirements_venv(
+    monkeypatch, tmp_path
+):
+    """On an instance whose Python lacks sentence-transformers, requirements.install (its venv layered on the
+    job's Python, its wheel cache) installs training/requirements-encoder.txt; a Python that has the pins is
+    used as it is."""
+    from spot_runner import embedding_cache
+
+    calls = []
+
+    def install(code_dir, name, work, cache_uri=None, endpoint_url=None):
+        calls.append((code_dir, name, work, cache_uri, endpoint_url))
+        return "/venv/bin/python"
+
+    monkeypatch.setattr(embedding_cache, "install_requirements", install)
+    monkeypatch.setenv("SPOT_SWEEP_WHEEL_CACHE", "s3://artifacts/cache/wheels")
+    assert embedding_cache.encoder_python(tmp_path, "http://s3") == sys.executable  # this venv has the pins
+    monkeypatch.setattr(embedding_cache.metadata, "version", lambda name: "0.0.0")
+    assert embedding_cache.encoder_python(tmp_path, "http://s3") == "/venv/bin/python"
+    assert calls == [
+        (
+            embedding_cache.PACKAGE_ROOT,
+            "requirements-encoder.txt",
+            tmp_path,
+            "s3://artifacts/cache/wheels",
+            "http://s3",
+        )
+    ]
