@@ -90,7 +90,8 @@ export class SweepStack extends Stack {
     for (const config of spec.configs) {
       const data = config.data === null ? null : this.dataLocation(spec, config, config.data, root, dataUploads, external);
       const scriptCode = this.scriptCodeLocation(config, instanceReads, external);
-      const job = renderJob(spec, config.name, { store: storePrefix(root, spec.name, config.name), data, code: scriptCode });
+      const encoder = this.encoderLocation(spec, config, root, dataUploads, external);
+      const job = renderJob(spec, config.name, { store: storePrefix(root, spec.name, config.name), data, code: scriptCode, encoder });
       jobParameters.push(this.jobParameter(spec.name, config.name, job));
     }
     instanceReads.push(
@@ -245,6 +246,27 @@ export class SweepStack extends Stack {
       }
     }
     return `${root}/${prefix}`;
+  }
+
+  /**
+   * The config's `encoder` as the instance reads it: a local model directory is uploaded beside the data sets
+   * (datasets/<sweep>/<slug>/, as a local data directory is), an s3:// one in another bucket is granted read-only,
+   * and a hub name is passed as it is.
+   */
+  private encoderLocation(
+    spec: SweepSpec,
+    config: ResolvedConfig,
+    root: string,
+    uploads: Map<string, string>,
+    external: { bucket: string; prefix: string }[],
+  ): string | undefined {
+    const encoder = config.encoder;
+    if (encoder === null) return undefined;
+    if (encoder.startsWith('s3://')) {
+      external.push(splitS3Uri(encoder));
+      return encoder;
+    }
+    return path.isAbsolute(encoder) ? this.dataLocation(spec, config, encoder, root, uploads, external) : encoder;
   }
 
   /** Script mode: a local code directory becomes a zip asset the instance may read; an s3:// zip is granted. */

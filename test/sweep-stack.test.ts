@@ -275,6 +275,7 @@ describe('SweepStack', () => {
       maxRuntimeHours: 2.5,
       script: null,
       retries: { max: 0, onExitCodes: [] },
+      encoder: null,
     });
     expect(volta.train.precision).toBe('fp16');
     expect(jobs.get('sweeps/tt/single/job.json').examples).toBe(1000);

@@ -108,6 +108,8 @@ export const storeKeys = {
   datasets: (sweep: string): string => fill(names.store.datasets, { sweep }),
   /** The CUDA wheel cache. */
   wheelCache: names.store.wheelCache,
+  /** `cache/embeddings/<key>/`: a dataset's texts encoded by a config's `encoder` (training/spot_runner/embedding_cache.py). */
+  embeddingCache: (key: string): string => fill(names.store.embeddingCache, { key }),
   /** `code/`: training code bundles the instances read. */
   code: names.store.code,
 };

@@ -234,6 +234,10 @@ export interface JobJson {
      */
     onExitCodes: number[];
   };
+  /**
+   * The sentence-transformers model whose embeddings of the dataset's texts (queries.csv, docs.csv) the trainer trains on: a hub name (org/model, optionally @revision), an s3:// URI of a model directory, or an absolute local directory with modules.json. Encoded once per (encoder, texts) into the store's cache/embeddings/ (training/spot_runner/embedding_cache.py). null: the dataset as it is (embeddings, or hashed word n-grams of the texts). Never with a script.
+   */
+  encoder: string | null;
 }
 
 // status.schema.json

@@ -22,6 +22,12 @@ export interface JobLocations {
    * @default - the config's `script.codeDir` from the spec
    */
   readonly code?: string;
+  /**
+   * The encoder, as the instance sees it (a local model directory uploaded beside the data sets); only used when
+   * the config has `encoder`.
+   * @default - the config's `encoder` from the spec
+   */
+  readonly encoder?: string | null;
 }
 
 /** `<root>/sweeps/<sweep>/<config>/`, where root is `s3://bucket` or `file:///abs/dir`. */
@@ -63,5 +69,6 @@ export function renderJob(spec: SweepSpec, configName: string, locations: JobLoc
           launcher: config.script.launcher,
         }
       : null,
+    encoder: config.encoder === null ? null : (locations.encoder ?? config.encoder),
   };
 }

@@ -147,6 +147,15 @@ export interface ResolvedConfig extends ConfigDefaults {
   readonly train: TrainSettings;
   /** `null` means the built-in two-tower trainer. */
   readonly script: ScriptSettings | null;
+  /**
+   * The sentence-transformers model the dataset's texts (queries.csv, docs.csv) are encoded with before training:
+   * a hub name (`sentence-transformers/all-MiniLM-L6-v2`, optionally `@revision`), an `s3://` URI of a model
+   * directory, or a local model directory (absolute after resolution against the spec file's directory; it holds
+   * modules.json). Encoded once per (encoder, texts) into the store's `cache/embeddings/`. Only for the built-in
+   * trainer: a script config may not set it, and `defaults.encoder` does not apply to script configs.
+   * @default null (the dataset as it is: its embeddings, or hashed word n-grams of its texts)
+   */
+  readonly encoder: string | null;
 }
 
 /** A validated sweep spec, every default applied. */
@@ -174,7 +183,7 @@ export { sweepStackName } from '../contract';
 
 /** Keys accepted at each level; anything else is an error (a typo must not be ignored). */
 export const SWEEP_KEYS = ['name', 'description', 'budgetUsd', 'data', 'defaults', 'configs', 'baseline', 'maxParallel'] as const;
-export const DEFAULTS_KEYS = ['instanceTypes', 'market', 'maxRuntimeHours', 'idleMinutes', 'volumeGb', 'allowV100', 'retries', 'train'] as const;
+export const DEFAULTS_KEYS = ['instanceTypes', 'market', 'maxRuntimeHours', 'idleMinutes', 'volumeGb', 'allowV100', 'retries', 'train', 'encoder'] as const;
 export const CONFIG_KEYS = ['name', 'description', 'examples', 'gpus', 'data', 'script', ...DEFAULTS_KEYS] as const;
 export const TRAIN_KEYS = Object.keys(TRAIN_PROPERTIES) as (keyof TrainSettings)[];
 export const SCRIPT_KEYS = ['codeDir', 'entrypoint', 'args', 'patches', 'results', 'metric', 'requirements', 'launcher'] as const;

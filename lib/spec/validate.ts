@@ -1,3 +1,4 @@
+import { existsSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import jobSchema from '../../training/contract/job.schema.json';
 import { EXIT_CODES, TRAIN_PROPERTIES } from '../contract';
@@ -67,6 +68,9 @@ export const MAX_BUDGET_USD = 1_000_000;
 
 /** Bucket naming rules, loosely: lower-case letters, digits, dots and dashes, 3-63 characters. */
 const S3_URI = /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](?:\/.*)?$/;
+
+/** A Hugging Face hub model id (`org/model` or a bare `model`), optionally pinned with `@revision`. */
+const HUB_NAME = /^(?:[A-Za-z0-9][\w.-]*\/)?[A-Za-z0-9][\w.-]*(?:@[\w./-]+)?$/;
 
 /** gp3 volumes range 1 GiB - 16 TiB; below 50 GiB the DLAMI root file system does not fit. */
 const MIN_VOLUME_GB = 50;
@@ -216,6 +220,10 @@ class Checker {
     if (o.train !== undefined) {
       out.train = this.train(o.train, `${at}.train`);
     }
+    if (o.encoder !== undefined) {
+      const encoder = o.encoder === null ? null : this.encoder(o.encoder, `${at}.encoder`);
+      if (encoder !== undefined) out.encoder = encoder;
+    }
     return out;
   }
 
@@ -252,6 +260,44 @@ class Checker {
       if (ok) out.onExitCodes = codes as number[];
     }
     return out;
+  }
+
+  /**
+   * `encoder`: a hub name, an s3:// URI or a local sentence-transformers directory. A value that starts like a
+   * path (`./`, `../`, `/`, `~`) or names an existing path relative to the spec file is a local directory, which
+   * must exist and hold modules.json (what SentenceTransformer.save writes); anything else must read as a hub name.
+   */
+  private encoder(raw: unknown, at: string): string | undefined {
+    const example = 'e.g. "sentence-transformers/all-MiniLM-L6-v2", "s3://my-bucket/models/minilm/" or "./models/minilm"';
+    if (typeof raw !== 'string' || raw.trim() === '') {
+      this.add(at, raw, `must be a sentence-transformers model: a hub name, an s3:// URI or a local directory relative to this spec file (${example}), or null for none.`);
+      return undefined;
+    }
+    if (raw.startsWith('s3://')) {
+      if (S3_URI.test(raw)) return raw;
+      this.add(at, raw, 'is not a valid s3:// URI; use s3://bucket/prefix/ of a directory written by SentenceTransformer.save().');
+      return undefined;
+    }
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(raw)) {
+      this.add(at, raw, `uses an unsupported scheme; use a hub name, an s3:// URI or a local directory (${example}).`);
+      return undefined;
+    }
+    const local = path.resolve(this.baseDir, raw);
+    const looksLikePath = /^(\.{1,2}([\\/]|$)|[\\/]|~)/.test(raw);
+    if (looksLikePath || existsSync(local)) {
+      if (!existsSync(local) || !statSync(local).isDirectory()) {
+        this.add(at, raw, `names the local directory ${local}, which does not exist; create it with SentenceTransformer.save() (or python -m two_tower.tiny_encoder), or give a hub name or an s3:// URI.`);
+        return undefined;
+      }
+      if (!existsSync(path.join(local, 'modules.json'))) {
+        this.add(at, raw, `names ${local}, which is not a sentence-transformers model (it has no modules.json); point it at a directory written by SentenceTransformer.save().`);
+        return undefined;
+      }
+      return local;
+    }
+    if (HUB_NAME.test(raw)) return raw;
+    this.add(at, raw, `is neither a local directory (there is none at ${local}) nor a hub model name (org/model, optionally @revision); ${example}.`);
+    return undefined;
   }
 
   private config(raw: unknown, at: string, defaults: Partial<ResolvedDefaults>, sweepData: string | undefined): ResolvedConfig | undefined {
@@ -338,7 +384,12 @@ class Checker {
     let script: ScriptSettings | null = null;
     if (o.script !== undefined && o.script !== null) {
       script = this.script(o.script, `${at}.script`) ?? null;
+      if (o.encoder !== undefined && o.encoder !== null) {
+        this.add(`${at}.encoder`, o.encoder, 'a script config cannot take an encoder: the encoder feeds the built-in trainer, and your script reads its data itself; remove "encoder" here, or remove "script" to train with the built-in trainer.');
+      }
     }
+    // defaults.encoder is for the built-in trainer's configs: a script config does not take it.
+    const encoder = script !== null || (o.script !== undefined && o.script !== null) ? null : own.encoder !== undefined ? own.encoder : (defaults.encoder ?? null);
 
     if (this.issues.length > before || name === undefined || data === undefined || gpus === undefined || !instanceTypes) return undefined;
     return {
@@ -356,6 +407,7 @@ class Checker {
       data,
       train: { ...TRAIN_DEFAULTS, ...train },
       script,
+      encoder,
     };
   }
 
@@ -634,6 +686,8 @@ interface ResolvedDefaults {
   readonly allowV100: boolean;
   readonly retries: Partial<RetrySettings>;
   readonly train: Partial<TrainSettings>;
+  /** `null`: no encoder (set explicitly); a given but invalid one is reported and left out. */
+  readonly encoder: string | null;
 }
 
 /** What each never-retried exit code means, for the message that refuses it in onExitCodes. */

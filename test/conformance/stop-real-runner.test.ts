@@ -50,6 +50,7 @@ async function putJob(config: string): Promise<string> {
     },
     script: null,
     retries: { max: 0, onExitCodes: [] },
+    encoder: null,
   };
   expect(contractProblems('job', job)).toEqual([]);
   await putObjects(moto, BUCKET, { [key(config, 'job')]: job });

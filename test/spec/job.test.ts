@@ -23,6 +23,7 @@ describe('job.json rendering', () => {
       },
       script: null,
       retries: { max: 0, onExitCodes: [] },
+      encoder: null,
     });
   });
 

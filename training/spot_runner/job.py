@@ -47,7 +47,7 @@ codes), ``retries`` (job.json ``retries``: whether a failed trainer or script ru
 on this instance; the count is kept in status.json so a replacement continues it), ``lease`` (lease.json: one
 runner per config), ``quote`` (values echoed in messages),
 ``setup_times`` (results.json ``job.setup``: the bootstrap's and the runner's phases, the boot time, the first
-training step). The
+training step), ``embedding_cache`` (job.json ``encoder``: the texts encoded once into the store). The
 trainer is the ``two_tower`` package, run as a separate process.
 """
 
@@ -74,6 +74,7 @@ from contract import CONFIG_FILES, RUNNING_STATES, STOP_CAUSES, TRAINER_OUT, Mod
 from . import retries
 from .clock import utcnow
 from .control import Control, StopRequest
+from .embedding_cache import EmbeddingCache
 from .exits import (
     EXIT_BAD_INPUT,
     EXIT_BUSY,
@@ -481,6 +482,11 @@ class Runner:
     def run_trainer(self, job: dict) -> int:
         with self.writing_work(self.work / "data"), self.setup.phase("fetch-data"):
             data = fetch_data(job["data"], self.work / "data", self.endpoint)
+        if job.get("encoder"):  # the texts as the encoder's vectors, from the store's cache or encoded now
+            with self.writing_work(self.work / "embeddings"), self.setup.phase("encode-texts"):
+                data = EmbeddingCache(job, self.work, self.endpoint, self.child_env(), self.note).prepare(
+                    data
+                )
         sync = CheckpointSync(self.store, self.out / TRAINER_OUT["checkpoints"])
         try:
             with self.writing_work(sync.local_dir), self.setup.phase("fetch-checkpoint"):

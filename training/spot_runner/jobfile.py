@@ -96,6 +96,21 @@ def parse_job(data: bytes, uri: str) -> dict:
         if data_uri is not None and (not isinstance(data_uri, str) or not data_uri):
             _problem(problems, "data", "must be a location string or null", data_uri)
         _check_script(script, problems)
+    encoder = job.get("encoder")
+    if encoder is not None and (not isinstance(encoder, str) or not encoder):
+        _problem(
+            problems,
+            "encoder",
+            "must be a sentence-transformers model (hub name, s3:// URI, absolute directory) or null",
+            encoder,
+        )
+    elif encoder is not None and script is not None:
+        _problem(
+            problems,
+            "encoder",
+            "must be null in a script job (the encoder feeds the built-in trainer)",
+            encoder,
+        )
     if not problems:
         # The hand-written checks above give the sentences; the schema (training/contract/job.schema.json)
         # catches the rest: unknown keys at any level, bounds, patterns.

@@ -236,6 +236,7 @@ def job_doc(store: str, data: str | None, **overrides) -> dict:
         },
         "script": None,
         "retries": {"max": 0, "onExitCodes": []},
+        "encoder": None,
     }
     doc.update(overrides)
     if isinstance(doc["script"], dict):  # the keys job.json always has (lib/spec/job.ts fills them in)

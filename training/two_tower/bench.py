@@ -128,8 +128,8 @@ def peak_memory_mib(rt: Runtime) -> tuple[float, str]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20, "process peak RSS"
 
 
-SUBCOMMANDS = {"memory": "bench_memory", "gpu": "bench_gpu"}
-"""``python -m two_tower.bench memory|gpu ...``: the other benchmarks, one module each."""
+SUBCOMMANDS = {"memory": "bench_memory", "gpu": "bench_gpu", "encode": "bench_encode"}
+"""``python -m two_tower.bench memory|gpu|encode ...``: the other benchmarks, one module each."""
 
 
 def main(argv: list[str] | None = None) -> int:
