@@ -161,7 +161,14 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(
             f"the data holds {got}, but the model was trained on {want}.",
             file=str(args.data),
-            fix=f"pass --data a dataset of {want}, as the model's training data was.",
+            fix=f"pass --data a dataset of {want}, as the model's training data was."
+            + (
+                " A config with an `encoder` trained on its texts' embeddings: encode the new texts"
+                " with the same model first (python -m two_tower.encode_texts --data DIR"
+                " --encoder MODEL --out DIR2) and pass --data DIR2."
+                if data.kind == "text" and shape["input"] == "embeddings"
+                else ""
+            ),
         )
     if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()):
         device = torch.device("cuda")
