@@ -222,6 +222,7 @@ export class SweepStack extends Stack {
     root: string,
     uploads: Map<string, string>,
     external: { bucket: string; prefix: string }[],
+    what: 'data' | 'encoder' = 'data',
   ): string {
     if (dataDir.startsWith('s3://')) {
       external.push(splitS3Uri(dataDir));
@@ -239,9 +240,9 @@ export class SweepStack extends Stack {
         uploads.set(dataDir, prefix);
       } else {
         Annotations.of(this).addWarningV2(
-          'spot-sweep:localDataMissing',
-          `config "${config.name}": data directory ${dataDir} does not exist, so nothing is uploaded; the job reads ${root}/${prefix}. ` +
-            'Create the directory before deploying, upload the data there yourself, or point "data" at an s3:// URI.',
+          what === 'data' ? 'spot-sweep:localDataMissing' : 'spot-sweep:localEncoderMissing',
+          `config "${config.name}": ${what} directory ${dataDir} does not exist, so nothing is uploaded; the job reads ${root}/${prefix}. ` +
+            `Create the directory before deploying, upload it there yourself, or point "${what}" at an s3:// URI.`,
         );
       }
     }
@@ -266,7 +267,7 @@ export class SweepStack extends Stack {
       external.push(splitS3Uri(encoder));
       return encoder;
     }
-    return path.isAbsolute(encoder) ? this.dataLocation(spec, config, encoder, root, uploads, external) : encoder;
+    return path.isAbsolute(encoder) ? this.dataLocation(spec, config, encoder, root, uploads, external, 'encoder') : encoder;
   }
 
   /** Script mode: a local code directory becomes a zip asset the instance may read; an s3:// zip is granted. */

@@ -285,8 +285,11 @@ class Checker {
     const local = path.resolve(this.baseDir, raw);
     const looksLikePath = /^(\.{1,2}([\\/]|$)|[\\/]|~)/.test(raw);
     if (looksLikePath || existsSync(local)) {
-      if (!existsSync(local) || !statSync(local).isDirectory()) {
-        this.add(at, raw, `names the local directory ${local}, which does not exist; create it with SentenceTransformer.save() (or python -m two_tower.tiny_encoder), or give a hub name or an s3:// URI.`);
+      // A directory that is not there yet is accepted, as a local `data` directory is: `local` refuses to
+      // start without it and synth warns (spot-sweep:localEncoderMissing), so a spec can be planned first.
+      if (!existsSync(local)) return local;
+      if (!statSync(local).isDirectory()) {
+        this.add(at, raw, `names ${local}, which is a file, not a model directory; point it at a directory written by SentenceTransformer.save() (or python -m two_tower.tiny_encoder).`);
         return undefined;
       }
       if (!existsSync(path.join(local, 'modules.json'))) {

@@ -267,6 +267,16 @@ describe('spot-sweep local', () => {
     expect(existsSync(path.join(dir, 'store2'))).toBe(false);
   });
 
+  test('fails when the encoder directory is missing, naming it and how to build one, before any job runs', () => {
+    const spec = JSON.parse(readFileSync(path.join(dir, 'sweep.json'), 'utf8'));
+    writeFileSync(path.join(dir, 'noencoder.json'), JSON.stringify({ ...spec, name: 'noencoder', defaults: { ...spec.defaults, encoder: './no-encoder' } }));
+    const r = spotSweep(dir, ['local', 'noencoder.json', '--store', 'store-noencoder']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`encoder directory ${path.join(dir, 'no-encoder')} (configs small, wide) does not exist`);
+    expect(r.stderr).toContain('-m two_tower.tiny_encoder --out no-encoder --texts');
+    expect(existsSync(path.join(dir, 'store-noencoder'))).toBe(false);
+  });
+
   test('fails when --config names no config of the spec, or --s3-endpoint comes without --bucket', () => {
     const unknown = spotSweep(dir, ['local', 'sweep.json', '--config', 'nope']);
     expect(unknown.code).toBe(2);

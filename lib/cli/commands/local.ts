@@ -74,6 +74,16 @@ function preflight(spec: SweepSpec, specFile: string, only: readonly string[], p
         `or make a synthetic one: PYTHONPATH=training ${python} -m two_tower.synth --out ${path.relative(process.cwd(), dir) || dir}`,
     );
   }
+  const noEncoder = new Map<string, string[]>();
+  for (const c of spec.configs) {
+    if (c.encoder !== null && path.isAbsolute(c.encoder) && !existsSync(c.encoder)) noEncoder.set(c.encoder, [...(noEncoder.get(c.encoder) ?? []), c.name]);
+  }
+  for (const [dir, names] of noEncoder) {
+    problems.push(
+      `encoder directory ${dir} (configs ${names.join(', ')}) does not exist. Point "encoder" in ${specFile} at a sentence-transformers model ` +
+        `directory, or build a tiny one from your texts: PYTHONPATH=training ${python} -m two_tower.tiny_encoder --out ${path.relative(process.cwd(), dir) || dir} --texts DATA/queries.csv DATA/docs.csv`,
+    );
+  }
   const probe = spawnSync(python, ['-c', 'import torch, numpy'], { env: { ...env, PYTHONPATH: path.join(REPO, 'training') }, encoding: 'utf8' });
   if (probe.error || probe.status !== 0) {
     problems.push(
