@@ -9,6 +9,7 @@ names.json by ``python -m contract.names_sh``. Nothing here imports torch.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from functools import cache
 from pathlib import Path
@@ -34,6 +35,17 @@ EXIT_CODES: dict[str, dict[str, int]] = NAMES["exitCodes"]
 REQUESTERS: dict[str, str] = NAMES["requesters"]
 STOP_CAUSES: dict[str, str] = {k: v for k, v in NAMES["stopCauses"].items() if not k.startswith("$")}
 """status.json ``stoppedBy`` when the job runner stopped the job on its own (its deadline, a scale-in)."""
+
+
+def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file's bytes, as lowercase hex, read 1 MiB at a time. Every digest the parts exchange
+    (checkpoint .sha256 files, model.json's weights, results.json's data digests, the embedding cache's
+    manifest) is this, so a digest written by one package is checked by another the same way."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def fill(template: str, **parts: str) -> str:

@@ -32,6 +32,7 @@ from importlib import metadata
 from pathlib import Path
 
 import contract
+from contract import sha256_file
 
 from .exits import EXIT_BAD_INPUT, EXIT_FAILED
 from .quote import quote
@@ -49,14 +50,6 @@ PAIRS_FILES = ("pairs.csv", "pairs.parquet")
 MODULES = "modules.json"
 _CACHE_TEMPLATE = contract.NAMES["store"]["embeddingCache"]
 _CONFIG_TEMPLATE = contract.NAMES["store"]["config"]
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def directory_digest(directory: Path) -> str:

@@ -13,12 +13,12 @@ User Guide's "Amazon S3 data consistency model".
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import contract
 from contract import CONFIG_FILES, TRAINER_OUT
+from contract import sha256_file as sha256_of
 
 from .storage import Store
 
@@ -29,14 +29,6 @@ WEIGHTS, MANIFEST = "model.safetensors", "model.json"  # two_tower/export.py wri
 
 class ModelError(Exception):
     """OUT/model/ is there but cannot be uploaded as it is (message: what is wrong, and the fix)."""
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def model_key(sweep: str, config: str) -> str:

@@ -9,7 +9,6 @@ is skipped on load with a logged line, and the previous one is used. The job run
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import random
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 
 from contract import TRAINER_OUT
+from contract import sha256_file as sha256_of
 
 KEEP = 2
 """Complete checkpoints kept (torchtitan keeps at least two: the newest may be on a disk that just died)."""
@@ -36,14 +36,6 @@ def checkpoint_files(directory: Path) -> list[Path]:
 def digest_file(checkpoint: Path) -> Path:
     """Where a checkpoint's SHA-256 is kept: ``ckpt-<seq>.pt.sha256``."""
     return checkpoint.with_name(checkpoint.name + DIGEST_SUFFIX)
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
 import re
 import warnings
 import zlib
@@ -20,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+import contract
 
 from .errors import UserError, quote
 
@@ -734,9 +735,5 @@ def file_digests(files: list[Path]) -> dict[str, str]:
     """sha256 of each data file, keyed by file name (results.json ``data``)."""
     out = {}
     for path in files:
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-        out[path.name] = f"sha256:{digest.hexdigest()}"
+        out[path.name] = f"sha256:{contract.sha256_file(path)}"
     return out
