@@ -4,7 +4,7 @@ import { Chart, contendersChart, costChart, deltaChart, escapeText, lossChart } 
 /**
  * The report's decision section (an HTML fragment): which config wins and whether the win is real.
  * A verdict table (each config against the baseline, paired by fold) and the charts of lib/results/charts.ts;
- * the results of earlier job.json versions are the page's History (lambda/results-collector/report.ts),
+ * the results of earlier job.json versions are the page's History (lib/results/report.ts),
  * never part of this comparison. Self-contained: a scoped <style>, inline SVG, no script, nothing fetched.
  */
 

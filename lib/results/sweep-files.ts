@@ -2,8 +2,8 @@ import { CONFIG_FILES, storeKeys } from '../contract';
 import { SweepStore } from '../store';
 import { HistoryArtifact } from './history';
 import { ConfigArtifacts } from './leaderboard';
-import { buildLeaderboardDocument, LeaderboardDocument } from '../../lambda/results-collector/collect';
-import { renderReportWithDecision } from '../../lambda/results-collector/report';
+import { buildLeaderboardDocument, LeaderboardDocument } from './leaderboard-document';
+import { renderReportWithDecision } from './report';
 import { renderDecision } from './decision-report';
 
 /**

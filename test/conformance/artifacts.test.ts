@@ -7,8 +7,8 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { buildLeaderboardDocument } from '../../lambda/results-collector/collect';
-import { renderReport } from '../../lambda/results-collector/report';
+import { buildLeaderboardDocument } from '../../lib/results/leaderboard-document';
+import { renderReport } from '../../lib/results/report';
 import { formatStatus, mergeView } from '../../lib/cli/commands/status';
 import { ConfigFile, contractProblems, EXIT_CODES, SchemaName, storeKeys } from '../../lib/contract';
 import { buildLeaderboard } from '../../lib/results/leaderboard';

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { storeKeys } from '../../lib/contract';
 import { readArtifacts, rebuildSweepFiles } from '../../lib/results/sweep-files';
 import { fileStore, SweepStore } from '../../lib/store';
-import { LeaderboardDocument } from '../../lambda/results-collector/collect';
+import { LeaderboardDocument } from '../../lib/results/leaderboard-document';
 import { scriptResults, statusDoc, text, trainResults } from './fixtures';
 
 /**

@@ -1,6 +1,6 @@
-import { storeKeys } from '../../lib/contract';
-import { BUILT_IN_METRIC } from '../../lib/results/leaderboard';
-import { LeaderboardDocument, LeaderboardEntry } from './collect';
+import { storeKeys } from '../contract';
+import { BUILT_IN_METRIC } from './leaderboard';
+import { LeaderboardDocument, LeaderboardEntry } from './leaderboard-document';
 
 /**
  * sweeps/<sweep>/report.html: one self-contained page (inline CSS and SVG, no script, no request to

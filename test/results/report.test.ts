@@ -3,11 +3,11 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { buildLeaderboardDocument } from '../../../lambda/results-collector/collect';
-import { escapeHtml, renderReport, renderReportWithDecision } from '../../../lambda/results-collector/report';
-import { renderDecision } from '../../../lib/results/decision-report';
-import { ConfigArtifacts } from '../../../lib/results/leaderboard';
-import { scriptMetricResults, scriptResults, statusDoc, text, trainResults } from '../../results/fixtures';
+import { buildLeaderboardDocument } from '../../lib/results/leaderboard-document';
+import { escapeHtml, renderReport, renderReportWithDecision } from '../../lib/results/report';
+import { renderDecision } from '../../lib/results/decision-report';
+import { ConfigArtifacts } from '../../lib/results/leaderboard';
+import { scriptMetricResults, scriptResults, statusDoc, text, trainResults } from './fixtures';
 
 const SWEEP = 'seed-plan';
 /**
@@ -198,7 +198,7 @@ function openInChromium(file: string, screenshot?: string): { dom: string; pageR
 }
 
 (haveChromium ? describe : describe.skip)('report.html in headless Chromium', () => {
-  const out = path.join(__dirname, '..', '..', '..', 'test-output');
+  const out = path.join(__dirname, '..', '..', 'test-output');
   const screenshot = path.join(out, 'report.png');
   let report: { dom: string; pageRequests: string[] };
   let control: { dom: string; pageRequests: string[] };

@@ -1,6 +1,6 @@
-import { SWEEP_FILES } from '../../lib/contract';
-import { buildHistory, HistoryRow } from '../../lib/results/history';
-import { buildLeaderboard, ConfigArtifacts, LeaderboardRow } from '../../lib/results/leaderboard';
+import { SWEEP_FILES } from '../contract';
+import { buildHistory, HistoryRow } from './history';
+import { buildLeaderboard, ConfigArtifacts, LeaderboardRow } from './leaderboard';
 
 /** The sweep-level files the collector reads besides each config's results.json, status.json and control.json. */
 export interface SweepSpend {
