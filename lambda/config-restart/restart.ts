@@ -39,6 +39,8 @@ export interface RestartProperties {
   readonly GroupName: string;
   /** The config's job.json, exactly as CloudFormation wrote it into the job parameter. */
   readonly Job: string;
+  /** The sweep's maxParallel, only when it has one (so stacks without a cap keep their template as it was). */
+  readonly MaxParallel?: string;
 }
 
 /** The part of a CloudFormation custom resource request the handler reads (the Provider framework passes it on). */
@@ -80,14 +82,24 @@ export function jobDigest(job: string): string {
   return `sha256:${createHash('sha256').update(Buffer.from(job, 'utf8')).digest('hex')}`;
 }
 
-/** Whether this event starts the config, and why (before looking at the store). */
-function decide(event: RestartEvent): { readonly start: boolean; readonly why: string } {
+/**
+ * Whether this event starts the config, and why (before looking at the store). `unlessRan`: only if this
+ * job.json has not run yet (status.json of another digest, or none).
+ */
+function decide(event: RestartEvent): { readonly start: boolean; readonly why: string; readonly unlessRan?: boolean } {
   switch (event.RequestType) {
     case 'Create':
       return { start: true, why: 'deployed for the first time' };
     case 'Update': {
       const [before, after] = [jobDigest(event.OldResourceProperties.Job), jobDigest(event.ResourceProperties.Job)];
-      return before === after ? { start: false, why: 'job.json unchanged' } : { start: true, why: `job.json changed (was ${before})` };
+      if (before !== after) return { start: true, why: `job.json changed (was ${before})` };
+      // maxParallel taken out of the spec: the scheduler that would have started the configs still waiting for
+      // a slot goes with this deploy, so a config that never ran its job.json starts now, as an uncapped deploy
+      // would have started it.
+      if (event.OldResourceProperties.MaxParallel !== undefined && event.ResourceProperties.MaxParallel === undefined) {
+        return { start: true, why: `maxParallel ${event.OldResourceProperties.MaxParallel} removed`, unlessRan: true };
+      }
+      return { start: false, why: 'job.json unchanged' };
     }
     case 'Delete':
       return { start: false, why: 'removed with the stack' };
@@ -116,6 +128,9 @@ export async function onEvent(deps: RestartDeps, sweep: string, event: RestartEv
   if (!decision.start) return answer(false, decision.why);
 
   const { status } = await readStatus(deps.store, sweep, props.Config);
+  if (decision.unlessRan && status?.jobDigest === digest) {
+    return answer(false, `${decision.why}, but this job.json already ran (${status.state}); spot-sweep start runs it again`);
+  }
   if (status?.state === STATE.SUCCEEDED && status.jobDigest === digest && (await deps.store.size(storeKeys.configFile(sweep, props.Config, 'results'))) !== undefined) {
     return answer(false, `${decision.why}, but this job.json already SUCCEEDED (its results stand)`);
   }

@@ -150,7 +150,14 @@ export class ConfigRestart extends Construct {
         resourceType: RESTART_RESOURCE_TYPE,
         // The parameter's own Value, the same expression, so CloudFormation resolves it to the same bytes the job
         // runner reads (not Fn::GetAtt of the parameter: moto, which the smoke test deploys to, cannot resolve it).
-        properties: { Config: c.config, GroupName: c.fleet.groupName, Job: (c.job.node.defaultChild as ssm.CfnParameter).value },
+        // MaxParallel only with a cap: its removal is an Update the handler answers by starting the configs
+        // that were still waiting for a slot (the scheduler goes with that deploy).
+        properties: {
+          Config: c.config,
+          GroupName: c.fleet.groupName,
+          Job: (c.job.node.defaultChild as ssm.CfnParameter).value,
+          ...(props.maxParallel === undefined ? {} : { MaxParallel: String(props.maxParallel) }),
+        },
       });
       resource.node.addDependency(c.job, c.fleet.group, c.fleet.association);
       resources.set(c.config, resource);

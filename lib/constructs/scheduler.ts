@@ -110,7 +110,16 @@ export class Scheduler extends Construct {
       new iam.PolicyStatement({
         sid: 'ReadJobState',
         actions: ['s3:GetObject'],
-        resources: configs.flatMap((c) => [bucket.arnForObjects(storeKeys.configFile(sweep, c, 'status')), bucket.arnForObjects(storeKeys.configFile(sweep, c, 'control'))]),
+        resources: configs.flatMap((c) => (['status', 'control', 'scheduled'] as const).map((f) => bucket.arnForObjects(storeKeys.configFile(sweep, c, f)))),
+      }),
+    );
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'RecordStarts',
+        // scheduled.json, the scheduler's own record of each start (its only writer): what it started is not
+        // started again by the next tick, however the job ended.
+        actions: ['s3:PutObject'],
+        resources: configs.map((c) => bucket.arnForObjects(storeKeys.configFile(sweep, c, 'scheduled'))),
       }),
     );
     role.addToPrincipalPolicy(

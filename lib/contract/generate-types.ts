@@ -20,6 +20,7 @@ const ROOTS: readonly [file: string, typeName: string][] = [
   ['results.schema.json', 'ResultsJson'],
   ['spend.schema.json', 'SpendJson'],
   ['lease.schema.json', 'LeaseJson'],
+  ['scheduled.schema.json', 'ScheduledJson'],
 ];
 
 function load(file: string): Record<string, unknown> {

@@ -8,11 +8,12 @@ import control from '../../training/contract/control.schema.json';
 import job from '../../training/contract/job.schema.json';
 import lease from '../../training/contract/lease.schema.json';
 import results from '../../training/contract/results.schema.json';
+import scheduled from '../../training/contract/scheduled.schema.json';
 import spend from '../../training/contract/spend.schema.json';
 import status from '../../training/contract/status.schema.json';
 import trainSettings from '../../training/contract/train-settings.schema.json';
 
-export const SCHEMAS = { job, status, control, results, spend, lease, 'train-settings': trainSettings } as const;
+export const SCHEMAS = { job, status, control, results, spend, lease, scheduled, 'train-settings': trainSettings } as const;
 export type SchemaName = keyof typeof SCHEMAS;
 
 let ajv: Ajv2020 | undefined;

@@ -753,3 +753,23 @@ export interface LeaseJson {
    */
   released: boolean;
 }
+
+// scheduled.schema.json
+/**
+ * With the sweep's maxParallel: the scheduler's record that it started one config's group, at sweeps/<sweep>/<config>/scheduled.json. Writer: the scheduler alone (lambda/scheduler), after it set the group to desired 1. Reader: the scheduler: a config it already started for this job digest is not started again unless control.json holds a start request with another id than startRequestId, so a job that ends before its runner writes status.json (a failed code download, an instance that never boots) is not restarted on every tick. The job runner never reads it.
+ */
+export interface ScheduledJson {
+  version: 1;
+  /**
+   * The job digest (sha256: + hex of job.json's bytes) the scheduler started the group for.
+   */
+  jobDigest: string;
+  /**
+   * The id of control.json's start request the start answered; null when there was none (the job's first run).
+   */
+  startRequestId: string | null;
+  /**
+   * When the scheduler started the group (its clock; ISO 8601, UTC), for people.
+   */
+  at: string;
+}

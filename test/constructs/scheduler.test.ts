@@ -55,7 +55,7 @@ describe('Scheduler: the maxParallel cap', () => {
     for (const [, r] of rules) expect([...((r as any).DependsOn ?? [])].filter((d: string) => restartIds.includes(d)).sort()).toEqual(restartIds);
   });
 
-  test("its role may resize only the sweep's groups and read only their job parameters, status.json and control.json", () => {
+  test("its role may resize only the sweep's groups, read only their job parameters, status.json, control.json and scheduled.json, and write only scheduled.json", () => {
     const roleId = fn[1].Properties.Role['Fn::GetAtt'][0];
     const policy = all.find(([, r]) => r.Type === 'AWS::IAM::Policy' && r.Properties.Roles.some((x: any) => x.Ref === roleId))![1];
     const statements = Object.fromEntries((policy.Properties.PolicyDocument.Statement as any[]).filter((s) => s.Sid).map((s) => [s.Sid, s]));
@@ -66,10 +66,15 @@ describe('Scheduler: the maxParallel cap', () => {
     expect(statements.ReadJobParameters.Resource).toHaveLength(3);
     expect(statements.ReadJobState.Action).toBe('s3:GetObject');
     expect(statements.ReadJobState.Resource.map(flatten).sort()).toEqual(
-      ['a', 'b', 'c'].flatMap((c) => [`<ref>/${storeKeys.configFile('par', c, 'status')}`, `<ref>/${storeKeys.configFile('par', c, 'control')}`]).sort(),
+      ['a', 'b', 'c'].flatMap((c) => (['status', 'control', 'scheduled'] as const).map((f) => `<ref>/${storeKeys.configFile('par', c, f)}`)).sort(),
     );
+    // It writes one file, its own record of each start, and nothing else.
+    expect(statements.RecordStarts.Action).toBe('s3:PutObject');
+    expect(statements.RecordStarts.Resource.map(flatten).sort()).toEqual(['a', 'b', 'c'].map((c) => `<ref>/${storeKeys.configFile('par', c, 'scheduled')}`).sort());
+    const puts = (policy.Properties.PolicyDocument.Statement as any[]).filter((s) => [s.Action].flat().some((a: string) => a.startsWith('s3:Put')));
+    expect(puts.map((s) => s.Sid)).toEqual(['RecordStarts']);
     const actions = (policy.Properties.PolicyDocument.Statement as any[]).flatMap((s) => [s.Action].flat());
-    expect(actions.filter((a) => a.startsWith('s3:Put') || a.includes('*'))).toEqual([]);
+    expect(actions.filter((a) => a.includes('*'))).toEqual([]);
   });
 
   test('the restart resources leave starting to it: their handler gets MAX_PARALLEL', () => {

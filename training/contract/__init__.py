@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-SCHEMAS = ("job", "status", "control", "lease", "results", "spend", "train-settings")
+SCHEMAS = ("job", "status", "control", "lease", "scheduled", "results", "spend", "train-settings")
 """The schema files, ``<name>.schema.json``."""
 
 NAMES: dict[str, Any] = json.loads((HERE / "names.json").read_text(encoding="utf-8"))

@@ -60,3 +60,35 @@ test('Create over a STOPPED status.json of the same job.json (stack destroyed an
   expect(r.Data.Why).toMatch(/a start request asks the scheduler to run this job\.json again; the scheduler starts it once fewer than 2/);
   expect(calls).toEqual([]);
 });
+
+test('a deploy that removes maxParallel starts the configs still waiting for a slot, and only those', async () => {
+  // The new handler has no cap (its environment lost MAX_PARALLEL with the scheduler); the old properties had one.
+  const uncapped = (): RestartDeps => ({ ...deps(), maxParallel: undefined });
+  const update = (config: string) =>
+    onEvent(uncapped(), SWEEP, {
+      RequestType: 'Update',
+      PhysicalResourceId: 'x',
+      OldResourceProperties: { ...props(JOB_A), Config: config, GroupName: groupName(SWEEP, config), MaxParallel: '2' },
+      ResourceProperties: { ...props(JOB_A), Config: config, GroupName: groupName(SWEEP, config) },
+    });
+  const waiting = await update('waiting');
+  expect(waiting.Data).toMatchObject({ Started: 'true', Why: 'maxParallel 2 removed' });
+  expect(calls).toEqual([`start ${groupName(SWEEP, 'waiting')}`]);
+
+  calls = [];
+  await store.write(storeKeys.configFile(SWEEP, 'ended', 'status'), text(statusDoc(SWEEP, 'ended', 'FAILED', { jobDigest: jobDigest(JOB_A) })));
+  const ended = await update('ended');
+  expect(ended.Data).toMatchObject({ Started: 'false', Why: 'maxParallel 2 removed, but this job.json already ran (FAILED); spot-sweep start runs it again' });
+  expect(calls).toEqual([]);
+});
+
+test('a changed maxParallel with the same job.json starts nothing (the scheduler applies the new cap)', async () => {
+  const r = await onEvent(deps(), SWEEP, {
+    RequestType: 'Update',
+    PhysicalResourceId: 'x',
+    OldResourceProperties: { ...props(JOB_A), MaxParallel: '2' },
+    ResourceProperties: { ...props(JOB_A), MaxParallel: '3' },
+  });
+  expect(r.Data).toMatchObject({ Started: 'false', Why: 'job.json unchanged' });
+  expect(calls).toEqual([]);
+});

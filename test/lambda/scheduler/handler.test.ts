@@ -85,6 +85,6 @@ test('with maxParallel 2 only the first two groups go to desired 1; the third st
   }
   const r3 = await handler();
   expect(r3.started).toEqual([]);
-  expect(r3.done).toEqual({ first: 'ran this job.json', second: 'stop requested', third: 'stop requested' });
+  expect(r3.done).toEqual({ first: 'started for this job.json', second: 'stop requested', third: 'stop requested' });
   expect(await desired()).toEqual({ first: 0, second: 0, third: 0 });
 }, MOTO_TEST_TIMEOUT_MS * 2);

@@ -37,7 +37,7 @@ function deps(overrides: Partial<ScheduleDeps> = {}): ScheduleDeps {
     ...overrides,
   };
 }
-const put = (config: string, file: 'status' | 'control', doc: unknown) => store.write(storeKeys.configFile(SWEEP, config, file), text(doc));
+const put = (config: string, file: 'status' | 'control' | 'scheduled', doc: unknown) => store.write(storeKeys.configFile(SWEEP, config, file), text(doc));
 const run = (configs: string[], maxParallel: number, d = deps()) => schedule(d, { sweep: SWEEP, configs, maxParallel });
 
 beforeEach(() => {
@@ -82,7 +82,7 @@ test('a SUCCEEDED config (its instance removed itself, desired 0) frees its slot
   desired.set('a', 0);
   const r = await run(configs, 2);
   expect(r.started).toEqual(['c']);
-  expect(r.done).toEqual({ a: 'ran this job.json' });
+  expect(r.done).toEqual({ a: 'started for this job.json' });
 });
 
 test('configs ended by a kill path are never started again: idle alarm or max runtime (status of this digest), budget guard and spot-sweep stop (stop request)', async () => {
@@ -122,6 +122,43 @@ test('a start request newer than a STOPPED or FAILED status.json (spot-sweep sta
   expect(r.done).toEqual({ old: 'ran this job.json', won: 'ran this job.json' });
 });
 
+test('a job that ended before its runner wrote status.json (code download failed, idle alarm) is not started again on the next tick', async () => {
+  const configs = fresh('broken', 'next');
+  expect((await run(configs, 1)).started).toEqual(['broken']);
+  const record = JSON.parse((await store.read(storeKeys.configFile(SWEEP, 'broken', 'scheduled')))!);
+  expect(record).toMatchObject({ version: 1, jobDigest: digests.get('broken'), startRequestId: null });
+  // No status.json at all: the instance never got as far as the job runner; the idle alarm set desired 0.
+  desired.set('broken', 0);
+  const r = await run(configs, 1);
+  expect(r.started).toEqual(['next']);
+  expect(r.done).toEqual({ broken: 'started for this job.json' });
+  desired.set('next', 0);
+  expect((await run(configs, 1)).started).toEqual([]);
+});
+
+test('a start request starts an already-started config once, by its id whatever the clocks say', async () => {
+  const configs = fresh('a');
+  await run(configs, 1);
+  desired.set('a', 0);
+  await put('a', 'status', statusDoc(SWEEP, 'a', 'STOPPED', { jobDigest: digests.get('a'), updatedAt: '2026-03-01T12:00:00Z' }));
+  // spot-sweep start from a laptop whose clock is an hour behind the instance's: older by time, new by id.
+  await put('a', 'control', controlDoc('start', REQUESTERS.cliStart, 'again', '2026-03-01T11:00:00Z'));
+  expect((await run(configs, 1)).started).toEqual(['a']);
+  const { id } = JSON.parse((await store.read(storeKeys.configFile(SWEEP, 'a', 'control')))!);
+  expect(JSON.parse((await store.read(storeKeys.configFile(SWEEP, 'a', 'scheduled')))!).startRequestId).toBe(id);
+  desired.set('a', 0);
+  // Answered: the same request does not start it a second time.
+  const again = await run(configs, 1);
+  expect(again.started).toEqual([]);
+  expect(again.done).toEqual({ a: 'started for this job.json' });
+});
+
+test('a record of another job digest does not count: a changed job.json is pending again', async () => {
+  const configs = fresh('a');
+  await put('a', 'scheduled', { version: 1, jobDigest: digest(9), startRequestId: null, at: '2026-03-01T10:00:00Z' });
+  expect((await run(configs, 1)).started).toEqual(['a']);
+});
+
 test('a group or a job parameter that does not exist yet (mid-deploy) is skipped, not counted', async () => {
   const configs = fresh('a', 'b');
   digests.delete('a');
@@ -145,7 +182,7 @@ test('two runs that read the same state start the same configs: the cap holds', 
 test('fails when Auto Scaling refuses, naming the group and what to do', async () => {
   const configs = fresh('a');
   const refusing = deps({ startGroup: async () => Promise.reject(new Error('AccessDenied')) });
-  await expect(run(configs, 1, refusing)).rejects.toThrow(`Could not start ${groupName(SWEEP, 'a')} (UpdateAutoScalingGroup to min 0, max 1, desired 1): AccessDenied. The scheduler runs again within 5 minutes; run spot-sweep start to start it yourself.`);
+  await expect(run(configs, 1, refusing)).rejects.toThrow(`Could not start ${groupName(SWEEP, 'a')} (UpdateAutoScalingGroup to min 0, max 1, desired 1): AccessDenied. The scheduler runs again within a minute; run spot-sweep start to start it yourself.`);
 });
 
 test('fails when maxParallel is not a whole number >= 1, naming the variable and the fix', async () => {
