@@ -34,6 +34,8 @@ export interface DownloadSummary {
   readonly configs: readonly { readonly config: string; readonly files: number; readonly model: boolean }[];
   /** Keys not written because their path would leave DIR (a `..` segment, an absolute part): named, not followed. */
   readonly refused: readonly string[];
+  /** Keys listed but gone when read (a live sweep rotating checkpoints or moving results to history/). */
+  readonly vanished: readonly string[];
 }
 
 const CHECKPOINTS = CONFIG_FILES.checkpoints;
@@ -52,20 +54,28 @@ export function localPath(dir: string, prefix: string, key: string): string | un
   return file.startsWith(path.resolve(dir) + path.sep) ? file : undefined;
 }
 
-/** Copies the sweep's files (see the module comment) from `store` into `dir`; each file written by rename. */
+/**
+ * Copies the sweep's files (see the module comment) from `store` into `dir`. Each config's folder is built
+ * beside its final place and then put there whole, replacing what an earlier download left: a model/ the
+ * store no longer holds (its job changed and the runner moved it to history/) must not stay beside the new
+ * results.json. A key that vanishes between the listing and its read (a live sweep rotates checkpoints) is
+ * skipped and counted, not fatal.
+ */
 export async function downloadSweep(store: SweepStore, sweep: string, configs: readonly string[], dir: string, options: DownloadOptions = {}): Promise<DownloadSummary> {
   const sweepPrefix = storeKeys.sweep(sweep);
   const files: DownloadedFile[] = [];
   const refused: string[] = [];
+  const vanished: string[] = [];
   const perConfig: { config: string; files: number; model: boolean }[] = [];
-  const copy = async (key: string): Promise<boolean> => {
-    const file = localPath(dir, sweepPrefix, key);
-    if (file === undefined) {
-      refused.push(key);
+  /** Writes `key` to `file` by rename; false when the object is gone. */
+  const copy = async (key: string, file: string, shownAs: string): Promise<boolean> => {
+    const size = await store.size(key);
+    if (size === undefined) {
+      vanished.push(key);
       return false;
     }
     // An empty object has no byte 0 to start a range at (S3 answers 416), so it is not read.
-    const body = (await store.size(key)) === 0 ? Buffer.alloc(0) : await store.readFrom(key, 0);
+    const body = size === 0 ? Buffer.alloc(0) : await store.readFrom(key, 0);
     mkdirSync(path.dirname(file), { recursive: true });
     const tmp = `${file}.${process.pid}.part`;
     try {
@@ -75,26 +85,44 @@ export async function downloadSweep(store: SweepStore, sweep: string, configs: r
       rmSync(tmp, { force: true });
       throw err;
     }
-    const done = { key, file, bytes: body.length };
+    const done = { key, file: shownAs, bytes: body.length };
     files.push(done);
     options.onFile?.(done);
     return true;
   };
+  mkdirSync(dir, { recursive: true });
   for (const config of configs) {
     const prefix = storeKeys.config(sweep, config);
+    const final = localPath(dir, sweepPrefix, prefix + 'x');
+    if (final === undefined) throw new Error(`config name ${JSON.stringify(config)} cannot be a folder of ${dir}`);
+    const target = path.dirname(final);
+    const staging = path.join(dir, `.${config}.download-${process.pid}`);
+    rmSync(staging, { recursive: true, force: true });
     const keys = (await store.list(prefix)).filter((k) => options.checkpoints || !k.startsWith(prefix + CHECKPOINTS));
     let count = 0;
     let model = false;
-    for (const key of keys) {
-      if (!(await copy(key))) continue;
-      count += 1;
-      model ||= key.startsWith(prefix + MODEL);
+    try {
+      for (const key of keys) {
+        const file = localPath(staging, prefix, key);
+        if (file === undefined) {
+          refused.push(key);
+          continue;
+        }
+        if (!(await copy(key, file, path.join(target, path.relative(staging, file))))) continue;
+        count += 1;
+        model ||= key.startsWith(prefix + MODEL);
+      }
+      rmSync(target, { recursive: true, force: true });
+      if (count > 0) renameSync(staging, target);
+    } finally {
+      rmSync(staging, { recursive: true, force: true });
     }
     perConfig.push({ config, files: count, model });
   }
   for (const name of Object.values(SWEEP_FILES)) {
     const key = sweepPrefix + name;
-    if ((await store.size(key)) !== undefined) await copy(key);
+    const file = localPath(dir, sweepPrefix, key)!;
+    if ((await store.size(key)) !== undefined) await copy(key, file, file);
   }
-  return { dir: path.resolve(dir), files, bytes: files.reduce((n, f) => n + f.bytes, 0), configs: perConfig, refused };
+  return { dir: path.resolve(dir), files, bytes: files.reduce((n, f) => n + f.bytes, 0), configs: perConfig, refused, vanished };
 }

@@ -136,6 +136,11 @@ describe('spot-sweep local', () => {
     }
     expect(existsSync(path.join(dir, 'fetched', 'report.html'))).toBe(true);
     expect(existsSync(path.join(dir, 'fetched', 'leaderboard.json'))).toBe(true);
+    // Into the store itself it would replace the store's own folders (checkpoints left out): refused.
+    const inside = spotSweep(dir, ['results', 'sweep.json', '--store', 'store', '--download', path.join('store', 'sweeps', 'local-test')]);
+    expect(inside.code).toBe(2);
+    expect(inside.stderr).toContain(`is inside the store ${path.join(dir, 'store')}`);
+    expect(existsSync(path.join(dir, 'store', 'sweeps', 'local-test', 'small', 'checkpoints'))).toBe(true);
   });
 
   test("--verbose shows the runner's and the trainer's own lines instead of the live view", () => {

@@ -15,6 +15,7 @@ function memoryStore(objects: Record<string, string | Buffer>): SweepStore {
     write: async () => undefined,
     size: async (key) => body(key)?.length,
     readFrom: async (key, start) => {
+      if (body(key) === undefined) throw new Error(`NoSuchKey: ${key}`);
       if (body(key)!.length === 0) throw new Error('InvalidRange: an empty object has no byte 0');
       return body(key)!.subarray(start);
     },
@@ -75,4 +76,28 @@ test('fails to place a key outside the directory, whatever the segments', () => 
   for (const bad of ['sweeps/s/../x', 'sweeps/s/a/./b', 'sweeps/s/a\\..\\b', 'sweeps/s/', 'sweeps/t/a', 'sweeps/s/a/\0b']) {
     expect(localPath(dir, 'sweeps/s/', bad)).toBeUndefined();
   }
+});
+
+test('a second download replaces each config folder: a model the store no longer holds does not stay beside the new results', async () => {
+  const out = mkdtempSync(path.join(os.tmpdir(), 'download-'));
+  await downloadSweep(memoryStore(objects), 's', ['a'], out);
+  expect(existsSync(path.join(out, 'a', 'model', 'model.safetensors'))).toBe(true);
+  // The job changed: the runner moved the old model to history/, the new job kept none (finalModel false).
+  const changed: Record<string, string | Buffer> = { 'sweeps/s/a/results.json': '{"new":1}', 'sweeps/s/a/history/0123/model/model.safetensors': weights };
+  const got = await downloadSweep(memoryStore(changed), 's', ['a'], out);
+  expect(got.configs).toEqual([{ config: 'a', files: 2, model: false }]);
+  expect(existsSync(path.join(out, 'a', 'model'))).toBe(false);
+  expect(readFileSync(path.join(out, 'a', 'results.json'), 'utf8')).toBe('{"new":1}');
+  expect(readdirSync(out).filter((f) => f.startsWith('.'))).toEqual([]);
+});
+
+test('a key that vanishes between the listing and the copy is skipped and named, not fatal', async () => {
+  const live = memoryStore(objects);
+  const listed = live.list.bind(live);
+  // Listed, then rotated away before its read, as a running sweep rotates its checkpoints.
+  const racing: SweepStore = { ...live, list: async (prefix) => [...(await listed(prefix)), 'sweeps/s/a/checkpoints/ckpt-9.pt'] };
+  const out = mkdtempSync(path.join(os.tmpdir(), 'download-'));
+  const got = await downloadSweep(racing, 's', ['a'], out, { checkpoints: true });
+  expect(got.vanished).toEqual(['sweeps/s/a/checkpoints/ckpt-9.pt']);
+  expect(readFileSync(path.join(out, 'a', 'results.json'), 'utf8')).toBe('{"a":1}');
 });

@@ -1,5 +1,6 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { EXIT_CODES, storeKeys } from '../../contract';
 import { buildLeaderboard, formatLeaderboard, formatModels, Leaderboard } from '../../results/leaderboard';
 import { downloadSweep } from '../../results/download';
@@ -51,7 +52,8 @@ mean ± std over folds (best first), examples/s and wall time; script-mode confi
 declared) after the scored ones; failed and unfinished configs with the reason. Works after cdk
 destroy of the sweep. --open copies the sweep's report.html to a local file and prints its path.
 --download DIR copies the sweep's outputs into DIR/<config>/ (results.json, train.log, status.json,
-job.json, model/, the script's results/, history/) and DIR/{leaderboard.json,report.html}.
+job.json, model/, the script's results/, history/) and DIR/{leaderboard.json,report.html}; each
+DIR/<config>/ is replaced whole by what the store holds now.
 --store DIR reads a local store instead (what spot-sweep local wrote), with no AWS at all.`,
   positionals: [{ name: 'spec.json', help: 'the sweep spec the sweep was deployed from', required: true }],
   options,
@@ -107,6 +109,14 @@ async function show(
 
 /** `--download DIR`: the sweep's outputs into DIR, then one line per config saying what came. */
 async function download(spec: SweepSpec, store: SweepStore, dir: string, checkpoints: boolean, say: (text: string) => void): Promise<void> {
+  // Each config's folder in DIR is replaced whole: DIR inside a local store would replace the store's own files.
+  if (store.root.startsWith('file://')) {
+    const root = fileURLToPath(store.root);
+    const rel = path.relative(root, path.resolve(dir));
+    if (!rel.startsWith('..') && !path.isAbsolute(rel)) {
+      throw new UsageError(`--download ${dir} is inside the store ${root}; download into a folder outside it (the store already holds these files).`);
+    }
+  }
   const configs = spec.configs.map((c) => c.name);
   const got = await downloadSweep(store, spec.name, configs, dir, { checkpoints });
   const width = Math.max(...configs.map((c) => c.length));
@@ -114,6 +124,9 @@ async function download(spec: SweepSpec, store: SweepStore, dir: string, checkpo
     (c) => `  ${c.config.padEnd(width)}  ${c.files === 0 ? 'nothing in the store yet' : `${c.files} file(s)${c.model ? ', with its model (model/)' : ', no model'}`}`,
   );
   say(`Downloaded ${got.files.length} file(s), ${formatBytes(got.bytes)}, to ${got.dir}:\n${lines.join('\n')}\n`);
+  if (got.vanished.length > 0) {
+    say(`Skipped: ${got.vanished.length} key(s) gone between the listing and the copy (the sweep is still writing): ${got.vanished.slice(0, 5).join(', ')}${got.vanished.length > 5 ? ', ...' : ''}. Run the download again once it has finished.\n`);
+  }
   if (got.refused.length > 0) {
     say(`Not downloaded: ${got.refused.length} key(s) whose path would leave ${got.dir} (a '..' or empty segment): ${got.refused.slice(0, 5).join(', ')}${got.refused.length > 5 ? ', ...' : ''}. Remove them from the store.\n`);
   }
