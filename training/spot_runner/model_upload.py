@@ -5,10 +5,10 @@ files go up first, model.safetensors before model.json (model.json carries the w
 that finds it finds the weights it describes). The digest is checked here before anything is uploaded: a
 model/ whose weights do not match their model.json never reaches the store.
 
-The order holds for readers because S3 reads after a successful PUT are strongly consistent (read-after-write,
-in every Region): a reader that sees results.json then finds the model's objects. AWS states it in
-https://docs.aws.amazon.com/zh_cn/redshift/latest/dg/managing-data-consistency.html, which points to the S3
-User Guide's "Amazon S3 data consistency model".
+The order holds for readers because S3 reads after a successful PUT are strongly consistent: "After a
+successful write of a new object, or an overwrite or delete of an existing object, any subsequent read request
+immediately receives the latest version of the object" (https://aws.amazon.com/s3/consistency/), so a reader
+that sees results.json then finds the model's objects.
 """
 
 from __future__ import annotations
