@@ -430,3 +430,37 @@ def test_the_commit_is_read_from_the_hugging_face_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
     assert encode_texts.cached_hub_commit("org/model", None) == "0123abcd"
     assert encode_texts.cached_hub_commit("org/absent", None) is None
+
+
+def test_fails_when_encoder_json_is_unreadable_before_training(trained_on_encoded, tmp_path):
+    from conftest import run_trainer
+
+    vectors, _ = trained_on_encoded
+    broken = tmp_path / "broken"
+    shutil.copytree(vectors, broken)
+    (broken / encode_texts.ENCODER_FILE).write_text("{not json")
+    done = run_trainer("--data", str(broken), "--out", str(tmp_path / "out"), *TRAIN_SMALL)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert str(broken / "encoder.json") in done.stderr and "unreadable" in done.stderr
+    assert "encode the texts again" in done.stderr and "Traceback" not in done.stderr
+    assert "fold 1" not in done.stdout  # refused before any training
+
+
+def test_an_unpinned_model_encoder_is_not_refused_for_a_resolved_commit_of_the_same_name(tmp_path, capsys):
+    from two_tower.encode import check_encoder
+    from two_tower.errors import UserError
+
+    data = tmp_path / "vectors"
+    data.mkdir()
+    unpinned = {"formatVersion": 1, "encoder": {"name": "org/m", "identity": "hub:org/m@(default branch)"}}
+
+    def write(identity: str) -> None:
+        (data / "encoder.json").write_text(json.dumps({"version": 1, "name": "n", "identity": identity}))
+
+    write("hub:org/m@abc123")
+    check_encoder(unpinned, tmp_path / "model", data)
+    assert "was not pinned to a revision" in capsys.readouterr().err
+    write("hub:org/other@abc123")
+    with pytest.raises(UserError) as e:
+        check_encoder(unpinned, tmp_path / "model", data)
+    assert "encode the texts with the model's encoder" in e.value.message()

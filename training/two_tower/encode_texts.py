@@ -1,7 +1,7 @@
 """Encode a text dataset's queries and documents with a sentence-transformers model.
 
     python -m two_tower.encode_texts --data DIR --encoder NAME_OR_DIR --out DIR
-        [--batch-size N] [--device auto]
+        [--batch-size N] [--device auto] [--encoder-name NAME --encoder-identity ID]
 
 DIR holds the text layout (``spot-sweep data import``): pairs.csv or pairs.parquet, queries.csv
 (query_id,text), docs.csv (doc_id,text). OUT gets the embedding layout the trainer reads (two_tower/data.py):
