@@ -4,10 +4,14 @@ Before the trainer starts, the job runner turns the text layout (queries.csv, do
 embedding layout the trainer reads, with ``python -m two_tower.encode_texts``. The result is kept in the
 store at ``cache/embeddings/<key>/`` (names.json ``store.embeddingCache``, beside the wheel cache; for a
 store that is not ``.../sweeps/<sweep>/<config>/`` the config's own prefix), where the key is the sha256 of:
-the layout's version (two_tower.encode_texts LAYOUT_VERSION), the encoder's identity (a directory: the sha256
-of each of its files; a hub name: the name and the revision asked for) and the sha256 of queries.csv and
-docs.csv. A second config with the same encoder and texts, a resumed attempt, or a replacement instance
-downloads the vectors instead of encoding again. The pairs file is not part of the key: it is copied from the
+the layout's version (two_tower.encode_texts LAYOUT_VERSION), the encoder's identity
+(two_tower.encode_texts.encoder_identity: a directory, local or fetched from s3://, the sha256 of each of its
+files; a hub name: the name and the revision asked for, or without one the commit this machine's Hugging Face
+cache resolves it to, else the name only, said in the log) and the sha256 of queries.csv and docs.csv. The
+identity is passed to encode_texts, which records it in the entry's encoder.json; the trainer copies that
+file's content into model.json (``encoder``), so model.json's identity is the one the key used.
+A second config with the same encoder and texts, a resumed attempt, or a replacement instance downloads the
+vectors instead of encoding again. The pairs file is not part of the key: it is copied from the
 dataset each time, beside the cached vectors, into the directory the trainer reads.
 
 ``manifest.json`` (file -> sha256) is uploaded last: a prefix without one is an encoding cut short and is
@@ -17,7 +21,9 @@ not match (a damaged upload, a truncated object) makes the runner encode again a
 The encoder's packages (training/requirements-encoder.txt) are installed only for a job that names an
 encoder, by spot_runner/requirements.py (its venv layered on the job's Python and its wheel cache); a Python
 that already has the pinned versions (a local clone set up with requirements-dev.txt) is used as it is.
-An s3:// encoder is copied with the storage layer (storage.py) into the work directory first.
+An s3:// encoder is copied with the storage layer (storage.py) into the work directory first; an object whose
+ETag or size differs from the copy's record is fetched again and a local file no longer listed is removed, so
+the digest keyed on is the prefix's current content.
 """
 
 from __future__ import annotations
@@ -52,14 +58,6 @@ _CACHE_TEMPLATE = contract.NAMES["store"]["embeddingCache"]
 _CONFIG_TEMPLATE = contract.NAMES["store"]["config"]
 
 
-def directory_digest(directory: Path) -> str:
-    """The sha256 of a model directory: every file's relative path and content digest, in path order."""
-    h = hashlib.sha256()
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        h.update(f"{path.relative_to(directory).as_posix()}\0{sha256_file(path)}\n".encode())
-    return h.hexdigest()
-
-
 def cache_root(store_uri: str, sweep: str, config: str) -> str:
     """The store root the cache lives under: the config's store prefix less ``sweeps/<sweep>/<config>/``."""
     suffix = _CONFIG_TEMPLATE.format(sweep=sweep, config=config)
@@ -74,7 +72,9 @@ def cache_prefix(key: str) -> str:
 class Encoder:
     """The job's encoder: what encode_texts is given (a local directory or a hub name) and its identity."""
 
-    def __init__(self, value: str, work: Path, endpoint_url: str | None):
+    def __init__(self, value: str, work: Path, endpoint_url: str | None, say=log, commit_of=None):
+        from two_tower.encode_texts import cached_hub_commit, directory_digest, encoder_identity
+
         self.value = value
         if is_s3(value):
             self.arg = str(self._fetch(value, work, endpoint_url))
@@ -91,14 +91,22 @@ class Encoder:
             self.arg = str(path)
             self.identity = "dir:" + directory_digest(path)
         else:
-            name, _, revision = value.partition("@")
             self.arg = value
-            # The revision as asked: an unpinned name is keyed as such (pin @<commit> to key exact weights).
-            self.identity = f"hub:{name}@{revision or '(default branch)'}"
+            # An unpinned name: its commit when this machine's Hugging Face cache has it, else the name only.
+            self.identity, note = encoder_identity(value, commit_of or cached_hub_commit)
+            say(f"embeddings: {note}" if note else f"embeddings: encoder identity {self.identity}")
 
     @staticmethod
     def _fetch(uri: str, work: Path, endpoint_url: str | None) -> Path:
         dest = work / ("encoder-" + hashlib.sha256(uri.encode()).hexdigest()[:16])
+        # What each local file was fetched as ({key: [etag, size]}), kept beside the copy (not in it: the
+        # copy's digest is the encoder's identity). S3 changes an object's ETag when its content changes
+        # (https://docs.aws.amazon.com/AmazonS3/latest/API/API_Object.html), where the size may stay the same.
+        record_path = dest.with_name(dest.name + ".etags.json")
+        try:
+            record = json.loads(record_path.read_text())
+        except (OSError, ValueError):
+            record = {}
         try:
             store = open_store(uri if uri.endswith("/") else uri + "/", endpoint_url)
             objects = [o for o in store.list() if not o.key.endswith("/")]
@@ -118,8 +126,20 @@ class Encoder:
                         f"Fix: rename it.",
                         EXIT_BAD_INPUT,
                     )
-                if not (local.is_file() and local.stat().st_size == obj.size):
+            listed = {o.key for o in objects}
+            if dest.is_dir():  # a file deleted from the prefix since the last fetch is no part of the model
+                for path in [p for p in dest.rglob("*") if p.is_file()]:
+                    if path.relative_to(dest).as_posix() not in listed:
+                        path.unlink()
+            fresh = {}
+            for obj in objects:
+                local = dest / obj.key
+                seen = [obj.etag, obj.size]
+                if not (local.is_file() and local.stat().st_size == obj.size and record.get(obj.key) == seen):
                     store.download(obj.key, local)
+                fresh[obj.key] = seen
+            record_path.parent.mkdir(parents=True, exist_ok=True)
+            record_path.write_text(json.dumps(fresh))
         except StorageError as e:
             raise JobError(
                 f"The encoder {uri} (job field `encoder`) cannot be fetched: {e}. Fix: upload the model "
@@ -198,7 +218,7 @@ class EmbeddingCache:
     def prepare(self, data_dir: Path) -> Path:
         from two_tower.encode_texts import EMBEDDING_FILES, LAYOUT_VERSION  # no torch: numpy and pandas
 
-        encoder = Encoder(self.job["encoder"], self.work, self.endpoint)
+        encoder = Encoder(self.job["encoder"], self.work, self.endpoint, say=self.say)
         key = cache_key(LAYOUT_VERSION, encoder.identity, texts_digests(data_dir))
         root = cache_root(self.job["store"], self.job["sweep"], self.job["config"])
         try:
@@ -247,7 +267,7 @@ class EmbeddingCache:
         python = encoder_python(self.work, self.endpoint)
         shutil.rmtree(local, ignore_errors=True)
         cmd = [python, "-m", "two_tower.encode_texts", "--data", str(data_dir), "--encoder", encoder.arg]
-        cmd += ["--out", str(local)]
+        cmd += ["--out", str(local), "--encoder-name", encoder.value, "--encoder-identity", encoder.identity]
         self.say(f"embeddings: encoding {data_dir}'s texts with {encoder.value} (cache key {key})")
         done = subprocess.run(cmd, env=self.env, cwd=PACKAGE_ROOT, capture_output=True, text=True)
         for line in done.stdout.strip().splitlines():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from jobkit import (
     s3,  # noqa: F401 - fixture
 )
 
+from contract import sha256_file
 from spot_runner.embedding_cache import MANIFEST, EmbeddingCache, cache_key, cache_root
 from spot_runner.jobfile import parse_job
 from spot_runner.runlog import JobError
@@ -264,3 +266,201 @@ def test_a_python_without_the_pinned_packages_gets_them_through_the_script_requi
             "http://s3",
         )
     ]
+
+
+# The encoder recorded: encoder.json (encode_texts) -> model.json (the trainer) -> checked by encode.
+
+TRAIN_SMALL = ["--folds", "2", "--epochs", "1", "--batch-size", "16", "--hidden-dim", "16"]
+
+
+def _encode_model(model: Path, data: Path, out: Path):
+    from conftest import subprocess_env
+
+    cmd = [sys.executable, "-m", "two_tower.encode", "--model", str(model), "--data", str(data)]
+    return subprocess.run(
+        [*cmd, "--out", str(out), "--device", "cpu"],
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(encode_texts.__file__).parent.parent,
+    )
+
+
+@pytest.fixture(scope="module")
+def trained_on_encoded(world, tmp_path_factory):
+    """The world's texts encoded by its tiny encoder and a model trained on those vectors."""
+    from conftest import run_trainer
+
+    data, model = world
+    root = tmp_path_factory.mktemp("trained")
+    vectors = root / "vectors"
+    assert encode_texts.main(["--data", str(data), "--encoder", str(model), "--out", str(vectors)]) == 0
+    done = run_trainer("--data", str(vectors), "--out", str(root / "out"), *TRAIN_SMALL, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return vectors, root / "out" / "model"
+
+
+def test_the_trained_model_records_the_encoder_its_vectors_came_from(world, trained_on_encoded):
+    _, model = world
+    vectors, model_dir = trained_on_encoded
+    written = json.loads((vectors / encode_texts.ENCODER_FILE).read_text())
+    assert written == {
+        "version": 1,
+        "name": str(model),
+        "identity": "dir:" + encode_texts.directory_digest(model),
+    }
+    recorded = json.loads((model_dir / "model.json").read_text())["encoder"]
+    assert recorded == {"name": str(model), "identity": written["identity"]}
+
+
+def test_encode_uses_vectors_from_the_model_s_encoder(trained_on_encoded, tmp_path):
+    vectors, model_dir = trained_on_encoded
+    done = _encode_model(model_dir, vectors, tmp_path / "enc")
+    assert done.returncode == 0, done.stderr
+    assert "warning" not in done.stderr and (tmp_path / "enc" / "topk.csv").is_file()
+
+
+def test_fails_when_the_vectors_come_from_another_encoder(world, trained_on_encoded, tmp_path):
+    data, _ = world
+    _, model_dir = trained_on_encoded
+    other = tiny_encoder.build(tmp_path / "other-model", _texts(data / "queries.csv"), seed=1)  # same width
+    vectors = tmp_path / "other-vectors"
+    assert encode_texts.main(["--data", str(data), "--encoder", str(other), "--out", str(vectors)]) == 0
+    done = _encode_model(model_dir, vectors, tmp_path / "enc")
+    assert done.returncode == 2, done.stderr
+    err = done.stderr
+    assert str(vectors / "encoder.json") in err and str(model_dir / "model.json") in err
+    assert "encode the texts with the model's encoder" in err and str(other) in err
+    assert "Traceback" not in err and not (tmp_path / "enc" / "topk.csv").exists()
+
+
+def test_vectors_without_encoder_json_are_used_with_a_warning(trained_on_encoded, tmp_path):
+    vectors, model_dir = trained_on_encoded
+    bare = tmp_path / "bare"
+    shutil.copytree(vectors, bare)
+    (bare / encode_texts.ENCODER_FILE).unlink()
+    done = _encode_model(model_dir, bare, tmp_path / "enc")
+    assert done.returncode == 0, done.stderr
+    assert "warning:" in done.stderr and "encoder.json is missing" in done.stderr
+    assert (tmp_path / "enc" / "topk.csv").is_file()
+
+
+def test_the_job_s_encoder_json_holds_the_identity_the_cache_key_used(world, tmp_path):
+    data, model = world
+    cache = EmbeddingCache(_job(tmp_path, "a", data, str(model)), tmp_path / "work", None, _env())
+    used = cache.prepare(data)
+    record = json.loads((used / encode_texts.ENCODER_FILE).read_text())
+    identity = "dir:" + encode_texts.directory_digest(model)
+    assert record["identity"] == identity and record["name"] == str(model)
+    texts = {n: sha256_file(data / n) for n in ("queries.csv", "docs.csv")}
+    assert (
+        tmp_path / "cache" / "embeddings" / cache_key(encode_texts.LAYOUT_VERSION, identity, texts)
+    ).is_dir()
+
+
+# An s3:// encoder's local copy follows the prefix.
+
+
+def test_an_s3_encoder_re_uploaded_with_the_same_size_changes_the_key(world, tmp_path, s3):  # noqa: F811
+    from spot_runner.embedding_cache import Encoder
+
+    _, model = world
+    s3.upload_dir(model, "models/tiny/")
+    uri = s3.uri("models/tiny/")
+    first = Encoder(uri, tmp_path / "work", s3.endpoint).identity
+    assert Encoder(uri, tmp_path / "work", s3.endpoint).identity == first  # nothing changed: same key
+    modules = (model / "modules.json").read_bytes()
+    changed = modules.replace(b"[", b" ", 1) if b"[" in modules else modules[:-1] + b" "
+    assert len(changed) == len(modules) and changed != modules
+    s3.put("models/tiny/modules.json", changed)
+    second = Encoder(uri, tmp_path / "work", s3.endpoint)
+    assert second.identity != first
+    assert (Path(second.arg) / "modules.json").read_bytes() == changed
+
+
+def test_a_file_removed_from_an_s3_encoder_is_removed_locally_and_changes_the_key(
+    world,
+    tmp_path,
+    s3,  # noqa: F811
+):
+    from spot_runner.embedding_cache import Encoder
+
+    _, model = world
+    s3.upload_dir(model, "models/tiny/")
+    s3.put("models/tiny/extra.txt", "stale")
+    uri = s3.uri("models/tiny/")
+    first = Encoder(uri, tmp_path / "work", s3.endpoint)
+    assert (Path(first.arg) / "extra.txt").is_file()
+    s3.client.delete_object(Bucket=s3.name, Key="models/tiny/extra.txt")
+    second = Encoder(uri, tmp_path / "work", s3.endpoint)
+    assert not (Path(second.arg) / "extra.txt").exists()
+    assert second.identity == "dir:" + encode_texts.directory_digest(model) != first.identity
+
+
+# A hub name: its commit when it can be resolved, else the name only and a recommendation to pin.
+
+
+def test_an_unpinned_hub_name_is_keyed_by_the_commit_it_resolves_to():
+    identity, note = encode_texts.encoder_identity("org/model", lambda name, rev: "abc123")
+    assert identity == "hub:org/model@abc123" and note is None
+    # The same weights asked for by commit are the same encoder (and the same cache entry).
+    assert encode_texts.encoder_identity("org/model@abc123", lambda n, r: "zzz")[0] == identity
+
+
+def test_an_unresolved_hub_name_is_keyed_by_name_and_the_log_says_to_pin_it(tmp_path):
+    from spot_runner.embedding_cache import Encoder
+
+    identity, note = encode_texts.encoder_identity("org/model", lambda name, rev: None)
+    assert identity == "hub:org/model@(default branch)"
+    assert "the key uses the name only" in note and "Pinning @revision is recommended" in note
+    said = []
+    Encoder("org/model", tmp_path, None, say=said.append, commit_of=lambda n, r: None)
+    assert any("the key uses the name only" in line for line in said)
+
+
+def test_the_commit_is_read_from_the_hugging_face_cache(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    repo = tmp_path / "models--org--model"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0123abcd")
+    (repo / "snapshots" / "0123abcd").mkdir(parents=True)
+    (repo / "snapshots" / "0123abcd" / "modules.json").write_text("[]")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    assert encode_texts.cached_hub_commit("org/model", None) == "0123abcd"
+    assert encode_texts.cached_hub_commit("org/absent", None) is None
+
+
+def test_fails_when_encoder_json_is_unreadable_before_training(trained_on_encoded, tmp_path):
+    from conftest import run_trainer
+
+    vectors, _ = trained_on_encoded
+    broken = tmp_path / "broken"
+    shutil.copytree(vectors, broken)
+    (broken / encode_texts.ENCODER_FILE).write_text("{not json")
+    done = run_trainer("--data", str(broken), "--out", str(tmp_path / "out"), *TRAIN_SMALL)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert str(broken / "encoder.json") in done.stderr and "unreadable" in done.stderr
+    assert "encode the texts again" in done.stderr and "Traceback" not in done.stderr
+    assert "fold 1" not in done.stdout  # refused before any training
+
+
+def test_an_unpinned_model_encoder_is_not_refused_for_a_resolved_commit_of_the_same_name(tmp_path, capsys):
+    from two_tower.encode import check_encoder
+    from two_tower.errors import UserError
+
+    data = tmp_path / "vectors"
+    data.mkdir()
+    unpinned = {"formatVersion": 1, "encoder": {"name": "org/m", "identity": "hub:org/m@(default branch)"}}
+
+    def write(identity: str) -> None:
+        (data / "encoder.json").write_text(json.dumps({"version": 1, "name": "n", "identity": identity}))
+
+    write("hub:org/m@abc123")
+    check_encoder(unpinned, tmp_path / "model", data)
+    assert "was not pinned to a revision" in capsys.readouterr().err
+    write("hub:org/other@abc123")
+    with pytest.raises(UserError) as e:
+        check_encoder(unpinned, tmp_path / "model", data)
+    assert "encode the texts with the model's encoder" in e.value.message()

@@ -55,6 +55,7 @@ def test_the_final_model_is_exported_with_a_model_json_describing_its_weights(tr
     assert manifest["train"] == results["config"] and manifest["train"]["finalModel"] is True
     assert manifest["data"] == results["data"] and manifest["torch"] == torch.__version__
     assert manifest["createdAt"].endswith("Z")
+    assert manifest["encoder"] is None  # vectors that encode_texts did not make (no encoder.json beside them)
     assert results["finalModel"]["sha256"] == sha256(weights)
     assert results["finalModel"]["trainExamples"] > max(f["trainExamples"] for f in results["folds"])
     assert not contract.problems("results", {**results, "job": _job_section()})

@@ -10,7 +10,10 @@ score: each query's --top-k documents of the whole corpus by cosine score, ties 
 
 Scoring is chunked (TOPK_QUERIES queries against ENCODE_ROWS documents at a time, a running top-k kept per
 query), so a corpus of millions of documents needs memory for its vectors and one chunk, not a full score
-matrix. Exit codes: 0 done; 2 bad input (one message naming the file and the fix, no traceback).
+matrix. A model trained on encode_texts' vectors records their encoder (model.json ``encoder``); data whose
+encoder.json names another encoder is refused, since its vectors live in another space (data without
+encoder.json is used with a warning: the vectors may have been made another way).
+Exit codes: 0 done; 2 bad input (one message naming the file and the fix, no traceback).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from contract import EXIT_CODES
 
 from .checkpoint import sha256_of
 from .data import load_dataset
+from .encode_texts import ENCODER_FILE, UNRESOLVED, read_encoder_record
 from .errors import UserError, quote
 from .evaluate import ENCODE_ROWS, TOPK_QUERIES
 from .export import FORMAT_VERSION, MANIFEST, WEIGHTS
@@ -148,6 +152,40 @@ def _write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def check_encoder(manifest: dict, model_dir: Path, data_dir: Path) -> None:
+    """Refuse vectors another encoder than the model's made; warn when the data cannot say which made them."""
+    want = manifest.get("encoder")
+    if not want:
+        return
+    got = read_encoder_record(data_dir)
+    if got is None:
+        print(
+            f"warning: {data_dir / ENCODER_FILE} is missing, so the vectors' encoder cannot be checked; "
+            f"the model was trained on vectors from {want['name']} ({model_dir / MANIFEST}, field encoder). "
+            "If they were made another way, make sure it was the same encoder.",
+            file=sys.stderr,
+        )
+        return
+    if got["identity"] == want["identity"]:
+        return
+    hub_name = want["identity"][: -len(UNRESOLVED)]  # "hub:<name>@" when the model's was keyed by name only
+    if want["identity"].endswith(f"@{UNRESOLVED}") and got["identity"].startswith(hub_name):
+        # The commit the model's hub encoder had is unknown, so the data's cannot be shown to differ.
+        print(
+            f"warning: the model's encoder {want['name']} was not pinned to a revision "
+            f"({model_dir / MANIFEST}), so {data_dir / ENCODER_FILE}'s {got['identity']} cannot be checked.",
+            file=sys.stderr,
+        )
+        return
+    raise UserError(
+        f"the vectors were made by the encoder {got['name']} ({got['identity']}), but the model was trained "
+        f"on vectors from {want['name']} ({want['identity']}, {model_dir / MANIFEST} field encoder).",
+        file=str(data_dir / ENCODER_FILE),
+        fix=f"encode the texts with the model's encoder: python -m two_tower.encode_texts --data DIR "
+        f"--encoder {want['name']} --out DIR2, and pass --data DIR2.",
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     for flag, value in (("--top-k", args.top_k), ("--batch-size", args.batch_size)):
         if value < 1:
@@ -170,6 +208,8 @@ def run(args: argparse.Namespace) -> int:
                 else ""
             ),
         )
+    if data.kind == "embeddings":
+        check_encoder(manifest, args.model, args.data)
     if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()):
         device = torch.device("cuda")
     else:

@@ -2,7 +2,9 @@
 
 model.json says what the weights are and how they were made: the format version, the model's shape (input
 kind and width, hidden width), the resolved train settings, the digests of the data files, the torch version,
-when it was written, and the SHA-256 of model.safetensors, which ``python -m two_tower.encode`` verifies
+when it was written, the encoder that made the embeddings (``encoder``: {name, identity}, copied from the
+data's encoder.json, which two_tower.encode_texts writes and this module only reads; null for data without
+one), and the SHA-256 of model.safetensors, which ``python -m two_tower.encode`` verifies
 before it trusts the weights. The directory is written under a temporary name and renamed into place, so a
 model/ that exists is always complete (a kill mid-export leaves at worst a ``.model-*.tmp`` directory, removed
 by the next export).
@@ -25,6 +27,7 @@ from spot_runner.clock import utcnow
 
 from .checkpoint import sha256_of
 from .data import TEXT_BUCKETS
+from .encode_texts import read_encoder_record
 from .model import TEXT_EMBED_DIM
 
 if TYPE_CHECKING:
@@ -54,6 +57,8 @@ def manifest(trainer: Trainer, sha256: str) -> dict[str, Any]:
         },
         "train": trainer.config.to_json(),
         "data": trainer.digests,
+        # The pairs file lies in the data directory, beside encoder.json when encode_texts made the vectors.
+        "encoder": read_encoder_record(Path(data.files[0]).parent) if data.files else None,
         "torch": torch.__version__,
         "createdAt": utcnow(),
         "weights": {"file": WEIGHTS, "sha256": sha256},

@@ -38,6 +38,7 @@ from . import checkpoint as ckpt
 from .config import DEVICES, EVAL_CANDIDATES, PRECISIONS, TrainConfig, build_config
 from .cv import assign_folds, query_folds, split_rows
 from .data import Dataset, file_digests, load_dataset
+from .encode_texts import read_encoder_record
 from .errors import UserError, quote
 from .evaluate import FoldEvaluator
 from .features import PLACEMENTS, choose_placement, make_features
@@ -770,6 +771,7 @@ def run(args: argparse.Namespace, stop: StopRequest) -> int:
     except UserError as err:
         raise UserError(err.problem, file=pairs_file, where=err.where, fix=err.fix) from None
     digests = file_digests(data.files)
+    read_encoder_record(Path(pairs_file).parent)  # a broken encoder.json fails now, not at the final export
     rt = setup_runtime(args.device, config.precision, args.compile)
     try:
         available, source = _available_memory(rt)
