@@ -269,13 +269,21 @@ class EmbeddingCache:
         cmd = [python, "-m", "two_tower.encode_texts", "--data", str(data_dir), "--encoder", encoder.arg]
         cmd += ["--out", str(local), "--encoder-name", encoder.value, "--encoder-identity", encoder.identity]
         self.say(f"embeddings: encoding {data_dir}'s texts with {encoder.value} (cache key {key})")
-        done = subprocess.run(cmd, env=self.env, cwd=PACKAGE_ROOT, capture_output=True, text=True)
-        for line in done.stdout.strip().splitlines():
-            self.say(line)
-        if done.returncode != 0:
-            lines = done.stderr.strip().splitlines()
-            tail = lines[-1] if lines else f"exit {done.returncode}"
-            code = EXIT_BAD_INPUT if done.returncode == EXIT_BAD_INPUT else EXIT_FAILED
+        # Line by line into train.log as they come (an encode of millions of texts takes minutes on a GPU, and
+        # the store's log is how anyone sees it working), stderr folded in; the last line names a failure.
+        lines: list[str] = []
+        with subprocess.Popen(
+            cmd, env=self.env, cwd=PACKAGE_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        ) as child:
+            assert child.stdout is not None
+            for raw in child.stdout:
+                line = raw.rstrip()
+                if line and "it/s]" not in line:  # progress bars redraw; their final count is printed anyway
+                    self.say(line)
+                    lines = [*lines[-19:], line]
+        if child.returncode != 0:
+            tail = lines[-1] if lines else f"exit {child.returncode}"
+            code = EXIT_BAD_INPUT if child.returncode == EXIT_BAD_INPUT else EXIT_FAILED
             raise JobError(f"Encoding the texts with {encoder.value} failed: {tail}", code)
         self.encoded = True
         manifest = {"version": 1, "key": key, "encoder": encoder.identity, "files": {}}

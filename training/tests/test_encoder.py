@@ -6,6 +6,7 @@ Every model here is built offline by two_tower.tiny_encoder: nothing comes from 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -226,6 +227,9 @@ def test_a_job_with_an_encoder_trains_on_the_encoded_texts_and_a_second_config_r
         assert "encode-texts" in phases
         if config == "first":
             assert "embeddings: encoding" in done.stderr and "cache hit" not in done.stderr
+            # The encoder's own lines reach the store's log as they come, progress bars left out.
+            log = (store / "train.log").read_text()
+            assert re.search(r"^encoded \d+ texts into \d+-d vectors", log, re.M) and "it/s]" not in log
         else:
             assert "cache hit" in done.stderr and "embeddings: encoding" not in done.stderr
             assert "embeddings: cache hit" in (store / "train.log").read_text()  # the story, in the store
