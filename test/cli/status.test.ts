@@ -146,6 +146,17 @@ describe('status', () => {
     expect(table).toHaveLength(2);
   });
 
+  test('a config that restarted after a failure shows the retries it used beside its state, still within 80 columns', () => {
+    const spec1 = validateSpec({ name: 'fit', budgetUsd: 1, data: 's3://data-bucket/d/', configs: [{ name: 'flaky', retries: { max: 2 } }, { name: 'calm' }] });
+    const flaky = JSON.stringify(statusDoc('fit', 'flaky', 'TRAINING', { progress: 0.5, attempts: 2, retries: { used: 1, max: 2 } }));
+    const calm = JSON.stringify(statusDoc('fit', 'calm', 'TRAINING', { progress: 0.5, retries: { used: 0, max: 0 } }));
+    const view = mergeView(spec1, { status: [flaky, calm], control: [undefined, undefined] }, { region: 'r', bucket: 'b', instances: new Map(), groups: new Map() });
+    const table = formatStatus(view, undefined, 80).split('\n\n')[1].split('\n');
+    for (const row of table) expect(row.length).toBeLessThanOrEqual(80);
+    expect(table.find((l) => l.startsWith('flaky '))).toMatch(/^flaky\s+TRAINING retry 1\/2\s/);
+    expect(table.find((l) => l.startsWith('calm '))).toMatch(/^calm\s+TRAINING\s+(?!retry)/);
+  });
+
   test("reads the scaling activities of a group that wants an instance and has none: a launch that succeeded is no problem", async () => {
     const r = await cli(moto.env, ['status', spec, '--json']);
     expect(r.code).toBe(0);

@@ -326,6 +326,8 @@ export function formatStatus(v: SweepView, paint: Paint = painter(false), column
     return {
       config: c.config,
       state: c.state,
+      // A config that restarted after a failure (spec `retries`) says how many of its retries it used.
+      stateText: st?.retries && st.retries.used > 0 ? `${c.state} retry ${st.retries.used}/${st.retries.max}` : c.state,
       instance: instanceCell(c),
       bar: progressBar(progress),
       percent: progress === undefined ? '-' : `${(Math.min(1, Math.max(0, progress)) * 100).toFixed(0)}%`,
@@ -340,7 +342,7 @@ export function formatStatus(v: SweepView, paint: Paint = painter(false), column
   type Cells = (typeof cells)[number];
   type Column = readonly [string, (c: Cells) => string];
   const config: Column = ['config', (c) => c.config];
-  const state: Column = ['state', (c) => c.state];
+  const state: Column = ['state', (c) => c.stateText];
   const instance: Column = ['instance', (c) => c.instance];
   const rest = (compact: boolean): Column[] => [
     compact ? ['done', (c) => c.percent] : ['progress', (c) => c.bar],
