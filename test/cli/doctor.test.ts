@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { version } from '../../package.json';
 import { AwsSession } from '../../lib/cli/aws';
 import { runDoctor } from '../../lib/cli/doctor/run';
-import { quotaChecks, quotaFor, quotaHeadroom, sweepQuotaNeeds } from '../../lib/cli/doctor/quotas';
+import { lambdaConcurrencyCheck, quotaChecks, quotaFor, quotaHeadroom, sweepQuotaNeeds } from '../../lib/cli/doctor/quotas';
 import { ServiceQuota } from '../../lib/cli/doctor/identity-quotas';
 import { DoctorDeps, sessionDeps } from '../../lib/cli/doctor/types';
 import { EXIT } from '../../lib/cli/main';
@@ -344,6 +344,20 @@ describe('quota arithmetic', () => {
     expect(quotaChecks(capped, fifty, REGION)[0].finding).toMatch(/the 2 configs maxParallel allows cannot all run at once; the others wait for capacity/);
     // A cap at or above the number of configs caps nothing.
     expect(sweepQuotaNeeds({ ...all, maxParallel: 4 }, sixty).needs[0]).not.toHaveProperty('maxParallel');
+  });
+
+  test("with maxParallel: a blocker when the Lambda concurrency quota leaves the scheduler nothing to reserve; nothing without a cap", () => {
+    const configs = [{ name: 'a', instanceTypes: ['g5.xlarge'] }, { name: 'b', instanceTypes: ['g5.xlarge'] }];
+    const spec = { ...loadSpec(specFile('lambda', configs)), maxParallel: 1 };
+    const lambda = (value: number) => [quota('L-B99A9384', 'Concurrent executions', value)];
+    const low = lambdaConcurrencyCheck(spec, lambda(10), REGION)!;
+    expect(low.result).toBe('blocker');
+    expect(low.finding).toBe('"Concurrent executions" (L-B99A9384) is 10 in us-east-1; with maxParallel 1 the scheduler reserves 1 and Lambda keeps 100 unreserved, so cdk deploy would fail creating the scheduler.');
+    expect(low.fix).toContain('--service-code lambda --quota-code L-B99A9384');
+    expect(lambdaConcurrencyCheck(spec, lambda(100), REGION)!.result).toBe('blocker');
+    expect(lambdaConcurrencyCheck(spec, lambda(101), REGION)!.result).toBe('ok');
+    expect(lambdaConcurrencyCheck(spec, [], REGION)!.result).toBe('warn');
+    expect(lambdaConcurrencyCheck({ ...spec, maxParallel: null }, lambda(10), REGION)).toBeUndefined();
   });
 
   test('quotaHeadroom: whether one instance of each type fits its quota', async () => {

@@ -220,3 +220,40 @@ export async function quotaHeadroom(source: QuotaSource, instanceTypes: readonly
     }),
   );
 }
+
+/** The Lambda quota the scheduler's reservation counts against (its name in the Lambda quotas page and in Service Quotas). */
+export const LAMBDA_CONCURRENCY_QUOTA = 'Concurrent executions';
+/**
+ * Lambda keeps this many concurrent executions unreserved: "You can reserve up to the Unreserved account
+ * concurrency value that is shown, minus 100 for functions that don't have reserved concurrency."
+ * @see https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html
+ */
+export const LAMBDA_UNRESERVED_MINIMUM = 100;
+/** What the scheduler of a capped sweep reserves (lib/constructs/scheduler.ts). */
+export const SCHEDULER_RESERVED = 1;
+
+/**
+ * With maxParallel, the scheduler Lambda reserves concurrency, which the deploy cannot do in an account whose
+ * Lambda concurrency quota leaves no more than 100 unreserved (new accounts have reduced quotas: "New AWS
+ * accounts have reduced concurrency and memory quotas", https://docs.aws.amazon.com/lambda/latest/dg/limits.html).
+ * Undefined for a sweep without a cap. Reservations other functions of the account hold are not counted (this
+ * reads only the quota): the finding says so.
+ */
+export function lambdaConcurrencyCheck(spec: SweepSpec, lambdaQuotas: readonly ServiceQuota[], region: string): Check | undefined {
+  if (spec.maxParallel === null || spec.maxParallel === undefined) return undefined;
+  const quota = lambdaQuotas.find((q) => q.QuotaName === LAMBDA_CONCURRENCY_QUOTA);
+  const needed = LAMBDA_UNRESERVED_MINIMUM + SCHEDULER_RESERVED;
+  if (quota?.Value === undefined) {
+    return check('lambda concurrency', 'warn', `the Lambda quota "${LAMBDA_CONCURRENCY_QUOTA}" in ${region} was not reported, so whether the maxParallel scheduler can reserve ${SCHEDULER_RESERVED} is unknown.`, 'check it in the Service Quotas console (AWS Lambda); a capped sweep needs at least 101.');
+  }
+  const what = `"${quota.QuotaName}" (${quota.QuotaCode}) is ${quota.Value} in ${region}; with maxParallel ${spec.maxParallel} the scheduler reserves ${SCHEDULER_RESERVED} and Lambda keeps ${LAMBDA_UNRESERVED_MINIMUM} unreserved`;
+  if (quota.Value < needed) {
+    return check(
+      'lambda concurrency',
+      'blocker',
+      `${what}, so cdk deploy would fail creating the scheduler.`,
+      `aws service-quotas request-service-quota-increase --service-code lambda --quota-code ${quota.QuotaCode} --desired-value 1000 --region ${region}, or remove maxParallel from the spec.`,
+    );
+  }
+  return check('lambda concurrency', 'ok', `${what} (reservations of other functions in the account are not counted here).`);
+}

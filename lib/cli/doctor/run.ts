@@ -7,7 +7,7 @@ import { STACK_OUTPUTS } from '../../contract';
 import { bootstrapCheck, bucketCheck, credentialsCheck, DEFAULT_TOOLKIT_STACK, foundationCheck } from './account';
 import { amiChecks } from './ami';
 import { offeringChecks } from './offerings';
-import { quotaChecks } from './quotas';
+import { lambdaConcurrencyCheck, quotaChecks } from './quotas';
 import { Check, check, DoctorDeps } from './types';
 
 export interface DoctorOptions {
@@ -41,11 +41,23 @@ export async function priceCheck(deps: DoctorDeps, spec: SweepSpec): Promise<Che
   return check('prices', 'ok', finding);
 }
 
+/** With maxParallel, whether the scheduler can reserve its concurrency; nothing for a sweep without a cap. */
+async function lambdaLine(deps: DoctorDeps, spec: SweepSpec): Promise<Check[]> {
+  if (spec.maxParallel === null || spec.maxParallel === undefined) return [];
+  try {
+    const line = lambdaConcurrencyCheck(spec, await deps.quotas.list('lambda'), deps.region);
+    return line ? [line] : [];
+  } catch (err) {
+    const e = err as Error;
+    return [check('lambda concurrency', 'warn', `Service Quotas ListServiceQuotas for lambda failed (${e.name}: ${e.message.split('\n')[0]}), so whether the maxParallel scheduler can reserve concurrency is unknown.`, 'grant servicequotas:ListServiceQuotas, or check "Concurrent executions" in the Service Quotas console (AWS Lambda): a capped sweep needs at least 101.')];
+  }
+}
+
 /** The service-quota lines, or one line saying why they could not be read. */
 export async function quotaLines(deps: DoctorDeps, spec: SweepSpec): Promise<Check[]> {
   return guarded('quotas', async () => {
     try {
-      return quotaChecks(spec, await deps.quotas.list('ec2'), deps.region);
+      return [...quotaChecks(spec, await deps.quotas.list('ec2'), deps.region), ...(await lambdaLine(deps, spec))];
     } catch (err) {
       const e = err as Error;
       return check('quotas', 'warn', `Service Quotas ListServiceQuotas failed (${e.name}: ${e.message.split('\n')[0]}), so the vCPU quotas are unknown.`, 'grant servicequotas:ListServiceQuotas to the identity you use, or check the EC2 quotas in the Service Quotas console.');
