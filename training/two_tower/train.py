@@ -201,6 +201,18 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return build_config(args.config, overrides)
 
 
+NEXT_PASS: dict[str, Any] = {
+    "epoch": 0,
+    "step": 0,
+    "model": None,
+    "optimizer": None,
+    "scaler": None,
+    "fold_seconds": 0.0,
+    "loss_sum": 0.0,
+}
+"""What a checkpoint's state starts the next pass (a fold, or the final model) with."""
+
+
 class Trainer:
     on_data_change = "fail"
     """What to do with checkpoints made from other data (--on-data-change): fail, or restart from fold 1."""
@@ -490,18 +502,7 @@ class Trainer:
             f"fold {fold + 1}/{cfg.folds}: nDCG@10 {ndcg:.4f} over {n_queries} test queries, "
             f"train loss {result['trainLoss']:.4f}, {seconds:.1f}s"
         )
-        state.update(
-            results=[*state["results"], result],
-            fold=fold + 1,
-            epoch=0,
-            step=0,
-            model=None,
-            optimizer=None,
-            scaler=None,
-            fold_seconds=0.0,
-            loss_sum=0.0,
-            epoch_losses=[],
-        )
+        state.update(results=[*state["results"], result], fold=fold + 1, epoch_losses=[], **NEXT_PASS)
         self._save(state)
 
     def _end_final(self, state: dict[str, Any], model: torch.nn.Module, fold_start: float) -> None:
@@ -522,13 +523,7 @@ class Trainer:
                 "model": weights,
             },
             fold=self.config.folds + 1,
-            epoch=0,
-            step=0,
-            model=None,
-            optimizer=None,
-            scaler=None,
-            fold_seconds=0.0,
-            loss_sum=0.0,
+            **NEXT_PASS,
         )
         self._save(state)
 
