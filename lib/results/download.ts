@@ -93,9 +93,8 @@ export async function downloadSweep(store: SweepStore, sweep: string, configs: r
   mkdirSync(dir, { recursive: true });
   for (const config of configs) {
     const prefix = storeKeys.config(sweep, config);
-    const final = localPath(dir, sweepPrefix, prefix + 'x');
-    if (final === undefined) throw new Error(`config name ${JSON.stringify(config)} cannot be a folder of ${dir}`);
-    const target = path.dirname(final);
+    // Config names are validated spec names (lower-case letters, digits, dashes): a plain folder name.
+    const target = path.join(dir, config);
     const staging = path.join(dir, `.${config}.download-${process.pid}`);
     rmSync(staging, { recursive: true, force: true });
     const keys = (await store.list(prefix)).filter((k) => options.checkpoints || !k.startsWith(prefix + CHECKPOINTS));

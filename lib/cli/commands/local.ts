@@ -55,6 +55,16 @@ function checkStoreOptions(o: { store?: string; 's3-endpoint'?: string; bucket?:
   }
 }
 
+/** The local directories `dirOf` names that do not exist, each with the configs naming it, in spec order. */
+function missingDirs(spec: SweepSpec, dirOf: (c: SweepSpec['configs'][number]) => string | null): Map<string, string[]> {
+  const missing = new Map<string, string[]>();
+  for (const c of spec.configs) {
+    const dir = dirOf(c);
+    if (dir !== null && !existsSync(dir)) missing.set(dir, [...(missing.get(dir) ?? []), c.name]);
+  }
+  return missing;
+}
+
 /** Problems that would make every job fail at once: unknown --config names, missing local data, no torch. */
 function preflight(spec: SweepSpec, specFile: string, only: readonly string[], python: string, env: NodeJS.ProcessEnv): string[] {
   const problems: string[] = [];
@@ -64,24 +74,17 @@ function preflight(spec: SweepSpec, specFile: string, only: readonly string[], p
     const near = closest(name, known);
     problems.push(`--config ${name}: the spec has no such config; ${near ? `did you mean "${near}"? Its` : 'its'} configs are ${known.join(', ')}.`);
   }
-  const missing = new Map<string, string[]>();
-  for (const c of spec.configs) {
-    if (c.data !== null && !c.data.startsWith('s3://') && !existsSync(c.data)) missing.set(c.data, [...(missing.get(c.data) ?? []), c.name]);
-  }
-  for (const [dir, names] of missing) {
+  const shown = (dir: string): string => path.relative(process.cwd(), dir) || dir;
+  for (const [dir, names] of missingDirs(spec, (c) => (c.data !== null && !c.data.startsWith('s3://') ? c.data : null))) {
     problems.push(
       `data directory ${dir} (configs ${names.join(', ')}) does not exist. Point "data" in ${specFile} at your dataset, ` +
-        `or make a synthetic one: PYTHONPATH=training ${python} -m two_tower.synth --out ${path.relative(process.cwd(), dir) || dir}`,
+        `or make a synthetic one: PYTHONPATH=training ${python} -m two_tower.synth --out ${shown(dir)}`,
     );
   }
-  const noEncoder = new Map<string, string[]>();
-  for (const c of spec.configs) {
-    if (c.encoder !== null && path.isAbsolute(c.encoder) && !existsSync(c.encoder)) noEncoder.set(c.encoder, [...(noEncoder.get(c.encoder) ?? []), c.name]);
-  }
-  for (const [dir, names] of noEncoder) {
+  for (const [dir, names] of missingDirs(spec, (c) => (c.encoder !== null && path.isAbsolute(c.encoder) ? c.encoder : null))) {
     problems.push(
       `encoder directory ${dir} (configs ${names.join(', ')}) does not exist. Point "encoder" in ${specFile} at a sentence-transformers model ` +
-        `directory, or build a tiny one from your texts: PYTHONPATH=training ${python} -m two_tower.tiny_encoder --out ${path.relative(process.cwd(), dir) || dir} --texts DATA/queries.csv DATA/docs.csv`,
+        `directory, or build a tiny one from your texts: PYTHONPATH=training ${python} -m two_tower.tiny_encoder --out ${shown(dir)} --texts DATA/queries.csv DATA/docs.csv`,
     );
   }
   const probe = spawnSync(python, ['-c', 'import torch, numpy'], { env: { ...env, PYTHONPATH: path.join(REPO, 'training') }, encoding: 'utf8' });
