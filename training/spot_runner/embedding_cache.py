@@ -41,6 +41,7 @@ import contract
 from contract import sha256_file
 
 from .exits import EXIT_BAD_INPUT, EXIT_FAILED
+from .fetch import mirror
 from .quote import quote
 from .requirements import CACHE_ENV as WHEEL_CACHE_ENV
 from .requirements import install as install_requirements
@@ -99,52 +100,42 @@ class Encoder:
     @staticmethod
     def _fetch(uri: str, work: Path, endpoint_url: str | None) -> Path:
         dest = work / ("encoder-" + hashlib.sha256(uri.encode()).hexdigest()[:16])
-        # What each local file was fetched as ({key: [etag, size]}), kept beside the copy (not in it: the
-        # copy's digest is the encoder's identity). S3 changes an object's ETag when its content changes
-        # (https://docs.aws.amazon.com/AmazonS3/latest/API/API_Object.html), where the size may stay the same.
+        # What each local file was fetched as (fetch.mirror's record), kept beside the copy, not in it: the
+        # copy's digest is the encoder's identity.
         record_path = dest.with_name(dest.name + ".etags.json")
-        try:
-            record = json.loads(record_path.read_text())
-        except (OSError, ValueError):
-            record = {}
+
+        def failed(key: str, e: StorageError) -> JobError:
+            return JobError(
+                f"The encoder {uri} (job field `encoder`) cannot be fetched: {e}. Fix: upload the model "
+                "directory there or correct `encoder`."
+            )
+
         try:
             store = open_store(uri if uri.endswith("/") else uri + "/", endpoint_url)
             objects = [o for o in store.list() if not o.key.endswith("/")]
-            if not any(o.key == MODULES for o in objects):
+        except StorageError as e:
+            raise failed(uri, e) from e
+        if not any(o.key == MODULES for o in objects):
+            raise JobError(
+                f"The encoder {uri} (job field `encoder`) holds no {MODULES}: it is not a "
+                "sentence-transformers model. Fix: upload a directory written by "
+                "SentenceTransformer.save() there, or correct `encoder`.",
+                EXIT_BAD_INPUT,
+            )
+        inside = dest.resolve()
+        for obj in objects:
+            if not (dest / obj.key).resolve().is_relative_to(inside):
                 raise JobError(
-                    f"The encoder {uri} (job field `encoder`) holds no {MODULES}: it is not a "
-                    "sentence-transformers model. Fix: upload a directory written by "
-                    "SentenceTransformer.save() there, or correct `encoder`.",
+                    f"The encoder's object {quote(obj.key)} under {uri} leads outside its directory. "
+                    f"Fix: rename it.",
                     EXIT_BAD_INPUT,
                 )
-            inside = dest.resolve()
-            for obj in objects:
-                local = dest / obj.key
-                if not local.resolve().is_relative_to(inside):
-                    raise JobError(
-                        f"The encoder's object {quote(obj.key)} under {uri} leads outside its directory. "
-                        f"Fix: rename it.",
-                        EXIT_BAD_INPUT,
-                    )
-            listed = {o.key for o in objects}
-            if dest.is_dir():  # a file deleted from the prefix since the last fetch is no part of the model
-                for path in [p for p in dest.rglob("*") if p.is_file()]:
-                    if path.relative_to(dest).as_posix() not in listed:
-                        path.unlink()
-            fresh = {}
-            for obj in objects:
-                local = dest / obj.key
-                seen = [obj.etag, obj.size]
-                if not (local.is_file() and local.stat().st_size == obj.size and record.get(obj.key) == seen):
-                    store.download(obj.key, local)
-                fresh[obj.key] = seen
-            record_path.parent.mkdir(parents=True, exist_ok=True)
-            record_path.write_text(json.dumps(fresh))
-        except StorageError as e:
-            raise JobError(
-                f"The encoder {uri} (job field `encoder`) cannot be fetched: {e}. Fix: upload the model "
-                "directory there or correct `encoder`."
-            ) from e
+        listed = {o.key for o in objects}
+        if dest.is_dir():  # a file deleted from the prefix since the last fetch is no part of the model
+            for path in [p for p in dest.rglob("*") if p.is_file()]:
+                if path.relative_to(dest).as_posix() not in listed:
+                    path.unlink()
+        mirror(store, objects, dest, record_path, failed)
         log(f"encoder: {len(objects)} file(s) from {uri} in {dest}")
         return dest
 

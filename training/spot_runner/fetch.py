@@ -40,23 +40,47 @@ def fetch_data(data_uri: str, dest: Path, endpoint_url: str | None) -> Path:
             "Fix: upload the dataset there or correct `data`."
         )
     dest.mkdir(parents=True, exist_ok=True)
-    manifest_path = dest / FETCH_MANIFEST
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (OSError, json.JSONDecodeError):
-        manifest = {}
-    fetched = skipped = 0
-    nbytes = 0
     inside = dest.resolve()
     for obj in objects:
-        local = dest / obj.key
-        if not local.resolve().is_relative_to(inside):
+        if not (dest / obj.key).resolve().is_relative_to(inside):
             raise JobError(
                 f"Data file {quote(obj.key)} under {data_uri} has a key that leads outside the data directory"
                 f" (a `..` part or an absolute path). Fix: rename the object under {data_uri}."
             )
-        seen = manifest.get(obj.key, {})
-        if local.is_file() and seen.get("etag") == obj.etag and seen.get("size") == obj.size:
+
+    def failed(key: str, e: StorageError) -> JobError:
+        return JobError(f"Data file {store.describe(key)} could not be fetched: {e}. Fix: check the dataset.")
+
+    fetched, skipped, nbytes = mirror(store, objects, dest, dest / FETCH_MANIFEST, failed)
+    log(
+        f"data: {fetched} file(s) fetched ({nbytes / 1e6:.1f} MB), {skipped} already present, from {data_uri}"
+    )
+    return dest
+
+
+def mirror(store, objects, dest: Path, record_path: Path, failed) -> tuple[int, int, int]:
+    """Copies each listed object of ``store`` to ``dest/<key>`` unless the local file is still the one last
+    fetched as it: ``record_path`` keeps each key's S3 ETag and size and the local file's size and mtime at
+    download, and a file is fetched again when any of them differ (S3 gives an object a new ETag when its
+    content changes, where the size may stay the same: https://docs.aws.amazon.com/AmazonS3/latest/API/API_Object.html).
+    The record is rewritten after each download, so an interrupted copy resumes where it stopped. A failed
+    download raises ``failed(key, error)``. Returns (files fetched, files skipped, bytes fetched)."""
+    try:
+        record = json.loads(record_path.read_text())
+    except (OSError, ValueError):
+        record = {}
+    if not isinstance(record, dict):
+        record = {}
+    fetched = skipped = nbytes = 0
+    for obj in objects:
+        local = dest / obj.key
+        seen = record.get(obj.key)
+        if (
+            isinstance(seen, dict)
+            and local.is_file()
+            and seen.get("etag") == obj.etag
+            and seen.get("size") == obj.size
+        ):
             st = local.stat()
             if st.st_size == obj.size and seen.get("mtimeNs") == st.st_mtime_ns:
                 skipped += 1
@@ -64,15 +88,10 @@ def fetch_data(data_uri: str, dest: Path, endpoint_url: str | None) -> Path:
         try:
             store.download(obj.key, local)
         except StorageError as e:
-            raise JobError(
-                f"Data file {store.describe(obj.key)} could not be fetched: {e}. Fix: check the dataset."
-            ) from e
-        st = local.stat()
-        manifest[obj.key] = {"etag": obj.etag, "size": obj.size, "mtimeNs": st.st_mtime_ns}
-        manifest_path.write_text(json.dumps(manifest, indent=1))
+            raise failed(obj.key, e) from e
+        record[obj.key] = {"etag": obj.etag, "size": obj.size, "mtimeNs": local.stat().st_mtime_ns}
+        record_path.parent.mkdir(parents=True, exist_ok=True)
+        record_path.write_text(json.dumps(record, indent=1))
         fetched += 1
         nbytes += obj.size
-    log(
-        f"data: {fetched} file(s) fetched ({nbytes / 1e6:.1f} MB), {skipped} already present, from {data_uri}"
-    )
-    return dest
+    return fetched, skipped, nbytes
